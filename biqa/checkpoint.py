@@ -1,0 +1,90 @@
+"""Checkpoints: weights in safetensors, everything needed to use them in JSON.
+
+A checkpoint is one ``.safetensors`` file whose header metadata holds the JSON
+(``metadata["biqa"]``): preset, label scale, preprocessing, config and metrics; a
+readable copy of that JSON is written beside it (``<name>.json``). Loading needs
+only the ``.safetensors`` file. Writes are atomic (temp file + rename).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+FORMAT = "biqa-checkpoint-1"
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: str | os.PathLike, nets: dict[str, nn.Module], meta: dict) -> Path:
+    """Save networks (``{"model": m, "peer1": p, ...}``) and ``meta`` to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for net_name, net in nets.items():
+        for k, v in net.state_dict().items():
+            tensors[f"{net_name}.{k}"] = v.detach().to("cpu").contiguous()
+    meta = {"format": FORMAT, "nets": list(nets), **meta}
+    text = json.dumps(meta, default=_json_default)
+    _atomic_write_bytes(path, lambda p: save_file(tensors, str(p), metadata={"biqa": text}))
+    side = path.with_suffix(".json")
+    _atomic_write_bytes(side, lambda p: p.write_text(json.dumps(meta, indent=2, default=_json_default)))
+    return path
+
+
+def _json_default(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    with safe_open(str(path), framework="pt") as f:
+        md = f.metadata() or {}
+    if "biqa" not in md:
+        raise ValueError(f"{path} is a safetensors file but not a biqa checkpoint (no 'biqa' metadata)")
+    return json.loads(md["biqa"])
+
+
+def read_state_dicts(path: str | os.PathLike) -> dict[str, dict[str, torch.Tensor]]:
+    """``{net_name: state_dict}`` from a checkpoint."""
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            net, sub = key.split(".", 1)
+            out.setdefault(net, {})[sub] = f.get_tensor(key)
+    return out
+
+
+def load_model(path: str | os.PathLike, net: str = "model"):
+    """Rebuild the network ``net`` of a checkpoint; returns ``(model, meta)``.
+
+    ``net`` selects a DML peer (``peer1`` ...) where the checkpoint holds several.
+    """
+    from .labels import LabelScale
+    from .models import ModelPreset, create_model
+
+    meta = read_meta(path)
+    nets_meta = meta.get("net_presets", {})
+    preset = ModelPreset.from_dict(nets_meta.get(net, meta["preset"]))
+    model = create_model(preset, pretrained=False, label_scale=LabelScale.from_dict(meta["label_scale"]))
+    states = read_state_dicts(path)
+    if net not in states:
+        raise KeyError(f"{path} holds nets {sorted(states)}, not {net!r}")
+    model.load_state_dict(states[net], strict=True)
+    model.eval()
+    return model, meta

@@ -1,0 +1,171 @@
+"""The ``biqa`` command line: a thin layer over the Python API."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_score(a) -> int:
+    from .scorer import EXAMPLES_DIR, load, write_scores
+
+    inputs = a.inputs or [str(EXAMPLES_DIR)]
+    scorer = load(a.model, device=a.device, batch_size=a.batch_size, num_workers=a.workers, resolution=a.resolution)
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    df = scorer.score(inputs, progress=not a.quiet)
+    if a.out:
+        write_scores(df, a.out)
+    n_err = int((df["error"] != "").sum())
+    if not a.quiet:
+        _print_scores(df)
+        where = f" -> {a.out}" if a.out else ""
+        print(f"{len(df)} input(s), {len(df) - n_err} scored, {n_err} error(s){where}", file=sys.stderr)
+    return 1 if (n_err and a.strict) else 0
+
+
+def _print_scores(df) -> None:
+    w = min(max([len(str(p)) for p in df["path"]] + [4]), 70)
+    has_std = "std" in df.columns
+    print(f"{'path':<{w}}  {'score':>8}" + (f"  {'std':>7}" if has_std else "") + "  error")
+    for r in df.itertuples(index=False):
+        p = str(r.path)
+        p = p if len(p) <= w else "..." + p[-(w - 3):]
+        s = f"{r.score:8.4f}" if r.score == r.score else f"{'-':>8}"
+        line = f"{p:<{w}}  {s}"
+        if has_std:
+            line += f"  {r.std:7.4f}" if r.std == r.std else f"  {'-':>7}"
+        print(line + (f"  {r.error}" if r.error else ""))
+
+
+def _cmd_train(a) -> int:
+    from .config import load_config
+    from .trainer import Trainer
+
+    cfg = load_config(a.config, a.overrides)
+    summary = Trainer(cfg, resume=a.resume).fit()
+    print(json.dumps(summary, indent=2, default=float))
+    return 0
+
+
+def _cmd_eval(a) -> int:
+    from .evaluate import evaluate_checkpoint
+    from .report import format_metrics_table
+
+    res = evaluate_checkpoint(a.checkpoint, a.data, split=a.split, split_column=a.split_column, out_dir=a.out,
+                              resolution=a.resolution, batch_size=a.batch_size, num_workers=a.workers,
+                              n_boot=a.n_boot, seed=a.seed, device=a.device, peer=a.peer, progress=not a.quiet)
+    print(f"{res['checkpoint']} on {res['records']} [split: {res['split']}]")
+    print(format_metrics_table(res))
+    if a.out:
+        print(f"wrote {Path(a.out) / 'metrics.json'}, predictions.csv, scatter.png")
+    return 0
+
+
+def _cmd_models(a) -> int:
+    from .models import get_preset, list_models
+    from .scorer import list_trained_models
+
+    print("trained models (use with biqa score --model NAME):")
+    for n, p in list_trained_models().items():
+        print(f"  {n:<18} {p.name}{'' if p.is_file() else '  (missing!)'}")
+    print("presets (architectures for biqa train, model.preset=NAME):")
+    for n in list_models(a.pattern):
+        print(f"  {n:<18} {get_preset(n).description}")
+    return 0
+
+
+def _cmd_data_synth(a) -> int:
+    from .synth import build_synthetic_dataset
+
+    types = a.types.split(",") if a.types else None
+    levels = tuple(int(x) for x in a.levels.split(",")) if a.levels else (1, 2, 3, 4, 5)
+    out = build_synthetic_dataset(a.photos, a.out, crops_per_photo=a.crops, crop_size=a.crop_size, types=types,
+                                  levels=levels, val_fraction=a.val, test_fraction=a.test, seed=a.seed,
+                                  kadid_labels=a.kadid_labels, workers=a.workers, progress=not a.quiet,
+                                  max_photos=a.max_photos)
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="biqa", description="Blind image quality assessment: score, train, evaluate.")
+    p.add_argument("--version", action="version", version=f"biqa {__import__('biqa').__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("score", help="score image files, folders (recursive) and globs")
+    s.add_argument("inputs", nargs="*", help="files, folders or globs (default: the bundled example photos)")
+    s.add_argument("--model", "-m", default=None, help="trained model name or checkpoint (default: biqa-default)")
+    s.add_argument("--out", "-o", help="write scores to FILE.csv or FILE.json")
+    s.add_argument("--batch-size", "-b", type=int, default=8)
+    s.add_argument("--workers", type=int, default=None, help="decoding worker processes (default: cores/2)")
+    s.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    s.add_argument("--resolution", default=None,
+                   help="full | max:N | short:N | WxH (default: the checkpoint's own, e.g. max:2048)")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--strict", action="store_true", help="exit with status 1 if any input could not be scored")
+    s.add_argument("--quiet", "-q", action="store_true", help="no table, no progress bar")
+    s.set_defaults(func=_cmd_score)
+
+    t = sub.add_parser("train", help="train from a YAML experiment config")
+    t.add_argument("config")
+    t.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.epochs=3 optim.lr_head=1e-3")
+    t.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last epoch")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint on labelled records")
+    e.add_argument("checkpoint", help="checkpoint .safetensors, run folder, or trained model name")
+    e.add_argument("--data", required=True, help="records CSV")
+    e.add_argument("--split", default="test", help="train | val | test | all (default: test)")
+    e.add_argument("--split-column", default=None)
+    e.add_argument("--out", default=None, help="folder for metrics.json, predictions.csv, scatter.png")
+    e.add_argument("--resolution", default=None)
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--workers", type=int, default=None)
+    e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--peer", default="model", help=argparse.SUPPRESS)
+    e.add_argument("--quiet", "-q", action="store_true")
+    e.set_defaults(func=_cmd_eval)
+
+    m = sub.add_parser("models", help="list trained models and presets")
+    m.add_argument("pattern", nargs="?", default="*")
+    m.set_defaults(func=_cmd_models)
+
+    d = sub.add_parser("data", help="dataset tools")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    y = dsub.add_parser("synth", help="build the synthetic-distortion benchmark from pristine photos")
+    y.add_argument("--photos", required=True, help="folder of pristine photos")
+    y.add_argument("--out", required=True, help="output folder (images/ + records.csv)")
+    y.add_argument("--kadid-labels", default=None,
+                   help="KADID-10k label file (dis_img_path,dis_type,ref_img_path,score or dmos.csv) for calibration")
+    y.add_argument("--crops", type=int, default=2, help="crops per photo")
+    y.add_argument("--crop-size", type=int, default=384)
+    y.add_argument("--types", default=None, help="comma-separated distortion names or ids (default: all 25)")
+    y.add_argument("--levels", default=None, help="comma-separated levels (default: 1,2,3,4,5)")
+    y.add_argument("--val", type=float, default=0.15, help="fraction of photos for validation")
+    y.add_argument("--test", type=float, default=0.15, help="fraction of photos for test")
+    y.add_argument("--max-photos", type=int, default=None, help="use only the first N photos (quick runs)")
+    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--workers", type=int, default=1)
+    y.add_argument("--quiet", "-q", action="store_true")
+    y.set_defaults(func=_cmd_data_synth)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"biqa: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

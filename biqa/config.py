@@ -1,0 +1,111 @@
+"""Experiment configs: one YAML per experiment, merged over defaults, with ``key=value`` overrides."""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import yaml
+
+DEFAULTS: dict = {
+    "name": "experiment",
+    "out_dir": None,  # default: runs/<name>
+    "seed": 0,
+    "device": "auto",  # auto | cpu | cuda | cuda:N
+    "data": {
+        "records": None,  # records CSV (see biqa.records); relative paths resolve against the YAML's folder
+        "split_column": None,  # default: 'split', else the first split_* column
+        "label_range": None,  # [lo, hi] of the MOS; default: the preset's score range
+        "higher_is_better": True,  # False for DMOS-style labels
+        "crop_size": None,  # training crop; default: the preset's input size
+        "eval_resolution": "full",  # full | max:N | short:N | WxH
+        "num_workers": 2,
+        "check_files": True,
+    },
+    "model": {"preset": "lite0-mos", "pretrained": True, "head_kwargs": None},
+    "strategy": {"name": "supervised", "loss": "mse"},
+    "optim": {
+        "name": "adamw",  # adamw | adam | sgd
+        "lr_backbone": 1e-4,
+        "lr_head": 1e-3,
+        "weight_decay": 1e-4,
+        "momentum": 0.9,
+    },
+    "sched": {
+        "name": "cosine",  # cosine | step | none  (stepped per optimiser step; step: per epoch)
+        "warmup_steps": 0,
+        "step_size": 3,  # epochs, for 'step'
+        "gamma": 0.2,
+        "min_lr_ratio": 0.01,
+    },
+    "train": {
+        "epochs": 10,
+        "batch_size": 16,
+        "eval_batch_size": 16,
+        "grad_accum": 1,
+        "amp": False,  # bf16 autocast on CPU, fp16 on CUDA
+        "channels_last": True,
+        "max_steps_per_epoch": None,
+        "freeze_backbone_epochs": 0,  # the OHEM paper's stage 1: head only
+        "grad_clip": None,
+    },
+    "early_stop": {"metric": "srcc", "patience": 5, "min_delta": 0.0},
+    "test_at_end": True,
+    "progress": True,
+}
+
+
+def deep_update(base: dict, upd: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (upd or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_update(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def apply_override(cfg: dict, item: str) -> None:
+    """Apply one ``a.b.c=value`` override in place; the value is parsed as YAML."""
+    if "=" not in item:
+        raise ValueError(f"override {item!r} must look like key.sub=value")
+    key, raw = item.split("=", 1)
+    value = yaml.safe_load(raw) if raw != "" else None
+    node = cfg
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def load_config(path: str | os.PathLike | dict | None = None, overrides: list[str] | None = None) -> dict:
+    """Defaults <- YAML file (or dict) <- overrides. Relative data paths resolve against the YAML's folder."""
+    user: dict = {}
+    base_dir = Path.cwd()
+    if isinstance(path, dict):
+        user = path
+    elif path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config not found: {path}")
+        user = yaml.safe_load(path.read_text()) or {}
+        base_dir = path.resolve().parent
+    unknown = sorted(set(user) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown top-level config key(s) {unknown}; known: {sorted(DEFAULTS)}")
+    cfg = deep_update(DEFAULTS, user)
+    for item in overrides or []:
+        apply_override(cfg, item)
+    rec = cfg["data"].get("records")
+    if rec and not Path(rec).is_absolute() and not Path(rec).exists() and (base_dir / rec).exists():
+        cfg["data"]["records"] = str(base_dir / rec)
+    if not cfg.get("out_dir"):
+        cfg["out_dir"] = str(Path("runs") / str(cfg["name"]))
+    return cfg
+
+
+def save_config(cfg: dict, path: str | os.PathLike) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -1,0 +1,223 @@
+"""Image decoding, resolution policies, transforms and the records Dataset."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset
+
+from .labels import LabelScale, gaussian_distribution, rebin_votes
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How an image is sized before the network sees it.
+
+    - ``full``: native resolution;
+    - ``max:N``: native, but downscaled so that the long side is at most N;
+    - ``short:N``: resized so that the short side is N (aspect kept);
+    - ``WxH``: resized to exactly W x H.
+    """
+
+    mode: str = "full"
+    a: int = 0
+    b: int = 0
+
+    @classmethod
+    def parse(cls, spec: "str | Resolution | None") -> "Resolution":
+        if isinstance(spec, Resolution):
+            return spec
+        s = (spec or "full").strip().lower()
+        if s in ("full", "native"):
+            return cls("full")
+        m = re.fullmatch(r"(max|short):(\d+)", s)
+        if m:
+            return cls(m.group(1), int(m.group(2)))
+        m = re.fullmatch(r"(\d+)x(\d+)", s)
+        if m:
+            return cls("fixed", int(m.group(1)), int(m.group(2)))
+        raise ValueError(f"bad resolution {spec!r}: use full, max:N, short:N or WxH (e.g. 1024x768)")
+
+    def __str__(self) -> str:
+        return {"full": "full", "max": f"max:{self.a}", "short": f"short:{self.a}"}.get(
+            self.mode, f"{self.a}x{self.b}")
+
+    def target_size(self, w: int, h: int) -> tuple[int, int]:
+        """Output (width, height) for an input of ``w`` x ``h``."""
+        if self.mode == "full":
+            return w, h
+        if self.mode == "fixed":
+            return self.a, self.b
+        if self.mode == "max":
+            s = min(1.0, self.a / max(w, h))
+        else:
+            s = self.a / min(w, h)
+        return max(1, round(w * s)), max(1, round(h * s))
+
+
+def load_image(path: str, resolution: Resolution | None = None) -> Image.Image:
+    """Decode an image to RGB (EXIF orientation applied), sized by ``resolution``.
+
+    JPEGs that will be downscaled are decoded at reduced size with ``draft()``
+    (DCT scaling), then resized exactly with a bicubic filter.
+    """
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
+        resolution = resolution or Resolution()
+        tw, th = resolution.target_size(*im.size)
+        if im.format == "JPEG" and (tw < im.size[0] and th < im.size[1]):
+            im.draft("RGB", (tw, th))
+        im = im.convert("RGB")
+        im.load()
+    if im.size != (tw, th):
+        im = im.resize((tw, th), Image.BICUBIC, reducing_gap=None)
+    return im
+
+
+def image_size(path: str, resolution: Resolution | None = None) -> tuple[int, int] | None:
+    """The (w, h) the network will see, from the header only; ``None`` if unreadable."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                w, h = h, w
+    except Exception:
+        return None
+    return (resolution or Resolution()).target_size(w, h)
+
+
+def to_tensor(im: Image.Image, mean, std) -> torch.Tensor:
+    """PIL RGB -> normalised float tensor ``[3, H, W]``."""
+    a = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return a.sub_(m).div_(s)
+
+
+def random_crop(im: Image.Image, size: int, rng: np.random.Generator, hflip: bool = True) -> Image.Image:
+    """A ``size`` x ``size`` crop at native scale (upscaled first if the image is smaller)."""
+    w, h = im.size
+    if min(w, h) < size:
+        s = size / min(w, h)
+        im = im.resize((max(size, math.ceil(w * s)), max(size, math.ceil(h * s))), Image.BICUBIC)
+        w, h = im.size
+    x = int(rng.integers(0, w - size + 1))
+    y = int(rng.integers(0, h - size + 1))
+    im = im.crop((x, y, x + size, y + size))
+    if hflip and rng.random() < 0.5:
+        im = im.transpose(Image.FLIP_LEFT_RIGHT)
+    return im
+
+
+def vote_columns(df: pd.DataFrame) -> list[str]:
+    cols = [c for c in df.columns if re.fullmatch(r"c\d+", str(c))]
+    return sorted(cols, key=lambda c: int(c[1:]))
+
+
+class RecordsDataset(Dataset):
+    """Images and labels from a records DataFrame (see :mod:`biqa.records`).
+
+    Training mode (``train=True``): random native-scale crops of ``crop_size`` and
+    horizontal flips, drawn from a generator seeded by ``(seed, epoch, index)`` so
+    that data order and augmentation are reproducible (and resumable) regardless of
+    the number of workers. Evaluation mode: the whole image under ``resolution``.
+
+    Items: ``image`` ``[3, H, W]``, ``z`` (normalised target), ``mos``, ``index``,
+    and ``dist`` ``[n_bins]`` when ``n_bins`` is set (from vote counts ``c1..cK`` when
+    present, else a discretised normal from ``mos`` and ``std``).
+    """
+
+    def __init__(
+        self,
+        df: pd.DataFrame,
+        label_scale: LabelScale,
+        mean,
+        std,
+        *,
+        train: bool = False,
+        crop_size: int = 224,
+        resolution: str | Resolution = "full",
+        n_bins: int | None = None,
+        seed: int = 0,
+        default_std: float | None = None,
+    ):
+        self.paths = (df["abspath"] if "abspath" in df.columns else df["path"]).astype(str).tolist()
+        self.mos = pd.to_numeric(df["mos"]).to_numpy(dtype=np.float64)
+        self.scale = label_scale
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.train = train
+        self.crop_size = crop_size
+        self.resolution = Resolution.parse(resolution)
+        self.seed = seed
+        self.epoch = 0
+        self.dists = None
+        if n_bins:
+            votes = vote_columns(df)
+            if votes:
+                self.dists = torch.from_numpy(rebin_votes(df[votes].to_numpy(float), n_bins)).float()
+            else:
+                z = torch.as_tensor(label_scale.normalise(self.mos), dtype=torch.float32)
+                if "std" in df.columns and df["std"].notna().all():
+                    sd = torch.as_tensor(df["std"].to_numpy(float), dtype=torch.float32)
+                    sd = sd * (n_bins - 1) / (label_scale.hi - label_scale.lo)
+                else:  # no spread known: a typical opinion spread of ~1/8 of the range
+                    sd = torch.full_like(z, default_std or (n_bins - 1) / 8)
+                self.dists = gaussian_distribution(1 + z * (n_bins - 1), sd, n_bins)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict:
+        if self.train:
+            im = load_image(self.paths[i])
+            rng = np.random.default_rng((self.seed, self.epoch, i))
+            im = random_crop(im, self.crop_size, rng)
+        else:
+            im = load_image(self.paths[i], self.resolution)
+        item = {
+            "image": to_tensor(im, self.mean, self.std),
+            "z": torch.tensor(float(self.scale.normalise(self.mos[i])), dtype=torch.float32),
+            "mos": torch.tensor(self.mos[i], dtype=torch.float64),
+            "index": i,
+        }
+        if self.dists is not None:
+            item["dist"] = self.dists[i]
+        return item
+
+
+class SizeBucketBatchSampler(torch.utils.data.Sampler):
+    """Batches of indices whose images share one size, in first-appearance order.
+
+    ``sizes[i]`` is the (w, h) the network will see, or ``None`` for unreadable items
+    (each gets a batch of its own so that its error is reported on its own row).
+    """
+
+    def __init__(self, sizes: list, batch_size: int):
+        self.batches: list[list[int]] = []
+        open_: dict = {}
+        for i, s in enumerate(sizes):
+            if s is None:
+                self.batches.append([i])
+                continue
+            b = open_.setdefault(s, [])
+            b.append(i)
+            if len(b) == batch_size:
+                self.batches.append(b)
+                open_[s] = []
+        self.batches += [b for b in open_.values() if b]
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

@@ -1,0 +1,66 @@
+"""Evaluate a trained model on labelled records (``biqa eval``)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from . import metrics as M
+from .data import RecordsDataset
+from .labels import LabelScale
+from .records import load_records, select_split
+from .scorer import load
+from .trainer import make_eval_loader, predict_loader
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    records: str | os.PathLike,
+    *,
+    split: str | None = "test",
+    split_column: str | None = None,
+    out_dir: str | os.PathLike | None = None,
+    resolution: str | None = None,
+    batch_size: int = 8,
+    num_workers: int | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    higher_is_better: bool | None = None,
+    device: str = "auto",
+    peer: str = "model",
+    progress: bool = True,
+) -> dict:
+    """SRCC / KRCC / PLCC / RMSE (raw and after the 4-parameter logistic fit), each with a
+    bootstrap 95% CI and N, of a checkpoint's scores against the records' MOS.
+
+    ``higher_is_better`` describes the records' labels (default: the direction the
+    checkpoint was trained with); correlations are reported so that a good model is
+    positive. With ``out_dir``, writes ``metrics.json``,
+    ``predictions.csv`` and ``scatter.png`` there.
+    """
+    scorer = load(checkpoint, device=device, peer=peer, batch_size=batch_size, num_workers=num_workers,
+                  resolution=resolution)
+    df = select_split(load_records(records), split, split_column)
+    if len(df) < 3:
+        raise ValueError(f"{records}: split {split!r} has {len(df)} rows; need at least 3 to evaluate")
+    scale = LabelScale.from_dict(scorer.meta["label_scale"])
+    if higher_is_better is None:
+        higher_is_better = scale.higher_is_better
+    ds = RecordsDataset(df, scale, scorer.mean, scorer.std, resolution=scorer.resolution)
+    loader = make_eval_loader(ds, batch_size, scorer.num_workers if num_workers is None else num_workers)
+    pred, mos = predict_loader(scorer.forward, loader, scorer.device, progress=progress, desc="eval")
+    res = M.evaluate_predictions(pred, mos, n_boot=n_boot, seed=seed, higher_is_better=higher_is_better)
+    res["split"] = split or "all"
+    res["checkpoint"] = str(scorer.meta.get("checkpoint", checkpoint))
+    res["records"] = str(records)
+    if out_dir is not None:
+        from .report import scatter_plot
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(res, indent=2, default=float))
+        pd.DataFrame({"path": df["path"], "mos": mos, "pred": pred}).to_csv(out / "predictions.csv", index=False)
+        scatter_plot(pred, mos, out / "scatter.png", title=f"{Path(str(records)).name} [{res['split']}]")
+    return res

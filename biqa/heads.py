@@ -1,0 +1,61 @@
+"""Quality heads that sit on a pooled backbone feature vector.
+
+Every head maps features ``[B, F]`` to a dict with ``z``: the normalised,
+higher-is-better quality ``[B]`` (about [0, 1]); distribution heads add ``probs``
+``[B, N]`` and ``std_bins`` ``[B]``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .labels import distribution_moments
+
+
+class ScoreHead(nn.Module):
+    """MOS regression: dropout -> [Linear -> GELU]* -> Linear(1)."""
+
+    def __init__(self, in_features: int, hidden: int = 0, dropout: float = 0.0, sigmoid: bool = False):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
+        if hidden:
+            layers += [nn.Linear(in_features, hidden), nn.GELU()]
+            in_features = hidden
+        layers.append(nn.Linear(in_features, 1))
+        self.mlp = nn.Sequential(*layers)
+        self.sigmoid = sigmoid
+        # Start near the middle of the label range: small weights, bias 0.5.
+        last = self.mlp[-1]
+        nn.init.normal_(last.weight, std=0.01)
+        nn.init.constant_(last.bias, 0.0 if sigmoid else 0.5)
+
+    def forward(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        z = self.mlp(feats).squeeze(-1)
+        return {"z": torch.sigmoid(z) if self.sigmoid else z}
+
+
+class DistributionHead(nn.Module):
+    """NIMA head: dropout -> Linear(F, N) -> softmax over score bins 1..N.
+
+    ``z = (mean - 1) / (N - 1)`` where ``mean = sum_i s_i p_i``.
+    """
+
+    def __init__(self, in_features: int, n_bins: int = 10, dropout: float = 0.75):
+        super().__init__()
+        self.n_bins = n_bins
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_features, n_bins)
+
+    def forward(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        probs = torch.softmax(self.fc(self.dropout(feats)).float(), dim=-1)
+        mean, std = distribution_moments(probs)
+        return {"z": (mean - 1.0) / (self.n_bins - 1), "probs": probs, "std_bins": std}
+
+
+HEADS = {"score": ScoreHead, "distribution": DistributionHead}
+
+
+def create_head(kind: str, in_features: int, **kwargs) -> nn.Module:
+    if kind not in HEADS:
+        raise ValueError(f"unknown head {kind!r}; choose from {sorted(HEADS)}")
+    return HEADS[kind](in_features, **kwargs)

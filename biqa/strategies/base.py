@@ -1,0 +1,43 @@
+"""The strategy seam: a strategy turns a batch into a loss; the trainer knows nothing else.
+
+A strategy owns the network(s) it trains (``self.nets``: the main model first, then
+peers, projections ...) and any frozen helpers (a teacher). It returns the total loss
+and a dict of named float terms to log, and may react to ``on_epoch_start`` /
+``on_step_end``. ``predict`` says how the trained system scores a batch at test
+time (e.g. the mean of DML peers); the default is the main model's score.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Strategy:
+    name = "base"
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    @property
+    def nets(self) -> dict[str, nn.Module]:
+        """Trainable networks, saved in checkpoints under these names."""
+        return {"model": self.model}
+
+    def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model(images)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        pass
+
+    def on_step_end(self, step: int) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        """Extra strategy state to checkpoint (masks, counters); tensors only."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

@@ -1,0 +1,392 @@
+"""The one training loop.
+
+It knows nothing about any particular strategy: it asks the strategy for a loss,
+steps the optimiser, validates, checkpoints, stops early and resumes. Everything
+it writes lands in ``cfg["out_dir"]``:
+
+- ``config.yaml``: the resolved experiment config (copied next to its outputs);
+- ``best.safetensors`` / ``last.safetensors`` (+ ``.json``): checkpoints; *best* is
+  chosen on the validation split, never on test;
+- ``state.pt``: optimiser / scheduler / history, for ``resume``;
+- ``metrics.csv`` and ``curves.png``: one row per epoch;
+- ``test_metrics.json`` and ``test_scatter.png`` when the records have a test split.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from . import metrics as M
+from .checkpoint import _atomic_write_bytes, save_checkpoint
+from .config import load_config, save_config
+from .data import RecordsDataset, SizeBucketBatchSampler, image_size
+from .labels import LabelScale
+from .models import create_model, get_preset
+from .records import load_records, select_split, split_columns
+from .strategies import build_strategy
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def collate(items: list[dict]) -> dict:
+    out = {}
+    for k in items[0]:
+        vals = [it[k] for it in items]
+        out[k] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else torch.tensor(vals)
+    return out
+
+
+def make_eval_loader(ds: RecordsDataset, batch_size: int, num_workers: int) -> DataLoader:
+    """Batches grouped by image size, so full-resolution images of any size can be evaluated."""
+    sizes = [image_size(p, ds.resolution) for p in ds.paths]
+    return DataLoader(ds, batch_sampler=SizeBucketBatchSampler(sizes, batch_size), num_workers=num_workers,
+                      collate_fn=collate)
+
+
+@torch.inference_mode()
+def predict_loader(predict, loader, device, channels_last: bool = False, progress: bool = False,
+                   desc: str = "eval") -> tuple[np.ndarray, np.ndarray]:
+    """Run ``predict`` over a loader; returns (scores, mos) ordered by dataset index."""
+    idx, scores, mos = [], [], []
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        x = batch["image"].to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        scores.append(predict(x)["score"].float().cpu())
+        mos.append(batch["mos"])
+        idx.append(batch["index"])
+    order = torch.cat(idx).argsort()
+    return torch.cat(scores)[order].numpy().astype(float), torch.cat(mos)[order].numpy().astype(float)
+
+
+def quick_metrics(pred: np.ndarray, mos: np.ndarray, higher_is_better: bool = True) -> dict[str, float]:
+    sign = 1.0 if higher_is_better else -1.0
+    if len(pred) < 3 or np.ptp(pred) == 0:
+        return {"srcc": float("nan"), "plcc": float("nan"), "rmse": float(np.sqrt(np.mean((pred - mos) ** 2)))}
+    return {"srcc": sign * M.srcc(pred, mos), "plcc": sign * M.plcc(pred, mos), "rmse": M.rmse(pred, mos)}
+
+
+class Trainer:
+    """Train one experiment config. ``Trainer(cfg).fit()`` returns a summary dict."""
+
+    def __init__(self, cfg: dict, resume: bool = False):
+        self.cfg = cfg
+        self.resume = resume
+        self.out = Path(cfg["out_dir"])
+        self.device = resolve_device(cfg.get("device", "auto"))
+        seed_everything(int(cfg["seed"]))
+        self._build()
+
+    # ------------------------------------------------------------------ setup
+    def _build(self) -> None:
+        cfg, d = self.cfg, self.cfg["data"]
+        preset = get_preset(cfg["model"]["preset"])
+        if d.get("label_range"):
+            lo, hi = map(float, d["label_range"])
+        else:
+            lo, hi = preset.score_range
+        self.scale = LabelScale(lo, hi, bool(d.get("higher_is_better", True)))
+        if not d.get("records"):
+            raise ValueError("config needs data.records: a records CSV (see `biqa data synth` or biqa.records)")
+        df = load_records(d["records"], mos_range=(lo, hi), check_files=bool(d.get("check_files", True)))
+        col = d.get("split_column") or ("split" if "split" in df.columns else (split_columns(df) or [None])[0])
+        if col is None:
+            raise ValueError(f"{d['records']}: no split column; add one with `biqa data split` or a 'split' column")
+        self.split_column = col
+        self.train_df = select_split(df, "train", col)
+        self.val_df = select_split(df, "val", col)
+        self.test_df = select_split(df, "test", col)
+        if len(self.train_df) == 0 or len(self.val_df) < 3:
+            raise ValueError(f"{d['records']} column {col!r}: need train rows and >= 3 val rows "
+                             f"(have {len(self.train_df)} train, {len(self.val_df)} val)")
+        overrides = {"score_range": (lo, hi), "higher_is_better": self.scale.higher_is_better}
+        if cfg["model"].get("head_kwargs"):
+            overrides["head_kwargs"] = {**preset.head_kwargs, **cfg["model"]["head_kwargs"]}
+        model = create_model(preset.name, pretrained=cfg["model"].get("pretrained", False),
+                             label_scale=self.scale, **overrides)
+        self.preset = model.preset
+        self.mean, self.std = self.preset.normalisation()
+        self.crop = int(d.get("crop_size") or self.preset.input_size)
+        n_bins = self.preset.head_kwargs.get("n_bins", 10) if self.preset.head == "distribution" else None
+        seed = int(cfg["seed"])
+        common = dict(label_scale=self.scale, mean=self.mean, std=self.std, n_bins=n_bins, seed=seed)
+        self.train_ds = RecordsDataset(self.train_df, train=True, crop_size=self.crop, **common)
+        self.val_ds = RecordsDataset(self.val_df, resolution=d.get("eval_resolution", "full"), **common)
+        self.test_ds = (RecordsDataset(self.test_df, resolution=d.get("eval_resolution", "full"), **common)
+                        if len(self.test_df) >= 3 else None)
+        s = dict(cfg["strategy"])
+        self.strategy = build_strategy(s.pop("name"), model, **s)
+        for net in self.strategy.nets.values():
+            net.to(self.device)
+            if cfg["train"].get("channels_last"):
+                net.to(memory_format=torch.channels_last)
+        self.optimizer = self._build_optimizer()
+        t = cfg["train"]
+        per_epoch = math.ceil(len(self.train_ds) / int(t["batch_size"]))
+        if t.get("max_steps_per_epoch"):
+            per_epoch = min(per_epoch, int(t["max_steps_per_epoch"]))
+        self.steps_per_epoch = per_epoch
+        self.opt_steps_per_epoch = max(1, per_epoch // int(t.get("grad_accum", 1)))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        use_amp = bool(t.get("amp")) and self.device.type in ("cuda", "cpu")
+        self.amp_dtype = (torch.float16 if self.device.type == "cuda" else torch.bfloat16) if use_amp else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        o = self.cfg["optim"]
+        groups = []
+        for net in self.strategy.nets.values():
+            pg = net.param_groups() if hasattr(net, "param_groups") else {"head": list(net.parameters())}
+            for gname, params in pg.items():
+                if params:
+                    lr = float(o["lr_backbone"] if gname == "backbone" else o["lr_head"])
+                    groups.append({"params": params, "lr": lr, "name": gname})
+        wd = float(o.get("weight_decay", 0.0))
+        name = o.get("name", "adamw").lower()
+        if name == "adamw":
+            return torch.optim.AdamW(groups, weight_decay=wd)
+        if name == "adam":
+            return torch.optim.Adam(groups, weight_decay=wd)
+        if name == "sgd":
+            return torch.optim.SGD(groups, momentum=float(o.get("momentum", 0.9)), weight_decay=wd)
+        raise ValueError(f"unknown optimiser {name!r}: adamw, adam or sgd")
+
+    def _lr_factor(self, step: int) -> float:
+        s = self.cfg["sched"]
+        warm = int(s.get("warmup_steps") or 0)
+        if warm and step < warm:
+            return (step + 1) / warm
+        name = (s.get("name") or "none").lower()
+        total = self.opt_steps_per_epoch * int(self.cfg["train"]["epochs"])
+        if name == "cosine":
+            prog = min(1.0, (step - warm) / max(1, total - warm))
+            lo = float(s.get("min_lr_ratio", 0.0))
+            return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * prog))
+        if name == "step":
+            epoch = step // self.opt_steps_per_epoch
+            return float(s.get("gamma", 0.1)) ** (epoch // int(s.get("step_size", 1)))
+        if name == "none":
+            return 1.0
+        raise ValueError(f"unknown schedule {name!r}: cosine, step or none")
+
+    # --------------------------------------------------------------- training
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _set_backbone_frozen(self, frozen: bool) -> None:
+        for net in self.strategy.nets.values():
+            if hasattr(net, "backbone"):
+                for p in net.backbone.parameters():
+                    p.requires_grad_(not frozen)
+
+    def _train_epoch(self, epoch: int, bar) -> dict[str, float]:
+        t = self.cfg["train"]
+        for net in self.strategy.nets.values():
+            net.train()
+        torch.manual_seed(int(self.cfg["seed"]) * 1000 + epoch)  # dropout etc.: reproducible per epoch
+        self.train_ds.set_epoch(epoch)
+        g = torch.Generator().manual_seed(int(self.cfg["seed"]) * 1000 + epoch)
+        loader = DataLoader(self.train_ds, batch_size=int(t["batch_size"]), shuffle=True, generator=g,
+                            drop_last=len(self.train_ds) > int(t["batch_size"]),
+                            num_workers=int(self.cfg["data"].get("num_workers", 0)), collate_fn=collate)
+        accum = int(t.get("grad_accum", 1))
+        sums: dict[str, float] = {}
+        n = 0
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(loader):
+            if i >= self.steps_per_epoch:
+                break
+            batch = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+            if t.get("channels_last"):
+                batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                loss, terms = self.strategy.loss(batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch} step {i}; lower the lr")
+            (self.scaler.scale(loss / accum) if self.scaler else loss / accum).backward()
+            if (i + 1) % accum == 0 or i + 1 == self.steps_per_epoch:
+                if self.scaler:
+                    self.scaler.unscale_(self.optimizer)
+                if t.get("grad_clip"):
+                    params = [p for gr in self.optimizer.param_groups for p in gr["params"]]
+                    torch.nn.utils.clip_grad_norm_(params, float(t["grad_clip"]))
+                if self.scaler:
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scheduler.step()
+                self.strategy.on_step_end(self.global_step)
+                self.global_step += 1
+            n += 1
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{sums['loss'] / n:.4f}", val_srcc=self._last_val_str)
+        return {f"train_{k}": v / max(n, 1) for k, v in sums.items()}
+
+    def evaluate(self, ds: RecordsDataset, desc: str = "eval") -> tuple[np.ndarray, np.ndarray]:
+        for net in self.strategy.nets.values():
+            net.eval()
+        loader = make_eval_loader(ds, int(self.cfg["train"]["eval_batch_size"]),
+                                  int(self.cfg["data"].get("num_workers", 0)))
+        with self._autocast():
+            return predict_loader(self.strategy.predict, loader, self.device,
+                                  bool(self.cfg["train"].get("channels_last")))
+
+    def _meta(self, metrics: dict) -> dict:
+        return {
+            "preset": self.preset.to_dict(),
+            "label_scale": self.scale.to_dict(),
+            "preprocessing": {"mean": list(self.mean), "std": list(self.std), "crop_size": self.crop,
+                              "resolution": str(self.cfg["data"].get("eval_resolution", "full"))},
+            "config": self.cfg,
+            "metrics": metrics,
+            "strategy": self.cfg["strategy"].get("name"),
+        }
+
+    def _save_state(self, epoch: int) -> None:
+        state = {
+            "epoch": epoch, "global_step": self.global_step, "best": self.best, "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs, "history": self.history,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+        }
+        _atomic_write_bytes(self.out / "state.pt", lambda p: torch.save(state, p))
+
+    def _load_state(self) -> int:
+        from .checkpoint import read_state_dicts
+
+        state = torch.load(self.out / "state.pt", map_location="cpu", weights_only=False)
+        nets = read_state_dicts(self.out / "last.safetensors")
+        for name, net in self.strategy.nets.items():
+            net.load_state_dict(nets[name])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.strategy.load_state_dict(state.get("strategy") or {})
+        if self.scaler and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.global_step = state["global_step"]
+        self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
+        self.history = state["history"]
+        return int(state["epoch"]) + 1
+
+    def fit(self) -> dict:
+        cfg, t, es = self.cfg, self.cfg["train"], self.cfg["early_stop"]
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.out / "config.yaml")
+        self.global_step, self.best, self.best_epoch, self.bad_epochs = 0, -math.inf, -1, 0
+        self.history: list[dict] = []
+        self._last_val_str = "-"
+        start = 0
+        if self.resume and (self.out / "state.pt").is_file():
+            start = self._load_state()
+        metric = es.get("metric", "srcc")
+        epochs = int(t["epochs"])
+        bar = tqdm(total=(epochs - start) * self.steps_per_epoch, desc=f"train {cfg['name']}",
+                   disable=not cfg.get("progress", True), dynamic_ncols=True)
+        stopped_early = False
+        for epoch in range(start, epochs):
+            if self.bad_epochs >= int(es.get("patience", 10**9)):
+                stopped_early = True
+                break
+            self._set_backbone_frozen(epoch < int(t.get("freeze_backbone_epochs") or 0))
+            self.strategy.on_epoch_start(epoch)
+            t0 = time.time()
+            row = {"epoch": epoch + 1, **self._train_epoch(epoch, bar)}
+            row["train_seconds"] = time.time() - t0
+            pred, mos = self.evaluate(self.val_ds, "val")
+            val = quick_metrics(pred, mos, self.scale.higher_is_better)
+            row.update({f"val_{k}": v for k, v in val.items()})
+            row["lr_head"] = self.optimizer.param_groups[-1]["lr"]
+            self.history.append(row)
+            self._last_val_str = f"{val['srcc']:.4f}"
+            score = val[metric] if metric != "rmse" else -val["rmse"]
+            nets = self.strategy.nets
+            if np.isfinite(score) and score > self.best + float(es.get("min_delta", 0.0)):
+                self.best, self.best_epoch, self.bad_epochs = float(score), epoch + 1, 0
+                save_checkpoint(self.out / "best.safetensors", nets, self._meta({"epoch": epoch + 1, **val}))
+            else:
+                self.bad_epochs += 1
+            save_checkpoint(self.out / "last.safetensors", nets, self._meta({"epoch": epoch + 1, **val}))
+            self._save_state(epoch)
+            self._write_history()
+            bar.write(f"epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4f}  val SRCC {val['srcc']:.4f}  "
+                      f"PLCC {val['plcc']:.4f}  ({row['train_seconds']:.0f}s)")
+        bar.close()
+        summary = {"out_dir": str(self.out), "best_epoch": self.best_epoch, f"best_val_{metric}": self.best,
+                   "epochs_run": len(self.history), "stopped_early": stopped_early}
+        if cfg.get("test_at_end", True) and self.test_ds is not None and (self.out / "best.safetensors").is_file():
+            summary["test"] = self._test_best()
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+        return summary
+
+    def _test_best(self) -> dict:
+        from .checkpoint import read_state_dicts
+        from .report import scatter_plot
+
+        states = read_state_dicts(self.out / "best.safetensors")
+        for name, net in self.strategy.nets.items():
+            net.load_state_dict(states[name])
+        pred, mos = self.evaluate(self.test_ds, "test")
+        res = M.evaluate_predictions(pred, mos, higher_is_better=self.scale.higher_is_better, n_boot=1000,
+                                     seed=int(self.cfg["seed"]))
+        (self.out / "test_metrics.json").write_text(json.dumps(res, indent=2, default=float))
+        pd.DataFrame({"path": self.test_df["path"], "mos": mos, "pred": pred}).to_csv(
+            self.out / "test_predictions.csv", index=False)
+        scatter_plot(pred, mos, self.out / "test_scatter.png", title=f"{self.cfg['name']} (test)")
+        return res
+
+    def _write_history(self) -> None:
+        df = pd.DataFrame(self.history)
+        df.to_csv(self.out / "metrics.csv", index=False)
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+            ax[0].plot(df["epoch"], df["train_loss"], "o-")
+            ax[0].set(xlabel="epoch", ylabel="train loss", title="loss")
+            ax[1].plot(df["epoch"], df["val_srcc"], "o-", label="val SRCC")
+            ax[1].plot(df["epoch"], df["val_plcc"], "s-", label="val PLCC")
+            ax[1].set(xlabel="epoch", title="validation")
+            ax[1].legend()
+            fig.tight_layout()
+            fig.savefig(self.out / "curves.png", dpi=90)
+            plt.close(fig)
+        except Exception as e:  # plotting must never kill a run
+            print(f"warning: could not draw curves.png: {e}")
+
+
+def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, resume: bool = False) -> dict:
+    """Train from a YAML path or dict (+ ``key=value`` overrides). Returns the run summary."""
+    cfg = load_config(config, overrides)
+    return Trainer(cfg, resume=resume).fit()
