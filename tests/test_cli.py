@@ -1,0 +1,76 @@
+"""The biqa command line, run in-process through biqa.cli.main."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from biqa.cli import main
+
+
+def test_models_lists_presets(capsys):
+    assert main(["models", "*lite0*"]) == 0
+    out = capsys.readouterr().out
+    assert "lite0-mos" in out and "nima-lite0" in out and "resnet18-mos" not in out
+
+
+def test_score_folder_csv_and_json(tmp_path, tiny_records, tiny_checkpoint, capsys):
+    img_dir = str(Path(tiny_records).parent / "img")
+    out = tmp_path / "s.csv"
+    assert main(["score", img_dir, "--model", tiny_checkpoint, "--out", str(out), "--workers", "0"]) == 0
+    df = pd.read_csv(out, keep_default_na=False)
+    assert len(df) == 36 and (df["error"] == "").all()
+    printed = capsys.readouterr()
+    assert "36 input(s), 36 scored, 0 error(s)" in printed.err
+    assert printed.out.count(".png") == 36
+    outj = tmp_path / "s.json"
+    assert main(["score", img_dir + "/r0_*.png", "-m", tiny_checkpoint, "-o", str(outj), "-q"]) == 0
+    assert len(json.loads(outj.read_text())) == 6
+
+
+def test_score_strict_exit_code(tmp_path, tiny_checkpoint, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"")
+    assert main(["score", str(bad), "-m", tiny_checkpoint, "-q"]) == 0
+    assert main(["score", str(bad), "-m", tiny_checkpoint, "-q", "--strict"]) == 1
+
+
+def test_clear_error_for_unknown_model(capsys):
+    assert main(["score", "x.jpg", "--model", "no-such-model"]) == 2
+    assert "no trained model or checkpoint" in capsys.readouterr().err
+
+
+def test_train_then_eval(tmp_path, tiny_records, capsys):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(
+        "name: cli\n"
+        f"out_dir: {tmp_path / 'run'}\n"
+        "progress: false\n"
+        f"data: {{records: {tiny_records}, crop_size: 32, num_workers: 0}}\n"
+        "model: {preset: lite0-mos, pretrained: false}\n"
+        "train: {epochs: 1, batch_size: 8}\n"
+    )
+    assert main(["train", str(cfg), "train.max_steps_per_epoch=2", "test_at_end=false"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["epochs_run"] == 1 and "test" not in summary
+    copied = (tmp_path / "run" / "config.yaml").read_text()
+    assert "max_steps_per_epoch: 2" in copied  # the override is recorded with the run
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--data", tiny_records, "--split", "all",
+                 "--out", str(tmp_path / "ev"), "--n-boot", "200", "-q", "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    for name in ("SRCC", "KRCC", "PLCC", "RMSE"):
+        assert name in out.upper()
+    res = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert res["n"] == 36 and (tmp_path / "ev" / "scatter.png").stat().st_size > 1000
+
+
+def test_eval_needs_three_rows(tmp_path, tiny_records, tiny_checkpoint, capsys):
+    df = pd.read_csv(tiny_records)
+    small = tmp_path / "r.csv"
+    df.head(2).assign(path=lambda d: [str(Path(tiny_records).parent / p) for p in d.path]) \
+      .to_csv(small, index=False)
+    assert main(["eval", tiny_checkpoint, "--data", str(small), "--split", "all", "-q"]) == 2
+    assert "at least 3" in capsys.readouterr().err
