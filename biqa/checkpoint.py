@@ -88,3 +88,23 @@ def load_model(path: str | os.PathLike, net: str = "model"):
     model.load_state_dict(states[net], strict=True)
     model.eval()
     return model, meta
+
+
+def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, half: bool = True,
+                      extra_meta: dict | None = None) -> Path:
+    """Copy a checkpoint for shipping: floating-point tensors stored as float16 (halves the
+    size; loading casts them back to the model's float32), ``extra_meta`` merged into its JSON."""
+    meta = read_meta(src)
+    meta.update(extra_meta or {})
+    meta["weights_dtype"] = "float16" if half else "float32"
+    tensors = {}
+    for net, sd in read_state_dicts(src).items():
+        for k, v in sd.items():
+            tensors[f"{net}.{k}"] = v.half() if (half and v.is_floating_point()) else v
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(meta, default=_json_default)
+    _atomic_write_bytes(dst, lambda p: save_file(tensors, str(p), metadata={"biqa": text}))
+    side = dst.with_suffix(".json")
+    _atomic_write_bytes(side, lambda p: p.write_text(json.dumps(meta, indent=2, default=_json_default)))
+    return dst

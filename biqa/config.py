@@ -96,7 +96,15 @@ def load_config(path: str | os.PathLike | dict | None = None, overrides: list[st
     if unknown:
         raise ValueError(f"unknown top-level config key(s) {unknown}; known: {sorted(DEFAULTS)}")
     cfg = deep_update(DEFAULTS, user)
+    # The YAML's own relative records path resolves against the YAML's folder (before
+    # overrides, whose paths stay relative to the working directory).
+    user_rec = user["data"].get("records") if isinstance(user.get("data"), dict) else None
+    if user_rec and not Path(user_rec).is_absolute() and (base_dir / user_rec).exists():
+        cfg["data"]["records"] = str(base_dir / user_rec)
     for item in overrides or []:
+        top = item.split("=", 1)[0].strip().split(".")[0]
+        if "=" in item and top not in DEFAULTS:
+            raise ValueError(f"override {item!r}: unknown top-level config key {top!r}; known: {sorted(DEFAULTS)}")
         apply_override(cfg, item)
     rec = cfg["data"].get("records")
     if rec and not Path(rec).is_absolute() and not Path(rec).exists() and (base_dir / rec).exists():

@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
-from .labels import LabelScale, gaussian_distribution, rebin_votes
+from .labels import LabelScale, max_entropy_distribution, rebin_votes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 
@@ -131,7 +131,8 @@ class RecordsDataset(Dataset):
 
     Items: ``image`` ``[3, H, W]``, ``z`` (normalised target), ``mos``, ``index``,
     and ``dist`` ``[n_bins]`` when ``n_bins`` is set (from vote counts ``c1..cK`` when
-    present, else a discretised normal from ``mos`` and ``std``).
+    present, else the maximum-entropy distribution with the mean and std of ``mos`` and
+    ``std``, both mapped linearly onto bins 1..N).
     """
 
     def __init__(
@@ -169,7 +170,8 @@ class RecordsDataset(Dataset):
                     sd = sd * (n_bins - 1) / (label_scale.hi - label_scale.lo)
                 else:  # no spread known: a typical opinion spread of ~1/8 of the range
                     sd = torch.full_like(z, default_std or (n_bins - 1) / 8)
-                self.dists = gaussian_distribution(1 + z * (n_bins - 1), sd, n_bins)
+                p = max_entropy_distribution((1 + z * (n_bins - 1)).numpy(), sd.numpy(), n_bins)
+                self.dists = torch.from_numpy(p).float()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -54,22 +54,6 @@ def distribution_moments(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return mean, var.clamp_min(0).sqrt()
 
 
-def gaussian_distribution(mean_bins, std_bins, n_bins: int = 10) -> torch.Tensor:
-    """Discretised normal distribution on bins 1..N (probability mass of each unit cell).
-
-    ``mean_bins``/``std_bins``: ``[B]`` in bin units. Used as the EMD target when a
-    records file has neither vote histograms nor a max-entropy label builder.
-    """
-    mean = torch.as_tensor(mean_bins, dtype=torch.float32).reshape(-1, 1)
-    std = torch.as_tensor(std_bins, dtype=torch.float32).reshape(-1, 1).clamp_min(0.05)
-    edges = torch.arange(0.5, n_bins + 1.0, 1.0).reshape(1, -1)
-    cdf = torch.special.ndtr((edges - mean) / std)
-    cdf[:, 0] = 0.0
-    cdf[:, -1] = 1.0
-    p = (cdf[:, 1:] - cdf[:, :-1]).clamp_min(0)
-    return p / p.sum(-1, keepdim=True)
-
-
 def rebin_votes(votes: np.ndarray, n_bins: int = 10) -> np.ndarray:
     """Spread vote counts on K ordered bins linearly onto N bins (mass-preserving).
 
@@ -86,3 +70,84 @@ def rebin_votes(votes: np.ndarray, n_bins: int = 10) -> np.ndarray:
     w = w / w.sum(1, keepdims=True)
     out = votes @ w
     return out / out.sum(1, keepdims=True)
+
+
+_CLAMP_WARNED = False
+
+
+def feasible_std_band(mean, n_bins: int = 10, margin: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """The open interval of standard deviations a distribution on bins 1..N can have with this mean.
+
+    Lower bound: ``f (1 - f)`` (mass on the two bins around the mean, ``f = frac(mean)``);
+    upper bound: ``(mean - 1)(N - mean)`` (mass on bins 1 and N), both as variances.
+    ``margin`` shrinks the band by that fraction of its width on both sides.
+    """
+    mu = np.asarray(mean, dtype=np.float64)
+    f = mu - np.floor(mu)
+    lo_var = f * (1 - f)
+    hi_var = (mu - 1) * (n_bins - mu)
+    width = np.maximum(hi_var - lo_var, 0.0)
+    return np.sqrt(lo_var + margin * width), np.sqrt(np.maximum(hi_var - margin * width, 0.0))
+
+
+def max_entropy_distribution(mean, std, bins: int = 10, *, tol: float = 1e-12, max_iter: int = 200,
+                             warn: bool = True) -> np.ndarray:
+    """Maximum-entropy distribution on bins ``1..bins`` with the given mean and std.
+
+    The solution has the form ``p_i ∝ exp(l1 s_i + l2 s_i^2)``; ``(l1, l2)`` minimise the
+    convex dual ``g(l) = log sum_i exp(l1 z_i + l2 z_i^2) - l1 m1 - l2 m2`` (on standardised
+    bins ``z`` in [-1, 1], with ``m1, m2`` the matching first and second moments). Newton's
+    method with backtracking from ``l = 0``, vectorised over the batch, in float64.
+
+    ``mean``, ``std``: arrays ``[B]`` in bin units (map a dataset's MOS range linearly onto
+    [1, bins] first). Means are clipped into ``[1 + 1e-6, bins - 1e-6]``; stds outside the
+    feasible band (see :func:`feasible_std_band`) are clamped just inside it, with one
+    warning. Returns ``[B, bins]`` probabilities.
+    """
+    global _CLAMP_WARNED
+    mu = np.atleast_1d(np.asarray(mean, dtype=np.float64)).copy()
+    sd = np.broadcast_to(np.atleast_1d(np.asarray(std, dtype=np.float64)), mu.shape).copy()
+    if not (np.isfinite(mu).all() and np.isfinite(sd).all()):
+        raise ValueError("max_entropy_distribution: mean and std must be finite")
+    mu = np.clip(mu, 1 + 1e-6, bins - 1e-6)
+    lo, hi = feasible_std_band(mu, bins)
+    clamped = (sd < lo) | (sd > hi)
+    if clamped.any() and warn and not _CLAMP_WARNED:
+        import warnings
+
+        warnings.warn(f"max_entropy_distribution: {int(clamped.sum())} std value(s) outside the feasible band "
+                      "for their mean were clamped just inside it (reported once)", RuntimeWarning, stacklevel=2)
+        _CLAMP_WARNED = True
+    sd = np.clip(sd, lo, hi)
+    c, h = (bins + 1) / 2.0, (bins - 1) / 2.0
+    z = (np.arange(1, bins + 1) - c) / h  # [N]
+    feats = np.stack([z, z * z], 1)  # [N, 2]
+    m = np.stack([(mu - c) / h, (sd**2 + (mu - c) ** 2) / h**2], 1)  # [B, 2]
+    lam = np.zeros_like(m)
+
+    def dual(lam_):
+        a = lam_ @ feats.T  # [B, N]
+        amax = a.max(1, keepdims=True)
+        lse = amax[:, 0] + np.log(np.exp(a - amax).sum(1))
+        return lse - (lam_ * m).sum(1), np.exp(a - lse[:, None])
+
+    g, p = dual(lam)
+    for _ in range(max_iter):
+        ef = p @ feats  # [B, 2]
+        grad = ef - m
+        if np.abs(grad).max() < tol:
+            break
+        cov = np.einsum("bn,ni,nj->bij", p, feats, feats) - ef[:, :, None] * ef[:, None, :]
+        cov += 1e-12 * np.eye(2)
+        step = -np.linalg.solve(cov, grad[:, :, None])[:, :, 0]
+        t = np.ones(len(lam))
+        active = np.abs(grad).max(1) >= tol
+        for _ in range(60):  # backtracking (Armijo) per sample
+            g_new, p_new = dual(lam + t[:, None] * step)
+            ok = g_new <= g + 1e-4 * t * (grad * step).sum(1)
+            if ok[active].all():
+                break
+            t = np.where(ok | ~active, t, t * 0.5)
+        lam = lam + np.where(active, t, 0.0)[:, None] * step
+        g, p = dual(lam)
+    return p

@@ -56,7 +56,10 @@ def emd_loss(p: torch.Tensor, q: torch.Tensor, r: float = 2.0) -> torch.Tensor:
     if p.shape != q.shape:
         raise ValueError(f"emd_loss: shapes differ {tuple(p.shape)} vs {tuple(q.shape)}")
     cdf_diff = torch.cumsum(p.float(), dim=-1) - torch.cumsum(q.float(), dim=-1)
-    per_sample = cdf_diff.abs().pow(r).mean(dim=-1).pow(1.0 / r)
+    m = cdf_diff.abs().pow(r).mean(dim=-1)
+    # x ** (1/r) has an infinite slope at 0: keep the gradient finite (zero) where p == q.
+    pos = m > 0
+    per_sample = torch.where(pos, torch.where(pos, m, torch.ones_like(m)).pow(1.0 / r), torch.zeros_like(m))
     return per_sample.mean()
 
 

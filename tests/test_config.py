@@ -1,0 +1,146 @@
+"""Experiment configs: defaults, YAML merge, key=value overrides, path resolution."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from biqa.config import DEFAULTS, apply_override, deep_update, load_config, save_config
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_defaults_only():
+    before = copy.deepcopy(DEFAULTS)
+    cfg = load_config()
+    assert cfg["out_dir"] == str(Path("runs") / "experiment")
+    assert {k: v for k, v in cfg.items() if k != "out_dir"} == {k: v for k, v in DEFAULTS.items() if k != "out_dir"}
+    cfg["train"]["epochs"] = 999
+    assert DEFAULTS == before  # a deep copy, not the defaults themselves
+
+
+def test_yaml_merges_over_defaults(tmp_path):
+    path = _write(tmp_path / "exp.yaml", {"name": "koniq", "train": {"epochs": 3}, "model": {"preset": "nima-lite0"}})
+    cfg = load_config(path)
+    assert cfg["name"] == "koniq"
+    assert cfg["out_dir"] == str(Path("runs") / "koniq")
+    assert cfg["train"]["epochs"] == 3
+    # Siblings of overridden keys keep their defaults.
+    assert cfg["train"]["batch_size"] == 16
+    assert cfg["model"] == {"preset": "nima-lite0", "pretrained": True, "head_kwargs": None}
+    assert cfg["optim"] == DEFAULTS["optim"]
+
+
+def test_dict_config_and_empty_yaml(tmp_path):
+    cfg = load_config({"seed": 7, "out_dir": "somewhere"})
+    assert cfg["seed"] == 7 and cfg["out_dir"] == "somewhere"
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(empty)["seed"] == 0
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_overrides_parsed_as_yaml():
+    cfg = load_config(None, [
+        "train.epochs=5",
+        "optim.lr_head=2.5e-3",
+        "data.label_range=[0, 100]",
+        "data.higher_is_better=false",
+        "train.amp=true",
+        "name=my run",
+        "train.grad_clip=null",
+        "model.head_kwargs.dropout=0.1",
+        "strategy.loss={mse: 1, plcc: 0.5}",
+        "data.split_column=",
+    ])
+    assert cfg["train"]["epochs"] == 5 and isinstance(cfg["train"]["epochs"], int)
+    assert cfg["optim"]["lr_head"] == pytest.approx(2.5e-3) and isinstance(cfg["optim"]["lr_head"], float)
+    assert cfg["data"]["label_range"] == [0, 100]
+    assert cfg["data"]["higher_is_better"] is False
+    assert cfg["train"]["amp"] is True
+    assert cfg["name"] == "my run"
+    assert cfg["out_dir"] == str(Path("runs") / "my run")
+    assert cfg["train"]["grad_clip"] is None
+    # head_kwargs was None: the override creates the nested dict.
+    assert cfg["model"]["head_kwargs"] == {"dropout": 0.1}
+    assert cfg["strategy"] == {"name": "supervised", "loss": {"mse": 1, "plcc": 0.5}}
+    assert cfg["data"]["split_column"] is None
+    # Untouched keys keep their defaults.
+    assert cfg["train"]["batch_size"] == 16
+
+
+def test_overrides_apply_after_yaml(tmp_path):
+    path = _write(tmp_path / "exp.yaml", {"train": {"epochs": 3, "batch_size": 4}})
+    cfg = load_config(path, ["train.epochs=8"])
+    assert cfg["train"]["epochs"] == 8 and cfg["train"]["batch_size"] == 4
+
+
+def test_apply_override_in_place_and_errors():
+    cfg = {"a": {"b": 1}}
+    apply_override(cfg, "a.c.d=[1, 2]")
+    assert cfg == {"a": {"b": 1, "c": {"d": [1, 2]}}}
+    apply_override(cfg, "a.b = 3")  # spaces around the key are tolerated
+    assert cfg["a"]["b"] == 3
+    with pytest.raises(ValueError, match="key.sub=value"):
+        apply_override(cfg, "train.epochs")
+
+
+def test_unknown_top_level_key(tmp_path):
+    path = _write(tmp_path / "bad.yaml", {"trian": {"epochs": 3}, "seed": 1})
+    with pytest.raises(ValueError, match=r"unknown top-level config key\(s\) \['trian'\]") as exc:
+        load_config(path)
+    assert "train" in str(exc.value)
+    with pytest.raises(ValueError, match="trian"):
+        load_config({"trian": {}})
+    # A typo in an override is caught too instead of being silently ignored.
+    with pytest.raises(ValueError, match="unknown top-level config key 'trian'"):
+        load_config(None, ["trian.epochs=3"])
+
+
+def test_relative_records_resolve_against_yaml_folder(tmp_path, monkeypatch):
+    exp = tmp_path / "exps"
+    (exp / "data").mkdir(parents=True)
+    (exp / "data" / "records.csv").write_text("path,mos\n")
+    path = _write(exp / "exp.yaml", {"data": {"records": "data/records.csv"}})
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    cfg = load_config(path)
+    assert Path(cfg["data"]["records"]) == (exp / "data" / "records.csv").resolve()
+    # Even when the working directory has a file of the same relative name.
+    (cwd / "data").mkdir()
+    (cwd / "data" / "records.csv").write_text("path,mos\n")
+    cfg = load_config(path)
+    assert Path(cfg["data"]["records"]) == (exp / "data" / "records.csv").resolve()
+    # Absolute paths are kept as they are.
+    absolute = str(tmp_path / "x.csv")
+    assert load_config(_write(exp / "abs.yaml", {"data": {"records": absolute}}))["data"]["records"] == absolute
+
+
+def test_override_records_relative_to_cwd(tmp_path, monkeypatch):
+    exp = tmp_path / "exps"
+    path = _write(exp / "exp.yaml", {"data": {"records": "nothing_here.csv"}})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.csv").write_text("path,mos\n")
+    cfg = load_config(path, ["data.records=mine.csv"])
+    assert (Path.cwd() / cfg["data"]["records"]).resolve() == (tmp_path / "mine.csv").resolve()
+    # A YAML path that exists nowhere is left as written.
+    assert load_config(path)["data"]["records"] == "nothing_here.csv"
+
+
+def test_deep_update_and_save_round_trip(tmp_path):
+    base = {"a": {"b": 1, "c": [1]}, "d": 2}
+    out = deep_update(base, {"a": {"b": 5}, "e": {"f": 1}})
+    assert out == {"a": {"b": 5, "c": [1]}, "d": 2, "e": {"f": 1}}
+    assert base == {"a": {"b": 1, "c": [1]}, "d": 2}
+    assert deep_update(base, None) == base
+    cfg = load_config(None, ["train.epochs=2"])
+    save_config(cfg, tmp_path / "sub" / "cfg.yaml")
+    assert load_config(tmp_path / "sub" / "cfg.yaml") == cfg

@@ -1,0 +1,151 @@
+"""Model presets, create_model and the IQAModel forward contract (random weights, CPU)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from biqa.labels import LabelScale
+from biqa.models import ModelPreset, create_model, get_preset, list_models, register_preset
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    torch.manual_seed(0)
+    return create_model("lite0-mos", pretrained=False).eval()
+
+
+@pytest.fixture(scope="module")
+def nima0():
+    torch.manual_seed(1)
+    return create_model("nima-lite0", pretrained=False).eval()
+
+
+@pytest.fixture(scope="module")
+def x():
+    return torch.randn(2, 3, 64, 80, generator=torch.Generator().manual_seed(0))
+
+
+def test_list_models():
+    assert list_models("*lite*") == ["lite0-mos", "lite1-mos", "lite2-mos", "nima-lite0", "nima-lite1", "nima-lite2"]
+    assert list_models("nima-*") == sorted(["nima-lite0", "nima-lite1", "nima-lite2", "nima-mobilenetv2"])
+    everything = list_models()
+    assert everything == sorted(everything)
+    assert {"resnet18-mos", "resnet50-mos", "mobilenetv3-mos"} <= set(everything)
+    assert list_models("no-such-*") == []
+
+
+def test_score_model_forward(lite0, x):
+    with torch.no_grad():
+        out = lite0(x)
+    assert out["z"].shape == (2,)
+    assert out["score"].shape == (2,)
+    assert out["features"].shape == (2, lite0.backbone.num_features)
+    assert out["features"].shape[1] == 1280  # EfficientNet-Lite0's pooled width
+    assert "probs" not in out
+    # Preset range 1..5, higher is better: score = 1 + 4 z.
+    assert torch.allclose(out["score"], 1.0 + 4.0 * out["z"], atol=1e-6)
+    assert torch.allclose(out["score"], lite0.label_scale.denormalise(out["z"]))
+    assert torch.isfinite(out["z"]).all()
+    assert lite0.preset.name == "lite0-mos"
+
+
+def test_distribution_model_forward(nima0, x):
+    with torch.no_grad():
+        out = nima0(x)
+    probs = out["probs"]
+    assert probs.shape == (2, 10)
+    assert torch.allclose(probs.sum(-1), torch.ones(2), atol=1e-5)
+    assert (probs >= 0).all()
+    assert (out["std_bins"] > 0).all() and (out["std"] > 0).all()
+    assert ((out["z"] >= 0) & (out["z"] <= 1)).all()
+    # z from the distribution mean over bins 1..10, computed here independently.
+    mean = (probs * torch.arange(1.0, 11.0)).sum(-1)
+    assert torch.allclose(out["z"], (mean - 1) / 9, atol=1e-6)
+    var = (probs * (torch.arange(1.0, 11.0) - mean[:, None]) ** 2).sum(-1)
+    assert torch.allclose(out["std_bins"], var.sqrt(), atol=1e-5)
+    # std in score units: 9 bin steps span the 1..5 range.
+    assert torch.allclose(out["std"], out["std_bins"] * 4 / 9, atol=1e-6)
+    assert torch.allclose(out["score"], 1 + 4 * out["z"], atol=1e-6)
+
+
+def test_custom_label_scale(x):
+    torch.manual_seed(0)
+    m = create_model("lite0-mos", label_scale=LabelScale(0.0, 100.0)).eval()
+    with torch.no_grad():
+        out = m(x)
+    assert torch.allclose(out["score"], 100.0 * out["z"], atol=1e-4)
+    m2 = create_model("nima-lite0", label_scale={"lo": 0, "hi": 100, "higher_is_better": False}).eval()
+    assert m2.label_scale == LabelScale(0.0, 100.0, False)
+    with torch.no_grad():
+        out2 = m2(x)
+    assert torch.allclose(out2["score"], 100.0 * (1.0 - out2["z"]), atol=1e-4)
+    assert torch.allclose(out2["std"], out2["std_bins"] * 100 / 9, atol=1e-4)
+
+
+def test_unknown_preset_lists_known_names():
+    with pytest.raises(KeyError) as exc:
+        create_model("lite9-mos")
+    msg = str(exc.value)
+    assert "lite9-mos" in msg
+    for name in ("lite0-mos", "nima-lite0", "resnet18-mos"):
+        assert name in msg
+
+
+def test_param_groups_cover_all_params_once(lite0):
+    groups = lite0.param_groups()
+    assert set(groups) == {"backbone", "head"}
+    ids = [id(p) for g in groups.values() for p in g]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in lite0.parameters()}
+    assert {id(p) for p in groups["head"]} == {id(p) for p in lite0.head.parameters()}
+    # Head of lite0-mos: dropout -> Linear(1280, 1).
+    assert sum(p.numel() for p in groups["head"]) == 1280 + 1
+
+
+def test_param_groups_skip_frozen():
+    m = create_model("lite0-mos")
+    for p in m.backbone.parameters():
+        p.requires_grad_(False)
+    groups = m.param_groups()
+    assert groups["backbone"] == []
+    assert len(groups["head"]) == 2
+
+
+def test_preset_overrides():
+    m = create_model("lite0-mos", head_kwargs={"hidden": 16, "dropout": 0.0})
+    linears = [mod for mod in m.head.modules() if isinstance(mod, torch.nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [(1280, 16), (16, 1)]
+    assert m.preset.head_kwargs == {"hidden": 16, "dropout": 0.0}
+    # The registry itself is untouched.
+    assert get_preset("lite0-mos").head_kwargs == {"dropout": 0.2}
+
+
+def test_preset_dict_round_trip():
+    p = ModelPreset("t", "tf_efficientnet_lite0", "distribution", {"n_bins": 5}, 192,
+                    mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6), score_range=(0.0, 10.0),
+                    higher_is_better=False, description="d")
+    d = p.to_dict()
+    json.dumps(d)  # plain data
+    assert ModelPreset.from_dict(d) == p
+    assert ModelPreset.from_dict(json.loads(json.dumps(d))) == p
+    # Unknown keys (e.g. from a newer checkpoint) are ignored.
+    assert ModelPreset.from_dict({**d, "extra": 1}) == p
+
+
+def test_preset_dict_records_backbone_normalisation():
+    p = get_preset("lite0-mos")
+    d = p.to_dict()
+    # EfficientNet-Lite (tf_ port) normalises with mean = std = 0.5.
+    assert d["mean"] == [0.5, 0.5, 0.5] and d["std"] == [0.5, 0.5, 0.5]
+    q = ModelPreset.from_dict(json.loads(json.dumps(d)))
+    assert q.normalisation() == p.normalisation()
+    assert q.to_dict() == d
+    for k in ("name", "backbone", "head", "head_kwargs", "input_size", "score_range", "higher_is_better"):
+        assert getattr(q, k) == getattr(p, k)
+
+
+def test_register_preset_duplicate():
+    with pytest.raises(ValueError, match="already registered"):
+        register_preset(get_preset("lite0-mos"))
