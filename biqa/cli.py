@@ -91,6 +91,45 @@ def _cmd_data_synth(a) -> int:
     return 0
 
 
+def _cmd_data_import(a) -> int:
+    from .datasets import import_dataset
+
+    df, report = import_dataset(a.name, a.root, None if a.check else a.out, labels_only=a.labels_only,
+                                check_only=a.check, labels_file=a.labels_file, resize=a.resize,
+                                drop_bad=a.drop_bad)
+    print(report.format(limit=a.limit) if hasattr(report, "format") else report)
+    if not a.check and a.out:
+        print(f"wrote {len(df)} records -> {a.out}")
+    return 0 if (report.ok or not a.strict) else 1
+
+
+def _cmd_data_split(a) -> int:
+    from .datasets import add_splits, parse_seeds
+    from .records import read_records, write_records
+
+    df = read_records(a.records)
+    ratios = tuple(float(x) for x in a.ratios.split(","))
+    out = add_splits(df.drop(columns=["abspath"]), a.scheme, ratios=ratios, seeds=parse_seeds(a.seeds),
+                     group_column=a.group_column)
+    if a.long_tailed:
+        from .datasets import long_tailed_kadid
+
+        out = long_tailed_kadid(out)
+    dest = a.out or a.records
+    write_records(out, dest)
+    new = [c for c in out.columns if c not in df.columns]
+    print(f"{dest}: {len(out)} records; split columns added: {', '.join(new) or '(none: official kept)'}")
+    return 0
+
+
+def _cmd_data_inspect(a) -> int:
+    from .datasets import inspect_records
+
+    info = inspect_records(a.records, histogram=a.histogram)
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="biqa", description="Blind image quality assessment: score, train, evaluate.")
     p.add_argument("--version", action="version", version=f"biqa {__import__('biqa').__version__}")
@@ -154,6 +193,35 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--workers", type=int, default=1)
     y.add_argument("--quiet", "-q", action="store_true")
     y.set_defaults(func=_cmd_data_synth)
+
+    i = dsub.add_parser("import", help="import a standard IQA dataset (as unpacked by its authors) into records")
+    i.add_argument("name", help="koniq10k, spaq, livec, bid, uhdiqa, tid2013, kadid10k, csiq, live, or republished")
+    i.add_argument("--root", required=True, help="folder the dataset was unpacked to")
+    i.add_argument("--out", default=None, help="records CSV to write (a folder: <folder>/<name>.csv)")
+    i.add_argument("--labels-file", default=None, help="label file, if not found under --root (or a CSV export)")
+    i.add_argument("--labels-only", action="store_true", help="images absent: do not check image files")
+    i.add_argument("--check", action="store_true", help="report only, write nothing")
+    i.add_argument("--resize", default=None, help="KonIQ: 1024x768 | 512x384; others: N or WxH resized copies")
+    i.add_argument("--drop-bad", action="store_true", help="drop rows with missing images or bad MOS")
+    i.add_argument("--strict", action="store_true", help="exit status 1 when the report has problems")
+    i.add_argument("--limit", type=int, default=50, help="problems listed per kind on screen")
+    i.set_defaults(func=_cmd_data_import)
+
+    sp = dsub.add_parser("split", help="add split columns to records")
+    sp.add_argument("records")
+    sp.add_argument("--scheme", default="random", choices=["official", "random", "by-reference"])
+    sp.add_argument("--ratios", default="70,20,10", help="train,val[,test] (any scale)")
+    sp.add_argument("--seeds", default="1-10", help="e.g. 1-10 or 1,3,5 (one split_seedN column each)")
+    sp.add_argument("--group-column", default="ref")
+    sp.add_argument("--long-tailed", action="store_true",
+                    help="KADID long-tailed variant: 8 types keep 5 levels, 8 keep 3, 9 keep 1 (train part)")
+    sp.add_argument("--out", default=None, help="output CSV (default: rewrite the input)")
+    sp.set_defaults(func=_cmd_data_split)
+
+    n = dsub.add_parser("inspect", help="counts per split, MOS statistics and histogram")
+    n.add_argument("records")
+    n.add_argument("--histogram", default=None, help="write a MOS histogram PNG here")
+    n.set_defaults(func=_cmd_data_inspect)
     return p
 
 

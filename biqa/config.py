@@ -15,8 +15,8 @@ DEFAULTS: dict = {
     "data": {
         "records": None,  # records CSV (see biqa.records); relative paths resolve against the YAML's folder
         "split_column": None,  # default: 'split', else the first split_* column
-        "label_range": None,  # [lo, hi] of the MOS; default: the preset's score range
-        "higher_is_better": True,  # False for DMOS-style labels
+        "label_range": None,  # [lo, hi] of the MOS; default: the records' sidecar meta, else the preset's
+        "higher_is_better": None,  # False for DMOS-style labels; default: the records' sidecar meta, else True
         "crop_size": None,  # training crop; default: the preset's input size
         "eval_resolution": "full",  # full | max:N | short:N | WxH
         "num_workers": 2,

@@ -35,8 +35,8 @@ def evaluate_checkpoint(
     """SRCC / KRCC / PLCC / RMSE (raw and after the 4-parameter logistic fit), each with a
     bootstrap 95% CI and N, of a checkpoint's scores against the records' MOS.
 
-    ``higher_is_better`` describes the records' labels (default: the direction the
-    checkpoint was trained with); correlations are reported so that a good model is
+    ``higher_is_better`` describes the records' labels (default: their sidecar meta from
+    ``biqa data import``, else the direction the checkpoint was trained with); correlations are reported so that a good model is
     positive. With ``out_dir``, writes ``metrics.json``,
     ``predictions.csv`` and ``scatter.png`` there.
     """
@@ -47,7 +47,9 @@ def evaluate_checkpoint(
         raise ValueError(f"{records}: split {split!r} has {len(df)} rows; need at least 3 to evaluate")
     scale = LabelScale.from_dict(scorer.meta["label_scale"])
     if higher_is_better is None:
-        higher_is_better = scale.higher_is_better
+        from .datasets import read_meta as read_dataset_meta
+
+        higher_is_better = (read_dataset_meta(records) or {}).get("higher_is_better", scale.higher_is_better)
     ds = RecordsDataset(df, scale, scorer.mean, scorer.std, resolution=scorer.resolution)
     loader = make_eval_loader(ds, batch_size, scorer.num_workers if num_workers is None else num_workers)
     pred, mos = predict_loader(scorer.forward, loader, scorer.device, progress=progress, desc="eval")

@@ -102,13 +102,19 @@ class Trainer:
     def _build(self) -> None:
         cfg, d = self.cfg, self.cfg["data"]
         preset = get_preset(cfg["model"]["preset"])
-        if d.get("label_range"):
-            lo, hi = map(float, d["label_range"])
-        else:
-            lo, hi = preset.score_range
-        self.scale = LabelScale(lo, hi, bool(d.get("higher_is_better", True)))
         if not d.get("records"):
             raise ValueError("config needs data.records: a records CSV (see `biqa data synth` or biqa.records)")
+        from .datasets import read_meta as read_dataset_meta
+
+        dmeta = read_dataset_meta(d["records"]) or {}  # sidecar written by `biqa data import`
+        if d.get("label_range"):
+            lo, hi = map(float, d["label_range"])
+        elif dmeta.get("mos_range"):
+            lo, hi = map(float, dmeta["mos_range"])
+        else:
+            lo, hi = preset.score_range
+        hib = d.get("higher_is_better")
+        self.scale = LabelScale(lo, hi, bool(dmeta.get("higher_is_better", True) if hib is None else hib))
         df = load_records(d["records"], mos_range=(lo, hi), check_files=bool(d.get("check_files", True)))
         col = d.get("split_column") or ("split" if "split" in df.columns else (split_columns(df) or [None])[0])
         if col is None:

@@ -74,3 +74,24 @@ def test_eval_needs_three_rows(tmp_path, tiny_records, tiny_checkpoint, capsys):
       .to_csv(small, index=False)
     assert main(["eval", tiny_checkpoint, "--data", str(small), "--split", "all", "-q"]) == 2
     assert "at least 3" in capsys.readouterr().err
+
+
+SHARED_LABELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "labels"
+
+
+@pytest.mark.skipif(not (SHARED_LABELS / "KADID-10k.txt").is_file(), reason="needs ../shared/data/labels")
+def test_data_import_split_inspect(tmp_path, capsys):
+    out = tmp_path / "kadid.csv"
+    assert main(["data", "import", "kadid10k", "--root", str(tmp_path), "--labels-only",
+                 "--labels-file", str(SHARED_LABELS / "KADID-10k.txt"), "--out", str(out)]) == 0
+    assert main(["data", "split", str(out), "--scheme", "by-reference", "--ratios", "70,20,10",
+                 "--seeds", "1-2", "--long-tailed"]) == 0
+    df = pd.read_csv(out, keep_default_na=False)
+    assert len(df) == 10125 and {"split_seed1", "split_seed2"} <= set(df.columns)
+    for col in ("split_seed1", "split_seed2"):
+        parts = {s: set(df.loc[df[col] == s, "ref"]) for s in ("train", "val", "test")}
+        assert not (parts["train"] & parts["test"]) and not (parts["train"] & parts["val"])
+    capsys.readouterr()
+    assert main(["data", "inspect", str(out), "--histogram", str(tmp_path / "h.png")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["n"] == 10125 and info["n_refs"] == 81 and (tmp_path / "h.png").is_file()
