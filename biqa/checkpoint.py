@@ -70,23 +70,30 @@ def read_state_dicts(path: str | os.PathLike) -> dict[str, dict[str, torch.Tenso
     return out
 
 
-def load_model(path: str | os.PathLike, net: str = "model"):
-    """Rebuild the network ``net`` of a checkpoint; returns ``(model, meta)``.
+def load_model(path: str | os.PathLike, net: str | None = None):
+    """Rebuild a checkpoint's predicting network; returns ``(model, meta)``.
 
-    ``net`` selects a DML peer (``peer1`` ...) where the checkpoint holds several.
+    ``net=None`` gives what the run predicts with: the ensemble of the nets listed in the
+    checkpoint's ``ensemble`` (e.g. DML peers, averaged), else ``model``. A name (``model``,
+    ``peer1`` ...) selects one network alone.
     """
     from .labels import LabelScale
-    from .models import ModelPreset, create_model
+    from .models import Ensemble, ModelPreset, create_model
 
     meta = read_meta(path)
-    nets_meta = meta.get("net_presets", {})
-    preset = ModelPreset.from_dict(nets_meta.get(net, meta["preset"]))
-    model = create_model(preset, pretrained=False, label_scale=LabelScale.from_dict(meta["label_scale"]))
     states = read_state_dicts(path)
-    if net not in states:
-        raise KeyError(f"{path} holds nets {sorted(states)}, not {net!r}")
-    model.load_state_dict(states[net], strict=True)
-    model.eval()
+    scale = LabelScale.from_dict(meta["label_scale"])
+
+    def build(name: str):
+        if name not in states:
+            raise KeyError(f"{path} holds nets {sorted(states)}, not {name!r}")
+        preset = ModelPreset.from_dict(meta.get("net_presets", {}).get(name, meta["preset"]))
+        m = create_model(preset, pretrained=False, label_scale=scale)
+        m.load_state_dict(states[name], strict=True)
+        return m.eval()
+
+    names = meta.get("ensemble") if net is None else None
+    model = Ensemble({n: build(n) for n in names}).eval() if names and len(names) > 1 else build(net or "model")
     return model, meta
 
 

@@ -11,7 +11,8 @@ def _cmd_score(a) -> int:
     from .scorer import EXAMPLES_DIR, load, write_scores
 
     inputs = a.inputs or [str(EXAMPLES_DIR)]
-    scorer = load(a.model, device=a.device, batch_size=a.batch_size, num_workers=a.workers, resolution=a.resolution)
+    scorer = load(a.model, device=a.device, batch_size=a.batch_size, num_workers=a.workers, resolution=a.resolution,
+                  peer=a.peer)
     if a.threads:
         import torch
 
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resolution", default=None,
                    help="full | max:N | short:N | WxH (default: the checkpoint's own, e.g. max:2048)")
     s.add_argument("--device", default="auto")
+    s.add_argument("--peer", default=None, help="score with one network of a DML checkpoint (e.g. peer1)")
     s.add_argument("--strict", action="store_true", help="exit with status 1 if any input could not be scored")
     s.add_argument("--quiet", "-q", action="store_true", help="no table, no progress bar")
     s.set_defaults(func=_cmd_score)
@@ -167,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
-    e.add_argument("--peer", default="model", help=argparse.SUPPRESS)
+    e.add_argument("--peer", default=None, help="one network of a multi-network checkpoint (e.g. peer1)")
     e.add_argument("--quiet", "-q", action="store_true")
     e.set_defaults(func=_cmd_eval)
 

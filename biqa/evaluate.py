@@ -29,7 +29,7 @@ def evaluate_checkpoint(
     seed: int = 0,
     higher_is_better: bool | None = None,
     device: str = "auto",
-    peer: str = "model",
+    peer: str | None = None,
     progress: bool = True,
 ) -> dict:
     """SRCC / KRCC / PLCC / RMSE (raw and after the 4-parameter logistic fit), each with a

@@ -28,6 +28,7 @@ class ModelPreset:
     std: tuple[float, float, float] | None = None
     score_range: tuple[float, float] = (1.0, 5.0)
     higher_is_better: bool = True
+    hflip_input: bool = False  # the network sees mirrored images (a DML peer's view), in training and test
     description: str = ""
 
     def to_dict(self) -> dict:
@@ -110,6 +111,8 @@ class IQAModel(nn.Module):
         self.label_scale = label_scale
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.preset.hflip_input:
+            x = torch.flip(x, dims=[-1])
         feats = self.backbone(x)
         out = self.head(feats.float())
         out["features"] = feats
@@ -124,6 +127,21 @@ class IQAModel(nn.Module):
             "backbone": [p for p in self.backbone.parameters() if p.requires_grad],
             "head": [p for p in self.head.parameters() if p.requires_grad],
         }
+
+
+class Ensemble(nn.Module):
+    """Mean of several quality models' outputs (``z``, ``score``, ``std`` where all have it)."""
+
+    def __init__(self, members: dict[str, nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleDict(members)
+        first = next(iter(members.values()))
+        self.preset, self.label_scale = first.preset, first.label_scale
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        outs = [m(x) for m in self.members.values()]
+        keys = [k for k in ("z", "score", "std") if all(k in o for o in outs)]
+        return {k: torch.stack([o[k] for o in outs]).mean(0) for k in keys}
 
 
 def create_model(

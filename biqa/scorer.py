@@ -218,9 +218,12 @@ class Scorer:
         return df[cols]
 
 
-def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "auto", peer: str = "model",
+def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "auto", peer: str | None = None,
          **kwargs) -> Scorer:
-    """A :class:`Scorer` for a trained model name (default ``biqa-default``) or a checkpoint path."""
+    """A :class:`Scorer` for a trained model name (default ``biqa-default``) or a checkpoint path.
+
+    ``peer``: score with one network of a multi-network checkpoint (e.g. ``peer1`` of a DML
+    run) instead of what the run predicts with (the mean of its peers)."""
     path = resolve_checkpoint(name_or_checkpoint)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

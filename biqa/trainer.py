@@ -142,8 +142,9 @@ class Trainer:
         self.test_ds = (RecordsDataset(self.test_df, resolution=d.get("eval_resolution", "full"), **common)
                         if len(self.test_df) >= 3 else None)
         s = dict(cfg["strategy"])
-        self.strategy = build_strategy(s.pop("name"), model, **s)
-        for net in self.strategy.nets.values():
+        self.strategy = build_strategy(s.pop("name"), model, **s, context={
+            "pretrained": cfg["model"].get("pretrained", False), "label_scale": self.scale})
+        for net in list(self.strategy.nets.values()) + list(self.strategy.frozen.values()):
             net.to(self.device)
             if cfg["train"].get("channels_last"):
                 net.to(memory_format=torch.channels_last)
@@ -274,6 +275,7 @@ class Trainer:
             "config": self.cfg,
             "metrics": metrics,
             "strategy": self.cfg["strategy"].get("name"),
+            **self.strategy.checkpoint_meta(),
         }
 
     def _save_state(self, epoch: int) -> None:
@@ -343,6 +345,10 @@ class Trainer:
             save_checkpoint(self.out / "last.safetensors", nets, self._meta({"epoch": epoch + 1, **val}))
             self._save_state(epoch)
             self._write_history()
+            for name, table in self.strategy.epoch_report(epoch).items():
+                if "index" in table.columns:
+                    table.insert(1, "path", [self.train_df["path"].iloc[i] for i in table["index"]])
+                table.to_csv(self.out / f"{name}_epoch{epoch + 1}.csv", index=False)
             bar.write(f"epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4f}  val SRCC {val['srcc']:.4f}  "
                       f"PLCC {val['plcc']:.4f}  ({row['train_seconds']:.0f}s)")
         bar.close()

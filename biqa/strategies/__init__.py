@@ -1,18 +1,37 @@
-"""Learning strategies (see :mod:`biqa.strategies.base`)."""
+"""Learning strategies (see :mod:`biqa.strategies.base`).
+
+``supervised`` is the baseline; ``ohem``, ``mutual`` and ``distill`` are components of
+:class:`~biqa.strategies.composite.Composite` and combine freely, e.g.
+``strategy: {name: [ohem, distill], distill: {teacher: runs/t/best.safetensors}}``.
+"""
 from __future__ import annotations
 
 from .base import Strategy
+from .composite import COMPONENTS, Composite
 from .supervised import Supervised, supervised_terms
 
-STRATEGIES = {"supervised": Supervised}
+STRATEGIES = ("supervised",) + COMPONENTS
 
 
-def build_strategy(spec, model, **kwargs) -> Strategy:
-    """Build a strategy from a name (``"supervised"``) and its keyword options."""
-    name = spec if isinstance(spec, str) else spec.get("name")
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; available: {sorted(STRATEGIES)}")
-    return STRATEGIES[name](model, **kwargs)
+def build_strategy(name, model, *, context: dict | None = None, **kwargs) -> Strategy:
+    """Build a strategy from a name or a list of names (``"supervised"``, ``"ohem"``,
+    ``["ohem", "distill"]`` ...) and its options (``loss``, ``ohem``, ``mutual``, ``distill``)."""
+    names = [name] if isinstance(name, str) else list(name or [])
+    names = [n for n in names if n != "supervised"]
+    if not names:
+        extra = sorted(k for k in kwargs if k != "loss")
+        if extra:
+            raise ValueError(f"strategy options {extra} given, but strategy.name is 'supervised' (add them to "
+                             f"strategy.name, e.g. [ohem])")
+        return Supervised(model, **kwargs)
+    unknown = [n for n in names if n not in COMPONENTS]
+    if unknown:
+        raise ValueError(f"unknown strategy {unknown}; available: {list(STRATEGIES)} (combine with a list)")
+    unused = sorted(k for k in kwargs if k in COMPONENTS and k not in names)
+    if unused:
+        raise ValueError(f"options for {unused} given but not listed in strategy.name {names}")
+    return Composite(model, components=names, context=context, **kwargs)
 
 
-__all__ = ["Strategy", "Supervised", "supervised_terms", "STRATEGIES", "build_strategy"]
+__all__ = ["Strategy", "Supervised", "Composite", "COMPONENTS", "STRATEGIES", "supervised_terms",
+           "build_strategy"]

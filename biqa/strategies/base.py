@@ -23,6 +23,20 @@ class Strategy:
         """Trainable networks, saved in checkpoints under these names."""
         return {"model": self.model}
 
+    @property
+    def frozen(self) -> dict[str, nn.Module]:
+        """Networks the strategy uses but never trains (e.g. a teacher); kept in eval mode."""
+        return {}
+
+    def checkpoint_meta(self) -> dict:
+        """Extra JSON for checkpoints (e.g. which nets form the predicting ensemble)."""
+        return {}
+
+    def epoch_report(self, epoch: int) -> dict:
+        """``{name: DataFrame}`` tables the trainer writes as ``<name>_epoch<N>.csv`` (an
+        ``index`` column is mapped to the training image paths)."""
+        return {}
+
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 

@@ -1,0 +1,260 @@
+"""Composable learning strategies: OHEM, deep mutual learning and distillation over ``supervised``.
+
+One engine, three optional components, any combination:
+
+- ``mutual`` (DML, Yue et al. ICIP 2022): K >= 2 peers; peer k's loss adds
+  ``lam * mean_{j != k} MSE(z_k, stopgrad(z_j))``. Peers differ by head initialisation
+  (Kaiming for even, Xavier for odd peers) and view (odd peers see mirrored images, in
+  training and at test time). All peers' predictions are computed before any update. The
+  run predicts with the peers' mean; each peer can also be used alone.
+- ``ohem`` (Wang et al., TMM 2023): every trained network also runs as a pruned copy of
+  itself (global magnitude mask over the backbone's conv/linear weights, shared weights,
+  no copy); loss adds ``L_sup(pruned) + lam * MSE(z_full, z_pruned)`` with no stop-gradient.
+  Per-sample disagreement ``|z_full - z_pruned|`` of the main model is recorded: the
+  "hardest samples" table written each epoch.
+- ``distill`` (KD): a frozen teacher checkpoint; loss adds ``w_output * L(z_s, z_t) +
+  w_feature * L(P(f_s), f_t)`` with a learned linear projection ``P`` where the pooled
+  feature sizes differ, ``L`` = MSE or L1. The teacher never trains and stays in eval mode.
+
+Per network: ``L = L_sup + [ohem terms] + [distill terms] + [mutual term]``; the total is the
+sum over networks. Every combination of the three is supported and tested.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..losses import parse_loss_spec
+from .base import Strategy
+from .pruning import magnitude_masks, masked_forward, prunable_weights, sparsity
+from .supervised import supervised_terms
+
+COMPONENTS = ("ohem", "mutual", "distill")
+
+
+def _init_head(model: nn.Module, kind: str) -> None:
+    for m in model.head.modules():
+        if isinstance(m, nn.Linear):
+            (nn.init.kaiming_uniform_ if kind == "kaiming" else nn.init.xavier_uniform_)(m.weight)
+
+
+class Composite(Strategy):
+    """``supervised`` plus any of ``ohem``, ``mutual``, ``distill`` (see the module docstring).
+
+    Args:
+        model: the main network (peer 0).
+        components: names from ``COMPONENTS``.
+        loss: the supervised loss spec (``"mse"``, ``{"mse": 1, "plcc": 0.5}``, ``"fidelity"`` ...).
+        ohem: ``ratio`` (0.7), ``lam`` (1.0), ``refresh`` (``"stage"``: at each epoch listed in
+            ``stage_epochs``, default ``[0]``; ``"epoch"``: every epoch; an int N: every N
+            optimiser steps), ``view`` (``"same"`` or ``"flip"``: what the pruned branch sees),
+            ``include_linear`` (True), ``top_k`` rows in the hardest-samples table (200).
+        mutual: ``peers`` (2, or a list of preset names; the first is the main model's),
+            ``lam`` (1.0), ``flip_odd`` (True), ``init`` (True: Kaiming/Xavier head init).
+        distill: ``teacher`` (checkpoint path, required), ``kd_loss`` (``"mse"`` | ``"l1"``),
+            ``w_output`` (1.0), ``w_feature`` (1.0).
+        context: what the trainer knows: ``pretrained`` (for peers), ``label_scale``.
+    """
+
+    name = "composite"
+
+    def __init__(self, model, *, components, loss="mse", ohem=None, mutual=None, distill=None, context=None):
+        super().__init__(model)
+        unknown = [c for c in components if c not in COMPONENTS]
+        if unknown:
+            raise ValueError(f"unknown strategy component(s) {unknown}; combine any of {COMPONENTS}")
+        self.components = list(components)
+        self.weights = parse_loss_spec(loss)
+        ctx = context or {}
+        self._peers: dict[str, nn.Module] = {"model": model}
+        if "mutual" in components:
+            self._build_peers(dict(mutual or {}), ctx)
+        self.ohem = dict(ohem or {}) if "ohem" in components else None
+        if self.ohem is not None:
+            self.ohem.setdefault("ratio", 0.7)
+            self.ohem.setdefault("lam", 1.0)
+            self.ohem.setdefault("refresh", "stage")
+            self.ohem.setdefault("stage_epochs", [0])
+            self.ohem.setdefault("view", "same")
+            self.ohem.setdefault("include_linear", True)
+            self.ohem.setdefault("top_k", 200)
+            if self.ohem["view"] not in ("same", "flip"):
+                raise ValueError("ohem.view must be 'same' or 'flip'")
+            self.masks: dict[str, dict[str, torch.Tensor]] = {}
+            self._disagreement: dict[int, float] = {}
+        self.teacher = None
+        self._proj = nn.ModuleDict()
+        if "distill" in components:
+            self._build_teacher(dict(distill or {}))
+
+    # ---------------------------------------------------------------- setup
+    def _build_peers(self, cfg: dict, ctx: dict) -> None:
+        from ..models import create_model
+
+        peers = cfg.get("peers", 2)
+        base = self.model.preset
+        presets = [base.name] * int(peers) if isinstance(peers, int) else list(peers)
+        if len(presets) < 2:
+            raise ValueError("mutual learning needs at least 2 peers")
+        self.mutual_lam = float(cfg.get("lam", 1.0))
+        flip_odd = bool(cfg.get("flip_odd", True))
+        if cfg.get("init", True):
+            _init_head(self.model, "kaiming")
+        for k, name in enumerate(presets[1:], start=1):
+            over = {"score_range": base.score_range, "higher_is_better": base.higher_is_better,
+                    "hflip_input": flip_odd and k % 2 == 1}
+            if name == base.name:
+                over["head_kwargs"] = base.head_kwargs
+            peer = create_model(name, pretrained=ctx.get("pretrained", False),
+                                label_scale=ctx.get("label_scale", self.model.label_scale), **over)
+            if cfg.get("init", True):
+                _init_head(peer, "kaiming" if k % 2 == 0 else "xavier")
+            self._peers[f"peer{k}"] = peer
+
+    def _build_teacher(self, cfg: dict) -> None:
+        from ..checkpoint import load_model
+
+        if not cfg.get("teacher"):
+            raise ValueError("distill needs distill.teacher: a checkpoint (.safetensors) of a trained model")
+        teacher, meta = load_model(cfg["teacher"])
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        self.teacher = teacher.eval()
+        self.kd_loss = {"mse": F.mse_loss, "l1": F.l1_loss}[cfg.get("kd_loss", "mse")]
+        self.w_output = float(cfg.get("w_output", 1.0))
+        self.w_feature = float(cfg.get("w_feature", 1.0))
+        pre = meta["preprocessing"]
+        self._t_norm = (torch.tensor(pre["mean"]).view(1, 3, 1, 1), torch.tensor(pre["std"]).view(1, 3, 1, 1))
+        mean, std = self.model.preset.normalisation()
+        self._s_norm = (torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1))
+        t_dim = self._feature_dim(self.teacher)
+        for name, net in self._peers.items():
+            s_dim = self._feature_dim(net)
+            self._proj[name] = nn.Identity() if s_dim == t_dim else nn.Linear(s_dim, t_dim)
+
+    @staticmethod
+    def _feature_dim(net: nn.Module) -> int:
+        if hasattr(net, "members"):
+            net = next(iter(net.members.values()))
+        return int(net.backbone.num_features)
+
+    # ------------------------------------------------------------ interface
+    @property
+    def nets(self) -> dict[str, nn.Module]:
+        nets = dict(self._peers)
+        if len(self._proj) and any(not isinstance(p, nn.Identity) for p in self._proj.values()):
+            nets["kd_proj"] = self._proj
+        return nets
+
+    @property
+    def frozen(self) -> dict[str, nn.Module]:
+        return {"teacher": self.teacher} if self.teacher is not None else {}
+
+    def checkpoint_meta(self) -> dict:
+        meta = {"components": self.components}
+        if len(self._peers) > 1:
+            meta["ensemble"] = list(self._peers)
+            meta["net_presets"] = {n: m.preset.to_dict() for n, m in self._peers.items()}
+        if self.ohem is not None and self.masks:
+            meta["ohem_sparsity"] = {n: sparsity(m) for n, m in self.masks.items()}
+        return meta
+
+    def predict(self, images):
+        outs = [net(images) for net in self._peers.values()]
+        if len(outs) == 1:
+            return outs[0]
+        return {k: torch.stack([o[k] for o in outs]).mean(0) for k in ("z", "score")}
+
+    # ----------------------------------------------------------------- OHEM
+    def refresh_masks(self) -> None:
+        for name, net in self._peers.items():
+            self.masks[name] = magnitude_masks(prunable_weights(net, self.ohem["include_linear"]),
+                                               float(self.ohem["ratio"]))
+
+    def on_epoch_start(self, epoch: int) -> None:
+        if self.ohem is None:
+            return
+        self._disagreement = {}
+        r = self.ohem["refresh"]
+        if not self.masks or r == "epoch" or (r == "stage" and epoch in set(self.ohem["stage_epochs"])):
+            self.refresh_masks()
+
+    def on_step_end(self, step: int) -> None:
+        r = self.ohem["refresh"] if self.ohem is not None else None
+        if isinstance(r, int) and r > 0 and (step + 1) % r == 0:
+            self.refresh_masks()
+
+    def epoch_report(self, epoch: int) -> dict:
+        if self.ohem is None or not self._disagreement:
+            return {}
+        idx = np.fromiter(self._disagreement.keys(), dtype=int)
+        d = np.fromiter(self._disagreement.values(), dtype=float)
+        order = np.argsort(-d)[: int(self.ohem["top_k"])]
+        return {"hard_samples": pd.DataFrame({"rank": np.arange(1, len(order) + 1), "index": idx[order],
+                                              "disagreement": d[order]})}
+
+    def state_dict(self) -> dict:
+        if self.ohem is None:
+            return {}
+        return {f"mask/{net}/{w}": m.cpu() for net, ms in self.masks.items() for w, m in ms.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.ohem is None or not state:
+            return
+        self.masks = {}
+        for key, m in state.items():
+            _, net, w = key.split("/", 2)
+            device = dict(self._peers[net].named_parameters())[w].device
+            self.masks.setdefault(net, {})[w] = m.to(device)
+
+    # ----------------------------------------------------------------- loss
+    def loss(self, batch):
+        x = batch["image"]
+        outs = {name: net(x) for name, net in self._peers.items()}  # all predictions before any update
+        t_out = None
+        if self.teacher is not None:
+            with torch.no_grad():
+                ms, ss = (t.to(x.device) for t in self._s_norm)
+                mt, st = (t.to(x.device) for t in self._t_norm)
+                t_out = self.teacher(((x * ss + ms) - mt) / st)
+        total = 0.0
+        terms: dict[str, float] = {}
+
+        def add(key: str, value: torch.Tensor, weight: float = 1.0):
+            nonlocal total
+            total = total + weight * value
+            terms[key] = terms.get(key, 0.0) + float(value.detach())
+
+        for name, out in outs.items():
+            sup, sup_terms = supervised_terms(out, batch, self.weights)
+            add("sup", sup)
+            for k, v in sup_terms.items():
+                terms[k] = terms.get(k, 0.0) + v
+            if self.ohem is not None:
+                if name not in self.masks:
+                    self.refresh_masks()
+                xp = torch.flip(x, dims=[-1]) if self.ohem["view"] == "flip" else x
+                out_p = masked_forward(self._peers[name], self.masks[name], xp)
+                sup_p, _ = supervised_terms(out_p, batch, self.weights)
+                add("ohem_pruned_sup", sup_p)
+                add("ohem_consistency", F.mse_loss(out["z"].float(), out_p["z"].float()), float(self.ohem["lam"]))
+                if name == "model":
+                    gap = (out["z"] - out_p["z"]).detach().abs().float().cpu().numpy()
+                    for i, g in zip(batch["index"].tolist(), gap):
+                        self._disagreement[int(i)] = float(g)
+            if t_out is not None:
+                add("kd_output", self.kd_loss(out["z"].float(), t_out["z"].float()), self.w_output)
+                f_s = self._proj[name](out["features"].float())
+                add("kd_feature", self.kd_loss(f_s, t_out["features"].float()), self.w_feature)
+            if len(outs) > 1:
+                others = [o["z"].detach().float() for n, o in outs.items() if n != name]
+                mim = torch.stack([F.mse_loss(out["z"].float(), z) for z in others]).mean()
+                add("mutual_mimicry", mim, self.mutual_lam)
+        if not math.isfinite(float(total.detach())):
+            raise FloatingPointError(f"non-finite loss, terms: {terms}")
+        return total, terms
