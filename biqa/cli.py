@@ -46,6 +46,16 @@ def _cmd_train(a) -> int:
     from .config import load_config
     from .trainer import Trainer
 
+    if a.splits:
+        from .datasets import parse_seeds
+        from .protocols import format_protocol, n_split_protocol
+
+        per_split = n_split_protocol(a.config, parse_seeds(a.splits), a.overrides, column_pattern=a.split_pattern,
+                                     resume=a.resume)
+        print(format_protocol(per_split, per_split.attrs["summary"]))
+        root = Path(per_split.attrs["out_dir"])
+        print(f"wrote {root / 'per_split.csv'}, {root / 'summary.csv'}")
+        return 0
     cfg = load_config(a.config, a.overrides)
     summary = Trainer(cfg, resume=a.resume).fit()
     print(json.dumps(summary, indent=2, default=float))
@@ -56,13 +66,38 @@ def _cmd_eval(a) -> int:
     from .evaluate import evaluate_checkpoint
     from .report import format_metrics_table
 
-    res = evaluate_checkpoint(a.checkpoint, a.data, split=a.split, split_column=a.split_column, out_dir=a.out,
+    if len(a.checkpoint) > 1 or len(a.data) > 1:
+        from .protocols import cross_dataset_grid, format_grid
+
+        table = cross_dataset_grid(a.checkpoint, a.data, split=a.split, split_column=a.split_column, out_dir=a.out,
+                                   resolution=a.resolution, batch_size=a.batch_size, num_workers=a.workers,
+                                   n_boot=a.n_boot, seed=a.seed, device=a.device, peer=a.peer,
+                                   progress=not a.quiet)
+        print(format_grid(table))
+        if a.out:
+            print(f"wrote {Path(a.out) / 'grid.csv'}, grid_long.csv, grid.md, cells/")
+        return 0
+    from .protocols import parse_dataset_spec
+
+    data, split, split_column = parse_dataset_spec(a.data[0], a.split, a.split_column)
+    res = evaluate_checkpoint(a.checkpoint[0], data, split=split, split_column=split_column, out_dir=a.out,
                               resolution=a.resolution, batch_size=a.batch_size, num_workers=a.workers,
                               n_boot=a.n_boot, seed=a.seed, device=a.device, peer=a.peer, progress=not a.quiet)
     print(f"{res['checkpoint']} on {res['records']} [split: {res['split']}]")
     print(format_metrics_table(res))
     if a.out:
         print(f"wrote {Path(a.out) / 'metrics.json'}, predictions.csv, scatter.png")
+    return 0
+
+
+def _cmd_search(a) -> int:
+    from .search import random_search
+
+    table = random_search(a.config, a.space, a.trials, overrides=a.overrides, out_dir=a.out, seed=a.seed,
+                          patience=a.patience, quick=a.quick)
+    with __import__("pandas").option_context("display.width", 160):
+        print(table.drop(columns=["out_dir"]).to_string(index=False))
+    print(f"best config -> {Path(table['out_dir'].iloc[0]).parent / 'best_config.yaml'}")
     return 0
 
 
@@ -155,14 +190,36 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config")
     t.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.epochs=3 optim.lr_head=1e-3")
     t.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last epoch")
+    t.add_argument("--splits", default=None,
+                   help="n-split protocol: train once per split column, e.g. 1-10 (split_seed1..10), and write "
+                        "per_split.csv + summary.csv (mean, std) in out_dir")
+    t.add_argument("--split-pattern", default=None,
+                   help="split column per number, e.g. split_lt_seed{} (default: from data.split_column, "
+                        "else split_seed{})")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint on labelled records")
-    e.add_argument("checkpoint", help="checkpoint .safetensors, run folder, or trained model name")
-    e.add_argument("--data", required=True, help="records CSV")
+    r = sub.add_parser("search", help="random hyper-parameter search with early-stopped trials")
+    r.add_argument("config")
+    r.add_argument("overrides", nargs="*", help="key=value overrides applied to every trial")
+    r.add_argument("--space", nargs="+", required=True,
+                   help="key=log:LO,HI | lin:LO,HI | int:LO,HI | choice:A,B (e.g. optim.lr_head=log:1e-6,1e-3)")
+    r.add_argument("--trials", type=int, default=10)
+    r.add_argument("--patience", type=int, default=None, help="early-stopping patience of each trial")
+    r.add_argument("--out", default=None, help="output folder (default: runs/<name>_search)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--quick", action="store_true", help="2 short epochs per trial, no test (smoke run)")
+    r.set_defaults(func=_cmd_search)
+
+    e = sub.add_parser("eval", help="evaluate checkpoints on labelled records (several: a cross-dataset grid)")
+    e.add_argument("checkpoint", nargs="+",
+                   help="checkpoint .safetensors, run folder, or trained model name (several: grid rows)")
+    e.add_argument("--data", required=True, nargs="+", action="extend",
+                   help="records CSV(s), each optionally CSV:SPLIT or CSV:COLUMN=SPLIT (several: grid columns)")
     e.add_argument("--split", default="test", help="train | val | test | all (default: test)")
     e.add_argument("--split-column", default=None)
-    e.add_argument("--out", default=None, help="folder for metrics.json, predictions.csv, scatter.png")
+    e.add_argument("--out", default=None,
+                   help="folder for metrics.json, predictions.csv, scatter.png (grid: grid.csv, grid_long.csv, "
+                        "grid.md, cells/)")
     e.add_argument("--resolution", default=None)
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--workers", type=int, default=None)

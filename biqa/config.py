@@ -22,7 +22,8 @@ DEFAULTS: dict = {
         "num_workers": 2,
         "check_files": True,
     },
-    "model": {"preset": "lite0-mos", "pretrained": True, "head_kwargs": None},
+    "model": {"preset": "lite0-mos", "pretrained": True, "head_kwargs": None,
+              "init_from": None},  # a biqa checkpoint to start from (its 'model' network)
     "strategy": {"name": "supervised", "loss": "mse"},
     "optim": {
         "name": "adamw",  # adamw | adam | sgd

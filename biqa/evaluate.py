@@ -33,7 +33,8 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> dict:
     """SRCC / KRCC / PLCC / RMSE (raw and after the 4-parameter logistic fit), each with a
-    bootstrap 95% CI and N, of a checkpoint's scores against the records' MOS.
+    bootstrap 95% CI and N, of a checkpoint's scores against the records' MOS; for
+    distribution (NIMA) models also the mean EMD to the label distributions.
 
     ``higher_is_better`` describes the records' labels (default: their sidecar meta from
     ``biqa data import``, else the direction the checkpoint was trained with); correlations are reported so that a good model is
@@ -50,10 +51,16 @@ def evaluate_checkpoint(
         from .datasets import read_meta as read_dataset_meta
 
         higher_is_better = (read_dataset_meta(records) or {}).get("higher_is_better", scale.higher_is_better)
-    ds = RecordsDataset(df, scale, scorer.mean, scorer.std, resolution=scorer.resolution)
+    n_bins = scorer.meta.get("preset", {}).get("head_kwargs", {}).get("n_bins") if scorer.has_std else None
+    ds = RecordsDataset(df, scale, scorer.mean, scorer.std, resolution=scorer.resolution, n_bins=n_bins)
     loader = make_eval_loader(ds, batch_size, scorer.num_workers if num_workers is None else num_workers)
-    pred, mos = predict_loader(scorer.forward, loader, scorer.device, progress=progress, desc="eval")
+    pred, mos, probs, dist = predict_loader(scorer.forward, loader, scorer.device, progress=progress, desc="eval",
+                                            with_distributions=True)
     res = M.evaluate_predictions(pred, mos, n_boot=n_boot, seed=seed, higher_is_better=higher_is_better)
+    if probs is not None:  # distribution models: EMD (r=2) against the records' label distributions
+        from .losses import emd_loss
+
+        res["emd"] = float(emd_loss(probs, dist))
     res["split"] = split or "all"
     res["checkpoint"] = str(scorer.meta.get("checkpoint", checkpoint))
     res["records"] = str(records)

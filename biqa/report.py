@@ -132,6 +132,8 @@ def format_metrics_table(results: dict[str, Any], *, digits: int = 4) -> str:
             f"[{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
         )
         rows.append((METRIC_LABELS.get(name, name), _fmt(m.get("value"), digits), ci, n_str))
+    if isinstance(results.get("emd"), float):  # distribution models (NIMA)
+        rows.append(("EMD (r=2)", _fmt(results["emd"], digits), "n/a", n_str))
     if not rows:
         raise ValueError("results contains none of the metrics " + ", ".join(METRICS))
     header = ("metric", "value", ci_head, "N")

@@ -32,6 +32,7 @@ from .checkpoint import _atomic_write_bytes, save_checkpoint
 from .config import load_config, save_config
 from .data import RecordsDataset, SizeBucketBatchSampler, image_size
 from .labels import LabelScale
+from .losses import emd_loss
 from .models import create_model, get_preset
 from .records import load_records, select_split, split_columns
 from .strategies import build_strategy
@@ -66,18 +67,31 @@ def make_eval_loader(ds: RecordsDataset, batch_size: int, num_workers: int) -> D
 
 @torch.inference_mode()
 def predict_loader(predict, loader, device, channels_last: bool = False, progress: bool = False,
-                   desc: str = "eval") -> tuple[np.ndarray, np.ndarray]:
-    """Run ``predict`` over a loader; returns (scores, mos) ordered by dataset index."""
-    idx, scores, mos = [], [], []
+                   desc: str = "eval", with_distributions: bool = False):
+    """Run ``predict`` over a loader; returns (scores, mos) ordered by dataset index.
+
+    With ``with_distributions`` it also returns ``(probs, dist)`` (predicted and target
+    opinion-score distributions, ``None`` where the model or the data has none).
+    """
+    idx, scores, mos, probs, dists = [], [], [], [], []
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         x = batch["image"].to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        scores.append(predict(x)["score"].float().cpu())
+        out = predict(x)
+        scores.append(out["score"].float().cpu())
         mos.append(batch["mos"])
         idx.append(batch["index"])
+        if with_distributions and "probs" in out and "dist" in batch:
+            probs.append(out["probs"].float().cpu())
+            dists.append(batch["dist"].float())
     order = torch.cat(idx).argsort()
-    return torch.cat(scores)[order].numpy().astype(float), torch.cat(mos)[order].numpy().astype(float)
+    res = torch.cat(scores)[order].numpy().astype(float), torch.cat(mos)[order].numpy().astype(float)
+    if not with_distributions:
+        return res
+    if probs:
+        return res + (torch.cat(probs)[order], torch.cat(dists)[order])
+    return res + (None, None)
 
 
 def quick_metrics(pred: np.ndarray, mos: np.ndarray, higher_is_better: bool = True) -> dict[str, float]:
@@ -131,6 +145,10 @@ class Trainer:
             overrides["head_kwargs"] = {**preset.head_kwargs, **cfg["model"]["head_kwargs"]}
         model = create_model(preset.name, pretrained=cfg["model"].get("pretrained", False),
                              label_scale=self.scale, **overrides)
+        if cfg["model"].get("init_from"):  # fine-tune a trained biqa checkpoint (its main network)
+            from .checkpoint import read_state_dicts
+
+            model.load_state_dict(read_state_dicts(cfg["model"]["init_from"])["model"], strict=True)
         self.preset = model.preset
         self.mean, self.std = self.preset.normalisation()
         self.crop = int(d.get("crop_size") or self.preset.input_size)
@@ -257,14 +275,15 @@ class Trainer:
             bar.set_postfix(epoch=epoch + 1, loss=f"{sums['loss'] / n:.4f}", val_srcc=self._last_val_str)
         return {f"train_{k}": v / max(n, 1) for k, v in sums.items()}
 
-    def evaluate(self, ds: RecordsDataset, desc: str = "eval") -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(self, ds: RecordsDataset, desc: str = "eval", with_distributions: bool = False):
         for net in self.strategy.nets.values():
             net.eval()
         loader = make_eval_loader(ds, int(self.cfg["train"]["eval_batch_size"]),
                                   int(self.cfg["data"].get("num_workers", 0)))
         with self._autocast():
             return predict_loader(self.strategy.predict, loader, self.device,
-                                  bool(self.cfg["train"].get("channels_last")))
+                                  bool(self.cfg["train"].get("channels_last")), desc=desc,
+                                  with_distributions=with_distributions)
 
     def _meta(self, metrics: dict) -> dict:
         return {
@@ -366,9 +385,11 @@ class Trainer:
         states = read_state_dicts(self.out / "best.safetensors")
         for name, net in self.strategy.nets.items():
             net.load_state_dict(states[name])
-        pred, mos = self.evaluate(self.test_ds, "test")
+        pred, mos, probs, dist = self.evaluate(self.test_ds, "test", with_distributions=True)
         res = M.evaluate_predictions(pred, mos, higher_is_better=self.scale.higher_is_better, n_boot=1000,
                                      seed=int(self.cfg["seed"]))
+        if probs is not None:
+            res["emd"] = float(emd_loss(probs, dist))
         (self.out / "test_metrics.json").write_text(json.dumps(res, indent=2, default=float))
         pd.DataFrame({"path": self.test_df["path"], "mos": mos, "pred": pred}).to_csv(
             self.out / "test_predictions.csv", index=False)

@@ -1,0 +1,224 @@
+"""Learning strategies against the supervised baseline on the synthetic-distortion benchmark.
+
+Small training set (the seeds claim their largest gains there): ``--train-photos`` training photos
+x 1 crop x 126 images of the benchmark's train split (about 1,000 images by default); model
+selection on its val photos; held-out SRCC/PLCC on its test photos. Each strategy is trained with
+``--seeds`` seeds; the table gives mean and a 95% t-interval over seeds. OHEM and the baseline are
+also trained on the long-tailed variant of the same training set (8 types keep 5 levels, 8 keep 3,
+9 keep 1, drawn per seed). The teacher for ``distill`` is a larger Lite variant (Lite2) trained
+once on the same data. Step time: each strategy's training step (forward, loss, backward, update)
+on the same fixed batch, interleaved in one process, relative to the baseline's.
+
+  python benchmarks/strategies.py            # full: needs data/synth (see configs/default_model.yaml)
+  python benchmarks/strategies.py --quick    # CI smoke run on a few images
+
+Writes benchmarks/results/strategies.csv (per run), strategies_summary.csv and step_time.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+STRATEGIES = {
+    "baseline": "supervised",
+    "ohem": ["ohem"],
+    "mutual": ["mutual"],
+    "distill": ["distill"],
+    "ohem+distill": ["ohem", "distill"],
+}
+
+
+def small_records(records: Path, out: Path, train_photos: int, eval_photos: int, seed: int,
+                  crops: int = 1) -> Path:
+    """A small-training-set version of the benchmark, plus long-tailed train columns."""
+    from biqa.datasets import long_tailed_kadid
+
+    df = pd.read_csv(records)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for part, n in (("train", train_photos), ("val", eval_photos), ("test", eval_photos)):
+        refs = sorted(df.loc[df["split"] == part, "ref"].unique())
+        refs = list(rng.choice(refs, size=min(n, len(refs)), replace=False))
+        keep.append(df[(df["split"] == part) & df["ref"].isin(refs) & (df["crop"] < crops)])
+    small = pd.concat(keep, ignore_index=True)
+    root = records.resolve().parent
+    small["path"] = [str(root / p) for p in small["path"]]
+    dist = small[small["dist_id"] > 0].copy()
+    dist["split_seed1"] = dist["split"]
+    lt = long_tailed_kadid(dist.rename(columns={"dist_type": "kind"}).rename(columns={"dist_id": "dist_type"}),
+                           seed=seed, columns=["split_seed1"])
+    small["split_lt"] = small["split"]
+    small.loc[small["dist_id"] > 0, "split_lt"] = lt["split_lt_seed1"].to_numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    small.to_csv(out / "records.csv", index=False)
+    return out / "records.csv"
+
+
+def base_config(records: Path, out: Path, args, **extra) -> dict:
+    from biqa.config import load_config
+
+    cfg = {
+        "name": "bench", "out_dir": str(out), "seed": 0, "progress": False,
+        "data": {"records": str(records), "label_range": [1, 5], "crop_size": args.crop, "num_workers": 1,
+                 "eval_resolution": args.eval_resolution},
+        "model": {"preset": "lite0-mos", "pretrained": not args.quick},
+        "strategy": {"name": "supervised", "loss": "mse"},
+        "optim": {"name": "adamw", "lr_backbone": 3e-4, "lr_head": 3e-3, "weight_decay": 1e-4},
+        "sched": {"name": "cosine", "warmup_steps": 10},
+        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "eval_batch_size": 16,
+                  "channels_last": True, "amp": not args.quick,
+                  "max_steps_per_epoch": 2 if args.quick else None},
+        "early_stop": {"metric": "srcc", "patience": 100},
+    }
+    for k, v in extra.items():
+        cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
+    return load_config(cfg)
+
+
+def strategy_section(name: str, teacher: str | None) -> dict:
+    spec = STRATEGIES[name]
+    s = {"name": spec, "loss": "mse"}
+    if "ohem" in spec:
+        s["ohem"] = {"ratio": 0.7, "lam": 1.0, "refresh": "epoch"}
+    if "mutual" in spec:
+        s["mutual"] = {"peers": 2, "lam": 1.0}
+    if "distill" in spec:
+        s["distill"] = {"teacher": teacher, "w_output": 1.0, "w_feature": 1.0}
+    return s
+
+
+def t_interval(x: np.ndarray) -> tuple[float, float]:
+    from scipy.stats import t
+
+    x = np.asarray(x, float)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    h = t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean() - h), float(x.mean() + h)
+
+
+def step_times(records: Path, teacher: str | None, args, reps: int) -> pd.DataFrame:
+    """Seconds per training step of each strategy on one fixed batch, interleaved."""
+    from biqa.trainer import Trainer, collate
+
+    trainers = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in STRATEGIES:
+            cfg = base_config(records, Path(tmp) / name, args, strategy=strategy_section(name, teacher))
+            trainers[name] = Trainer(cfg)
+        tr0 = trainers["baseline"]
+        b = collate([tr0.train_ds[i] for i in range(args.batch_size)])
+        b["image"] = b["image"].contiguous(memory_format=torch.channels_last)
+        times = {n: [] for n in trainers}
+        for r in range(reps + 1):
+            for name, tr in trainers.items():
+                for net in tr.strategy.nets.values():
+                    net.train()
+                tr.strategy.on_epoch_start(0)
+                t0 = time.perf_counter()
+                with tr._autocast():
+                    loss, _ = tr.strategy.loss(b)
+                loss.backward()
+                tr.optimizer.step()
+                tr.optimizer.zero_grad(set_to_none=True)
+                if r > 0:  # first round = warm-up
+                    times[name].append(time.perf_counter() - t0)
+    rows = [{"strategy": n, "step_seconds": float(np.median(v))} for n, v in times.items()]
+    df = pd.DataFrame(rows)
+    df["vs_baseline"] = df["step_seconds"] / df.loc[df["strategy"] == "baseline", "step_seconds"].iloc[0]
+    return df
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", default=str(ROOT / "data" / "synth" / "records.csv"))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--train-photos", type=int, default=8, help="x 126 images = the small training set")
+    ap.add_argument("--eval-photos", type=int, default=9)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=224)
+    ap.add_argument("--eval-resolution", default="full")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--no-long-tailed", action="store_true")
+    ap.add_argument("--out", default=str(HERE / "results"))
+    args = ap.parse_args()
+    from biqa.trainer import Trainer
+
+    work = Path(tempfile.mkdtemp(prefix="biqa_strat_"))
+    records = Path(args.records)
+    if args.quick:
+        from biqa.synth import build_synthetic_dataset
+
+        photos = ROOT.parent / "shared" / "data" / "photos"
+        records = build_synthetic_dataset(photos, work / "synth", crops_per_photo=1, crop_size=96, levels=(1, 3, 5),
+                                          max_photos=6, val_fraction=0.34, test_fraction=0.34, progress=False,
+                                          kadid_labels=ROOT.parent / "shared" / "data" / "labels" / "KADID-10k.txt")
+        args.seeds, args.train_photos, args.eval_photos, args.epochs, args.crop = 1, 2, 2, 1, 64
+    elif not records.is_file():
+        raise SystemExit(f"{records} not found: build it first (see configs/default_model.yaml)")
+    names = args.strategies.split(",")
+    rows = []
+    t_start = time.time()
+    teacher = None
+    for seed in range(1, args.seeds + 1):
+        rec = small_records(records, work / f"data_s{seed}", args.train_photos, args.eval_photos, seed)
+        n_train = int((pd.read_csv(rec)["split"] == "train").sum())
+        if teacher is None and any("distill" in STRATEGIES[n] for n in names):
+            cfg = base_config(rec, work / "teacher", args, model={"preset": "lite2-mos"}, seed=seed)
+            Trainer(cfg).fit()
+            teacher = str(work / "teacher" / "best.safetensors")
+        variants = [("balanced", "split")] + ([] if args.no_long_tailed else [("long-tailed", "split_lt")])
+        for variant, column in variants:
+            for name in names:
+                if variant == "long-tailed" and name not in ("baseline", "ohem"):
+                    continue
+                out = work / f"{variant}_{name}_s{seed}"
+                cfg = base_config(rec, out, args, seed=seed, strategy=strategy_section(name, teacher),
+                                  data={"split_column": column})
+                t0 = time.time()
+                s = Trainer(cfg).fit()
+                test = s["test"]
+                rows.append({"variant": variant, "strategy": name, "seed": seed, "n_train": n_train,
+                             "n_test": test["n"], "srcc": test["srcc"]["value"], "plcc": test["plcc"]["value"],
+                             "best_epoch": s["best_epoch"], "train_minutes": (time.time() - t0) / 60})
+                print(f"[{(time.time() - t_start) / 60:5.1f} min] {variant:11s} {name:13s} seed {seed}: "
+                      f"SRCC {rows[-1]['srcc']:.4f} PLCC {rows[-1]['plcc']:.4f}", flush=True)
+                if not args.quick:  # partial results survive an interrupted run
+                    Path(args.out).mkdir(parents=True, exist_ok=True)
+                    pd.DataFrame(rows).to_csv(Path(args.out) / "strategies.csv", index=False)
+    runs = pd.DataFrame(rows)
+    summary = []
+    for (variant, name), g in runs.groupby(["variant", "strategy"], sort=False):
+        lo, hi = t_interval(g["srcc"])
+        plo, phi = t_interval(g["plcc"])
+        summary.append({"variant": variant, "strategy": name, "seeds": len(g), "srcc_mean": g["srcc"].mean(),
+                        "srcc_ci_low": lo, "srcc_ci_high": hi, "plcc_mean": g["plcc"].mean(),
+                        "plcc_ci_low": plo, "plcc_ci_high": phi})
+    summary = pd.DataFrame(summary)
+    steps = step_times(rec, teacher, args, reps=2 if args.quick else 5)
+    summary = summary.merge(steps, on="strategy", how="left")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if not args.quick:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        runs.to_csv(out / "strategies.csv", index=False)
+        summary.to_csv(out / "strategies_summary.csv", index=False)
+        steps.to_csv(out / "step_time.csv", index=False)
+        print(f"-> {out / 'strategies_summary.csv'}")
+
+
+if __name__ == "__main__":
+    main()
