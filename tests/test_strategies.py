@@ -84,6 +84,16 @@ def test_gradients_from_both_branches_reach_the_shared_weights():
     torch.testing.assert_close(g_both, g_full + g_pruned, rtol=1e-4, atol=1e-7)
 
 
+def test_pruned_branch_leaves_running_statistics_alone():
+    model = small_model().train()
+    masks = magnitude_masks(prunable_weights(model), 0.7)
+    before = {k: v.clone() for k, v in model.named_buffers()}
+    masked_forward(model, masks, torch.randn(4, 3, 32, 32))["z"].sum().backward()
+    assert all(torch.equal(before[k], v) for k, v in model.named_buffers())
+    model(torch.randn(4, 3, 32, 32))  # the full branch does update them
+    assert any(not torch.equal(before[k], v) for k, v in model.named_buffers())
+
+
 def test_ohem_records_per_sample_disagreement():
     strat = build_strategy("ohem", small_model(), loss="mse", ohem={"ratio": 0.7})
     strat.on_epoch_start(0)

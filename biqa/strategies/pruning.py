@@ -48,9 +48,15 @@ def magnitude_masks(weights: dict[str, torch.Tensor], ratio: float) -> dict[str,
 
 
 def masked_forward(model: nn.Module, masks: dict[str, torch.Tensor], *args, **kwargs):
-    """``model(*args)`` with each masked weight replaced by ``w * mask`` (shared weights)."""
+    """``model(*args)`` with each masked weight replaced by ``w * mask`` (shared weights).
+
+    Buffers (BatchNorm running statistics) are passed as copies: in training mode the pruned
+    branch normalises with its own batch statistics but must not pull the full model's running
+    statistics towards those of a 70%-pruned network."""
     params = dict(model.named_parameters())
     overrides = {name: params[name] * m for name, m in masks.items()}
+    if model.training:
+        overrides.update({name: b.clone() for name, b in model.named_buffers()})
     return functional_call(model, overrides, args, kwargs, strict=False)
 
 
