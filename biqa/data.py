@@ -166,7 +166,7 @@ class RecordsDataset(Dataset):
             else:
                 z = torch.as_tensor(label_scale.normalise(self.mos), dtype=torch.float32)
                 if "std" in df.columns and df["std"].notna().all():
-                    sd = torch.as_tensor(df["std"].to_numpy(float), dtype=torch.float32)
+                    sd = torch.as_tensor(df["std"].to_numpy(float).copy(), dtype=torch.float32)
                     sd = sd * (n_bins - 1) / (label_scale.hi - label_scale.lo)
                 else:  # no spread known: a typical opinion spread of ~1/8 of the range
                     sd = torch.full_like(z, default_std or (n_bins - 1) / 8)

@@ -34,7 +34,7 @@ def parse_space(items: list[str]) -> dict[str, tuple[str, list]]:
                              "choice:A,B")
         key, spec = item.split("=", 1)
         kind, vals = spec.split(":", 1)
-        parts = [yaml.safe_load(v) for v in vals.split(",")]
+        parts = [_number_or_yaml(v) for v in vals.split(",")]
         if kind in ("log", "lin", "int"):
             if len(parts) != 2 or not all(isinstance(v, (int, float)) for v in parts) or parts[0] > parts[1]:
                 raise ValueError(f"{item!r}: {kind} needs two numbers LO,HI with LO <= HI")
@@ -46,6 +46,18 @@ def parse_space(items: list[str]) -> dict[str, tuple[str, list]]:
     if not space:
         raise ValueError("empty search space: give at least one --space key=log:LO,HI")
     return space
+
+
+def _number_or_yaml(text: str):
+    """``1e-6`` is a string to YAML 1.1; read numbers as numbers first."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return yaml.safe_load(text)
 
 
 def sample(space: dict[str, tuple[str, list]], rng: np.random.Generator) -> dict[str, object]:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .distortions import DISTORTIONS, JPEG2000_BACKEND, from_uint8, get_distortion, resolve_types, to_uint8
+from .distortions import JPEG2000_BACKEND, from_uint8, get_distortion, resolve_types, to_uint8
 from .labels import (COMPONENT_SCALES, Calibrator, analysis_factor, calibration_report, cross_fitted_labels,
                      fr_scores, kadid_level_means)
 
