@@ -44,18 +44,22 @@ def tiny_records(tmp_path_factory) -> str:
     return str(root / "records.csv")
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> str:
-    """An (untrained) lite0 checkpoint, saved the way the trainer saves one."""
+def save_untrained_checkpoint(path, seed: int = 0, preset: str = "lite0-mos") -> str:
+    """Save an untrained model as a checkpoint, the way the trainer saves one."""
     from biqa.checkpoint import save_checkpoint
     from biqa.models import create_model
 
-    torch.manual_seed(0)
-    model = create_model("lite0-mos", pretrained=False)
+    torch.manual_seed(seed)
+    model = create_model(preset, pretrained=False)
     mean, std = model.preset.normalisation()
     meta = {"preset": model.preset.to_dict(), "label_scale": model.label_scale.to_dict(),
             "preprocessing": {"mean": list(mean), "std": list(std), "crop_size": 224, "resolution": "full"},
             "config": {}, "metrics": {}}
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
     save_checkpoint(path, {"model": model.eval()}, meta)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    """An (untrained) lite0 checkpoint."""
+    return save_untrained_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", seed=0)

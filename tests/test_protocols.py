@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from biqa.cli import main
 from biqa.config import load_config
 from biqa.datasets import add_splits
+from conftest import save_untrained_checkpoint
 from biqa.evaluate import evaluate_checkpoint
 from biqa.protocols import (cross_dataset_grid, format_grid, infer_column_pattern, n_split_protocol,
                             parse_dataset_spec, summarize_splits)
@@ -31,18 +31,7 @@ def _absolute(records: str) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def second_checkpoint(tmp_path_factory) -> str:
     """Another untrained lite0 checkpoint (different head init) with a different name."""
-    from biqa.checkpoint import save_checkpoint
-    from biqa.models import create_model
-
-    torch.manual_seed(1)
-    model = create_model("lite0-mos", pretrained=False)
-    mean, std = model.preset.normalisation()
-    meta = {"preset": model.preset.to_dict(), "label_scale": model.label_scale.to_dict(),
-            "preprocessing": {"mean": list(mean), "std": list(std), "crop_size": 224, "resolution": "full"},
-            "config": {}, "metrics": {}}
-    path = tmp_path_factory.mktemp("ckpt2") / "other.safetensors"
-    save_checkpoint(path, {"model": model.eval()}, meta)
-    return str(path)
+    return save_untrained_checkpoint(tmp_path_factory.mktemp("ckpt2") / "other.safetensors", seed=1)
 
 
 @pytest.fixture(scope="module")
