@@ -166,6 +166,38 @@ def _cmd_data_inspect(a) -> int:
     return 0
 
 
+def _cmd_gmad(a) -> int:
+    from .gmad import format_matrices, format_summary, run_gmad
+
+    scores = {}
+    for item in a.scores or []:
+        name, sep, csv = item.partition("=")
+        if not sep or not name or not csv:
+            raise ValueError(f"--scores takes NAME=CSV, got {item!r}")
+        scores[name] = csv
+    log = (lambda s: None) if a.quiet else (lambda s: print(s, file=sys.stderr))
+    res = run_gmad(a.models, a.pool, a.out, levels=a.levels, band_width=a.band_width,
+                   min_candidates=a.min_candidates, range_quantile=a.range_quantile, scores=scores,
+                   judgements=a.judgements, simulate_from=a.simulate_from, simulate_tolerance=a.simulate_tolerance,
+                   lower_is_better=a.lower_is_better or (), seed=a.seed, thumb=a.thumb, blind=a.blind,
+                   sheets=not a.no_sheets, rescore=a.rescore, device=a.device, batch_size=a.batch_size,
+                   progress=not a.quiet, log=log)
+    print(format_summary(res["selection"]))
+    if res["results"] is not None:
+        print()
+        print(format_matrices(res["results"]))
+    t, prm = res["timing"], res["selection"].params
+    if prm["n_dropped_unscored"]:
+        print(f"\nnote: {prm['n_dropped_unscored']} of the {prm['n_pool']} pool images lack a score from some model "
+              "and were left out")
+    print(f"\n{len(res['selection'].pairs)} pairs from {prm['n_used']} images; scoring "
+          f"{t['scoring_s']:.1f} s, selection {t['selection_s'] * 1000:.1f} ms, outputs {t['outputs_s']:.1f} s")
+    print(f"wrote {Path(a.out) / 'index.html'}, pairs.json, pairs.csv, judgements_template.csv"
+          + (", sheets/" if not a.no_sheets else "") + (", matrices.png, model_scores.csv" if res["results"] is not None
+                                                          else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="biqa", description="Blind image quality assessment: score, train, evaluate.")
     p.add_argument("--version", action="version", version=f"biqa {__import__('biqa').__version__}")
@@ -281,6 +313,39 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("records")
     n.add_argument("--histogram", default=None, help="write a MOS histogram PNG here")
     n.set_defaults(func=_cmd_data_inspect)
+
+    g = sub.add_parser("gmad", help="gMAD competition: each model attacks the others' level bands on an image pool")
+    g.add_argument("--models", nargs="+", required=True,
+                   help="[NAME=]SOURCE, 2 or more: trained model name (biqa-default), checkpoint, scores CSV "
+                        "(path,score), classical:sharpness | classical:noise, or column:COL of a records pool")
+    g.add_argument("--pool", nargs="+", required=True, help="folders (recursive), globs, images, records CSVs")
+    g.add_argument("--out", required=True, help="output folder (index.html, pairs.json, sheets/, scores/ ...)")
+    g.add_argument("--levels", type=int, default=6, help="levels of each defender's score range (default 6)")
+    g.add_argument("--band-width", type=float, default=0.05,
+                   help="band width, a fraction of the defender's score range (default 0.05)")
+    g.add_argument("--min-candidates", type=int, default=5,
+                   help="a level whose band holds fewer images is too sparse: no pair (default 5)")
+    g.add_argument("--range-quantile", type=float, default=0.01,
+                   help="the defender's range runs from this quantile to 1 minus it (default 0.01)")
+    g.add_argument("--scores", nargs="+", default=None, metavar="NAME=CSV",
+                   help="saved scores (path,score) to use for model NAME instead of scoring")
+    g.add_argument("--judgements", default=None,
+                   help="CSV pair_id,preferred (left|right|same): aggressiveness / resistance matrices")
+    g.add_argument("--simulate-from", default=None, metavar="COLUMN",
+                   help="simulate judgements from a column of the records pool (e.g. mos; demonstrations)")
+    g.add_argument("--simulate-tolerance", type=float, default=0.25,
+                   help="simulated people answer 'same' within this difference (COLUMN units; default 0.25)")
+    g.add_argument("--lower-is-better", nargs="+", default=None, metavar="NAME", help="models whose scores fall "
+                   "with quality (e.g. DMOS)")
+    g.add_argument("--blind", action="store_true", help="page without scores or model names (collecting judgements)")
+    g.add_argument("--thumb", type=int, default=300, help="thumbnail size on the page, px (default 300)")
+    g.add_argument("--no-sheets", action="store_true", help="no PNG contact sheets")
+    g.add_argument("--rescore", action="store_true", help="score again even if OUT/scores/NAME.csv exists")
+    g.add_argument("--seed", type=int, default=0, help="left/right layout (and simulated judgements)")
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--device", default="auto")
+    g.add_argument("--quiet", "-q", action="store_true")
+    g.set_defaults(func=_cmd_gmad)
     return p
 
 
