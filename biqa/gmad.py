@@ -648,6 +648,12 @@ figcaption{font-size:12px;margin-top:4px;line-height:1.35;font-variant-numeric:t
 """
 
 
+def _short(path) -> str:
+    """The file's folder and name (enough to tell pool images apart on the page)."""
+    p = Path(str(path))
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+
 def _fmt(x, nd=3) -> str:
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{nd}f}"
 
@@ -698,6 +704,8 @@ def write_html(sel: Selection, specs: Sequence[ModelSpec], scores: np.ndarray, p
             b64 = base64.b64encode(Path(matrices_png).read_bytes()).decode("ascii")
             parts.append(f"<img alt='matrices' style='max-width:100%' src='data:image/png;base64,{b64}'>")
     sparse = sel.sparse_levels()
+    judged = ({} if results is None or blind else
+              {r.pair_id: (r.m, int(r.n)) for r in results["per_pair"].itertuples(index=False)})
     for d in names:
         for a in names:
             if a == d:
@@ -722,11 +730,15 @@ def write_html(sel: Selection, specs: Sequence[ModelSpec], scores: np.ndarray, p
                         cls, word = ("hi", "rated better") if is_hi else ("lo", "rated worse")
                         cap = (f"{side}: <span class='{cls}'>attacker {e(a)} {_fmt(scores[i, names.index(a)])} "
                                f"({word})</span><br>defender {e(d)} {_fmt(scores[i, names.index(d)])}"
-                               f"<br><span title='{e(str(paths[i]))}'>{e(Path(str(paths[i])).name)}</span>")
+                               f"<br><span title='{e(str(paths[i]))}'>{e(_short(paths[i]))}</span>")
                     cells.append(f"<figure><img alt='{side}' src='{src}'><figcaption>{cap}</figcaption></figure>")
                 info = (f"<b>{e(r.pair_id)}</b><br>level {int(r.level)} of {p['levels']}" if blind else
                         f"<b>level {int(r.level)}</b> of {p['levels']}<br>pair {e(r.pair_id)}<br>"
                         f"defender band {_fmt(r.band_lo)} – {_fmt(r.band_hi)}<br>{int(r.n_candidates)} candidates")
+                if r.pair_id in judged:
+                    mj, nj = judged[r.pair_id]
+                    verdict = ("the attacker's pick preferred" if mj > 0 else "reversed" if mj < 0 else "same")
+                    info += f"<br><b>judged</b>: {verdict} (m = {mj:+.2f}, {nj} judgement{'s' * (nj != 1)})"
                 parts.append(f"<div class='pair'><div class='lvl'>{info}</div>{''.join(cells)}</div>")
             if not len(g) and not len(sk):
                 parts.append("<div class='sparse'>no pairs</div>")
@@ -829,7 +841,7 @@ def plot_matrices(results: dict, out: str | os.PathLike, *, dpi: int = 110) -> P
                   rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_title("per-model scores (ranked)", fontsize=10)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
