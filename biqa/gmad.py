@@ -206,24 +206,32 @@ def collect_pool(specs: Sequence[str] | str) -> pd.DataFrame:
 
 
 def load_score_csv(csv: str | os.PathLike, paths: Sequence[str]) -> np.ndarray:
-    """Scores from a ``path, score`` CSV aligned to ``paths`` (absolute); NaN where it has none.
+    """Scores from a ``path, score`` CSV aligned to ``paths`` (absolute, unique); NaN where it has none.
 
-    A relative path in the CSV is tried against the working directory, then the CSV's folder."""
+    A CSV path is matched as written, then (relative ones) against the working directory, then
+    against the CSV's folder; when a path occurs twice, its first row counts."""
     df = pd.read_csv(csv, dtype={"path": str})
     if "path" not in df.columns or "score" not in df.columns:
         raise ValueError(f"scores CSV {csv}: needs columns 'path' and 'score' (found {list(df.columns)})")
-    root = Path(csv).resolve().parent
-    lookup: dict[str, float] = {}
+    pool = pd.Index(list(paths))
+    if not pool.is_unique:
+        raise ValueError("load_score_csv: the pool's paths must be unique")
+    raw = df["path"].fillna("").astype(str).to_numpy(dtype=object)
     score = pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=float)
-    for p, s in zip(df["path"].fillna("").astype(str), score):
-        if not p:
-            continue
-        if os.path.isabs(p):
-            lookup.setdefault(_norm(p), s)
-        else:
-            lookup.setdefault(_norm(p), s)
-            lookup.setdefault(_norm(root / p), s)
-    return np.array([lookup.get(p, np.nan) for p in paths], dtype=float)
+    pos = pool.get_indexer(raw)  # exact matches first: the common case costs no path arithmetic
+    root = Path(csv).resolve().parent
+    for resolve in (_norm, lambda p: _norm(root / p)):
+        miss = np.flatnonzero((pos < 0) & (raw != ""))
+        if resolve is not _norm:
+            miss = miss[[not os.path.isabs(raw[i]) for i in miss]]
+        if not len(miss):
+            break
+        pos[miss] = pool.get_indexer([resolve(raw[i]) for i in miss])
+    out = np.full(len(pool), np.nan)
+    hit = np.flatnonzero(pos >= 0)
+    _, first = np.unique(pos[hit], return_index=True)  # first row of each path
+    out[pos[hit[first]]] = score[hit[first]]
+    return out
 
 
 def _score_one(spec: ModelSpec, pool: pd.DataFrame, *, device: str, batch_size: int, progress: bool) -> np.ndarray:

@@ -328,3 +328,23 @@ def test_page_renders_in_headless_chromium(image_pool, tmp_path):
     # rendered, not blank: page background plus dark text and the thumbnails' colours
     assert im.reshape(-1, 3).std(0).mean() > 10
     assert (im.sum(2) < 150).mean() > 0.001
+
+
+def test_score_csv_paths_are_matched(tmp_path, monkeypatch):
+    from biqa.gmad import load_score_csv
+
+    (tmp_path / "imgs").mkdir()
+    pool = [str(tmp_path / "imgs" / f"{k}.png") for k in "abcd"]
+    csv = tmp_path / "s.csv"
+    # a: absolute; b: relative to the CSV's folder; c: twice (the first row counts); d: absent
+    csv.write_text(f"path,score\n{pool[0]},1\nimgs/b.png,2\nimgs/c.png,3\n{pool[2]},30\nelsewhere.png,9\n")
+    monkeypatch.chdir(tmp_path.parent)
+    got = load_score_csv(csv, pool)
+    assert got[:3].tolist() == [1.0, 2.0, 3.0] and np.isnan(got[3])
+    # relative to the working directory
+    csv2 = tmp_path / "imgs" / "s2.csv"
+    csv2.write_text(f"path,score\n{tmp_path.name}/imgs/d.png,4\n")
+    assert load_score_csv(csv2, pool)[3] == 4.0
+    with pytest.raises(ValueError, match="'path' and 'score'"):
+        (tmp_path / "bad.csv").write_text("file,score\nx,1\n")
+        load_score_csv(tmp_path / "bad.csv", pool)
