@@ -12,11 +12,7 @@ def _cmd_score(a) -> int:
 
     inputs = a.inputs or [str(EXAMPLES_DIR)]
     scorer = load(a.model, device=a.device, batch_size=a.batch_size, num_workers=a.workers, resolution=a.resolution,
-                  peer=a.peer)
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
+                  peer=a.peer, backend=a.backend, threads=a.threads)
     df = scorer.score(inputs, progress=not a.quiet)
     if a.out:
         write_scores(df, a.out)
@@ -99,6 +95,33 @@ def _cmd_search(a) -> int:
         print(table.drop(columns=["out_dir"]).to_string(index=False))
     print(f"best config -> {Path(table['out_dir'].iloc[0]).parent / 'best_config.yaml'}")
     return 0
+
+
+def _cmd_export(a) -> int:
+    from .export import export_onnx, export_torchscript
+
+    if a.format == "onnx":
+        out = export_onnx(a.checkpoint, a.out or "model.onnx", peer=a.peer, opset=a.opset)
+    else:
+        out = export_torchscript(a.checkpoint, a.out or "model.pt", peer=a.peer)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB, {a.format}; checked against torch)")
+    return 0
+
+
+def _cmd_bench(a) -> int:
+    from .bench import DEFAULT_SIZES, QUICK_SIZES, bench, format_table
+
+    sizes = a.sizes or (QUICK_SIZES if a.quick else DEFAULT_SIZES)
+    batch = a.batch or (4 if a.quick else 8)
+    repeats = a.repeats or (3 if a.quick else 5)
+    df = bench(a.model, sizes, batch=batch, repeats=repeats, backends=a.backends, threads=a.threads,
+               log=lambda m: print(m, file=sys.stderr))
+    print(format_table(df))
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(a.out, index=False, float_format="%.4f")
+        print(f"wrote {a.out}", file=sys.stderr)
+    return 1 if "error" in df.columns and df["error"].notna().any() else 0
 
 
 def _cmd_models(a) -> int:
@@ -209,7 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", "-o", help="write scores to FILE.csv or FILE.json")
     s.add_argument("--batch-size", "-b", type=int, default=8)
     s.add_argument("--workers", type=int, default=None, help="decoding worker processes (default: cores/2)")
-    s.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    s.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads of the network (default: the CPUs; above 4, those the workers leave)")
+    s.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
+                   help="auto: onnxruntime for an .onnx model, else torch; onnxruntime with a checkpoint exports "
+                        "it once to ONNX and caches it ($BIQA_CACHE_DIR, default ~/.cache/biqa)")
     s.add_argument("--resolution", default=None,
                    help="full | max:N | short:N | WxH (default: the checkpoint's own, e.g. max:2048)")
     s.add_argument("--device", default="auto")
@@ -261,6 +288,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--peer", default=None, help="one network of a multi-network checkpoint (e.g. peer1)")
     e.add_argument("--quiet", "-q", action="store_true")
     e.set_defaults(func=_cmd_eval)
+
+    x = sub.add_parser("export", help="export a trained model to ONNX (dynamic batch and size) or TorchScript")
+    x.add_argument("checkpoint", help="trained model name or checkpoint (.safetensors or run folder)")
+    x.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    x.add_argument("--out", "-o", default=None, help="output file (default: model.onnx / model.pt)")
+    x.add_argument("--peer", default=None, help="export one network of a multi-network checkpoint")
+    x.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    x.set_defaults(func=_cmd_export)
+
+    b = sub.add_parser("bench", help="parameters, GMACs, latency, images/s and peak memory per backend")
+    b.add_argument("model", nargs="?", default="biqa-default", help="trained model name, checkpoint or preset")
+    b.add_argument("--sizes", default=None, help="N or WxH, comma-separated (default: 224,1024x768,3840x2160)")
+    b.add_argument("--batch", type=int, default=None, help="batch N, measured besides batch 1 (default: 8)")
+    b.add_argument("--repeats", type=int, default=None, help="timed runs per configuration (default: 5)")
+    b.add_argument("--backends", default="eager,channels-last,onnxruntime")
+    b.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the CPUs)")
+    b.add_argument("--out", "-o", default="bench.csv", help="CSV to write ('' for none)")
+    b.add_argument("--quick", action="store_true", help="small sizes (224, 512x384), batch 4, 3 runs")
+    b.set_defaults(func=_cmd_bench)
 
     m = sub.add_parser("models", help="list trained models and presets")
     m.add_argument("pattern", nargs="?", default="*")
@@ -353,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError, KeyError) as e:
+    except (FileNotFoundError, ValueError, KeyError, ImportError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"biqa: error: {msg}", file=sys.stderr)
         return 2

@@ -66,14 +66,19 @@ def load_image(path: str, resolution: Resolution | None = None) -> Image.Image:
     """Decode an image to RGB (EXIF orientation applied), sized by ``resolution``.
 
     JPEGs that will be downscaled are decoded at reduced size with ``draft()``
-    (DCT scaling), then resized exactly with a bicubic filter.
+    (DCT scaling), then resized exactly with a bicubic filter; for a rotated JPEG (EXIF
+    orientation 5-8) the draft size is asked for in the file's own orientation.
     """
     with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
+        orientation = im.getexif().get(0x0112, 1)
+        swap = orientation in (5, 6, 7, 8)
+        w, h = im.size
         resolution = resolution or Resolution()
-        tw, th = resolution.target_size(*im.size)
-        if im.format == "JPEG" and (tw < im.size[0] and th < im.size[1]):
-            im.draft("RGB", (tw, th))
+        tw, th = resolution.target_size(*((h, w) if swap else (w, h)))
+        dw, dh = (th, tw) if swap else (tw, th)  # the target in the stored orientation
+        if im.format == "JPEG" and (dw < w and dh < h):
+            im.draft("RGB", (dw, dh))
+        im = ImageOps.exif_transpose(im) if orientation != 1 else im
         im = im.convert("RGB")
         im.load()
     if im.size != (tw, th):
@@ -202,9 +207,11 @@ class SizeBucketBatchSampler(torch.utils.data.Sampler):
 
     ``sizes[i]`` is the (w, h) the network will see, or ``None`` for unreadable items
     (each gets a batch of its own so that its error is reported on its own row).
+    ``max_pixels``: a batch of large images holds fewer than ``batch_size`` of them, at most
+    ``max_pixels`` pixels in all (at least one image).
     """
 
-    def __init__(self, sizes: list, batch_size: int):
+    def __init__(self, sizes: list, batch_size: int, max_pixels: int | None = None):
         self.batches: list[list[int]] = []
         open_: dict = {}
         for i, s in enumerate(sizes):
@@ -213,7 +220,8 @@ class SizeBucketBatchSampler(torch.utils.data.Sampler):
                 continue
             b = open_.setdefault(s, [])
             b.append(i)
-            if len(b) == batch_size:
+            cap = batch_size if not max_pixels else max(1, min(batch_size, max_pixels // max(1, s[0] * s[1])))
+            if len(b) >= cap:
                 self.batches.append(b)
                 open_[s] = []
         self.batches += [b for b in open_.values() if b]

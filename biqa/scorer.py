@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,22 +119,88 @@ def _collate(items):
     }
 
 
-def default_workers() -> int:
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota (containers)."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, n // 2))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def default_workers() -> int:
+    """Decoding worker processes: half the CPUs, at most 8 (decode is a small share of the work)."""
+    return max(1, min(8, available_cpus() // 2))
+
+
+def default_threads(workers: int | None = None) -> int:
+    """Intra-op threads for the network. Up to 4 CPUs: all of them (decode workers only fill the gaps
+    while the network waits; leaving a core idle costs more); beyond: the CPUs the workers do not use."""
+    n = available_cpus()
+    w = default_workers() if workers is None else workers
+    return n if n <= 4 else max(1, n - w)
+
+
+# Batches of large images hold at most this many pixels: on the CPU a batch of several 1024x768
+# images runs slower per image than one at a time (activations outgrow the caches), while small
+# images gain from batching (224x224: up to 8 a batch).
+MAX_BATCH_PIXELS = 1 << 19
+
+_ALLOCATOR_TUNED = False
+
+
+def tune_allocator() -> bool:
+    """Keep freed memory in the process instead of handing it back to the OS at once (glibc only).
+
+    torch's CPU tensors come from ``malloc``; glibc serves large blocks (a 1024x768 activation is
+    tens of MB) with ``mmap`` and unmaps them on free, so every forward pass page-faults all of its
+    activations in again: on 2 cores that cost a third to a half of a 1024x768 forward (most of
+    it system time). With mmap off and a high trim threshold the blocks are reused. The catch: the
+    process keeps its peak heap. Called by :class:`Scorer` for torch on the CPU (set
+    ``BIQA_TUNE_MALLOC=0`` to opt out). Returns whether it took effect.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return True
+    if os.environ.get("BIQA_TUNE_MALLOC", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4  # glibc's mallopt parameter numbers
+        ok = libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 1 << 30) == 1
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        ok = False
+    _ALLOCATOR_TUNED = ok
+    return ok
 
 
 class Scorer:
     """Score images with one model. Build it with :func:`load`."""
 
-    def __init__(self, model: torch.nn.Module, meta: dict, *, device: str | torch.device = "cpu",
+    def __init__(self, model, meta: dict, *, device: str | torch.device = "cpu",
                  batch_size: int = 8, num_workers: int | None = None, resolution: str | None = None,
-                 channels_last: bool = True):
-        self.model = model.eval().to(device)
+                 channels_last: bool = True, threads: int | None = None,
+                 max_batch_pixels: int | None = MAX_BATCH_PIXELS):
+        # model: a torch module (IQAModel / Ensemble), or a callable with the same contract
+        # (normalised [B, 3, H, W] tensor -> dict of tensors), e.g. an OnnxRuntimeModel
+        self.backend = getattr(model, "backend", "torch")
+        is_module = isinstance(model, torch.nn.Module)
+        self.model = model.eval().to(device) if is_module else model
         self.meta = meta
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.max_batch_pixels = max_batch_pixels
         self.num_workers = default_workers() if num_workers is None else num_workers
+        if threads or torch.get_num_threads() > available_cpus():  # never more threads than CPUs
+            torch.set_num_threads(int(threads or default_threads(self.num_workers)))
+        channels_last = channels_last and is_module
+        if is_module and self.device.type == "cpu":
+            tune_allocator()
         pre = meta.get("preprocessing", {})
         self.mean, self.std = tuple(pre["mean"]), tuple(pre["std"])
         self.resolution = Resolution.parse(resolution or pre.get("resolution", "full"))
@@ -198,8 +265,8 @@ class Scorer:
         sizes = [image_size(p, self.resolution) for p in paths]
         ds = _ScoreDataset(paths, self.resolution, self.mean, self.std)
         workers = min(self.num_workers, len(paths) // 2)
-        loader = DataLoader(ds, batch_sampler=SizeBucketBatchSampler(sizes, self.batch_size),
-                            num_workers=workers, collate_fn=_collate)
+        sampler = SizeBucketBatchSampler(sizes, self.batch_size, self.max_batch_pixels)
+        loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers, collate_fn=_collate)
         with tqdm(total=len(paths), desc="scoring", unit="img", disable=not progress, dynamic_ncols=True) as bar:
             for batch in loader:
                 for i, err in batch["errors"]:
@@ -218,18 +285,43 @@ class Scorer:
         return df[cols]
 
 
+BACKENDS = ("torch", "onnxruntime")
+
+
 def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "auto", peer: str | None = None,
-         **kwargs) -> Scorer:
-    """A :class:`Scorer` for a trained model name (default ``biqa-default``) or a checkpoint path.
+         backend: str = "auto", threads: int | None = None, **kwargs) -> Scorer:
+    """A :class:`Scorer` for a trained model name (default ``biqa-default``), a checkpoint path, or
+    an ONNX file from ``biqa export``.
 
     ``peer``: score with one network of a multi-network checkpoint (e.g. ``peer1`` of a DML
-    run) instead of what the run predicts with (the mean of its peers)."""
+    run) instead of what the run predicts with (the mean of its peers).
+    ``backend``: ``torch``, ``onnxruntime`` (CPU; a checkpoint is exported to ONNX once and cached,
+    see :func:`biqa.export.cached_onnx`), or ``auto`` (onnxruntime for ``.onnx`` files, else torch).
+    ``threads``: intra-op threads (default: :func:`default_threads`)."""
     path = resolve_checkpoint(name_or_checkpoint)
+    is_onnx = path.suffix.lower() == ".onnx"
+    backend = {"auto": "onnxruntime" if is_onnx else "torch", "ort": "onnxruntime", "onnx": "onnxruntime"}.get(
+        backend, backend)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend == "onnxruntime":
+        from .export import OnnxRuntimeModel, cached_onnx
+
+        if is_onnx and peer:
+            raise ValueError("--peer selects a network of a checkpoint; an ONNX file holds one model already")
+        onnx_path = path if is_onnx else cached_onnx(path, peer=peer)
+        workers = kwargs.get("num_workers")
+        model = OnnxRuntimeModel(onnx_path, threads=threads or default_threads(workers))
+        meta = dict(model.meta, checkpoint=str(path), onnx=str(onnx_path))
+        kwargs.pop("channels_last", None)
+        return Scorer(model, meta, device="cpu", channels_last=False, **kwargs)
+    if is_onnx:
+        raise ValueError(f"{path} is an ONNX model: score it with the onnxruntime backend")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model, meta = load_model(path, net=peer)
     meta["checkpoint"] = str(path)
-    return Scorer(model, meta, device=device, **kwargs)
+    return Scorer(model, meta, device=device, threads=threads, **kwargs)
 
 
 def write_scores(df: pd.DataFrame, out: str | os.PathLike) -> Path:

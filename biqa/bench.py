@@ -1,0 +1,227 @@
+"""``biqa bench``: size, compute, latency, throughput and memory of a model, per backend.
+
+For each image size and backend (``eager``: torch, NCHW; ``channels-last``: torch, NHWC, what
+``biqa score`` uses; ``onnxruntime``: the model exported by :func:`biqa.export.export_onnx`) and
+for batch 1 and batch N, a fresh subprocess loads the model, runs one warm-up pass and
+``repeats`` timed passes on a seeded random batch, and reports the median latency, images/s and
+its peak resident memory (``ru_maxrss``: the whole process, Python and libraries included) and
+that peak's increase over the resident memory after loading the model (what the run itself
+needed). One process per configuration, so that one configuration's peak does not hide
+another's. Parameters and GMACs (multiply-accumulates per image, torch's FLOP counter / 2) come
+from the torch model.
+
+Batch N shrinks at large sizes so that a batch holds at most ``max_batch_pixels`` pixels
+(default: two 3840x2160 images); when that leaves 1, only batch 1 is measured.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+BENCH_BACKENDS = ("eager", "channels-last", "onnxruntime")
+DEFAULT_SIZES = "224,1024x768,3840x2160"
+QUICK_SIZES = "224,512x384"
+DEFAULT_MAX_BATCH_PIXELS = 2 * 3840 * 2160
+
+
+def parse_sizes(spec: str) -> list[tuple[int, int]]:
+    """``"224,1024x768"`` -> ``[(224, 224), (1024, 768)]`` (width, height)."""
+    out = []
+    for part in str(spec).split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        try:
+            w, h = (part.split("x") + [part])[:2] if "x" in part else (part, part)
+            w, h = int(w), int(h)
+        except ValueError:
+            raise ValueError(f"bad size {part!r}: use N (square) or WxH, e.g. 224,1024x768") from None
+        if w < 32 or h < 32:
+            raise ValueError(f"size {part!r} is too small (at least 32 pixels a side)")
+        out.append((w, h))
+    if not out:
+        raise ValueError("no sizes given")
+    return out
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return float("nan")
+
+
+def _peak_rss_mb() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 2**20 if sys.platform == "darwin" else r / 1024  # bytes on macOS, KiB on Linux
+
+
+def _child(cfg: dict) -> dict:
+    """One configuration, in this (fresh) process."""
+    import torch
+
+    from .scorer import tune_allocator
+
+    torch.set_num_threads(cfg["threads"])
+    backend, b, (w, h) = cfg["backend"], cfg["batch"], cfg["size"]
+    if backend == "onnxruntime":
+        from .export import OnnxRuntimeModel
+
+        model = OnnxRuntimeModel(cfg["onnx"], threads=cfg["threads"])
+        run = model
+    else:
+        from .checkpoint import load_model
+
+        tune_allocator()  # what biqa's torch scorer does on the CPU
+        model, _ = load_model(cfg["checkpoint"])
+        model.eval()
+        if backend == "channels-last":
+            model = model.to(memory_format=torch.channels_last)
+
+            def run(x):
+                return model(x.contiguous(memory_format=torch.channels_last))
+        else:
+            run = model
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(b, 3, h, w, generator=g)
+    rss_loaded = _rss_mb()
+    times = []
+    with torch.inference_mode():
+        run(x)  # warm-up: kernels chosen, memory planned
+        for _ in range(cfg["repeats"]):
+            t0 = time.perf_counter()
+            run(x)
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"median_ms": 1000 * med, "min_ms": 1000 * min(times), "ms_per_image": 1000 * med / b,
+            "images_per_s": b / med, "peak_rss_mb": _peak_rss_mb(), "rss_loaded_mb": rss_loaded,
+            "peak_delta_mb": _peak_rss_mb() - rss_loaded}
+
+
+def _run_child(cfg: dict, timeout: float | None = None) -> dict:
+    cmd = [sys.executable, "-m", "biqa.bench", "--child", json.dumps(cfg)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads"]))
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if p.returncode != 0:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+        return {"error": " | ".join(tail) or f"exit status {p.returncode}"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def model_stats(model, sizes) -> tuple[int, dict]:
+    """(parameters, {(w, h): GMACs per image}) with torch's FLOP counter (FLOPs / 2 = MACs)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params = sum(p.numel() for p in model.parameters())
+    gmacs = {}
+    with torch.inference_mode():
+        for w, h in sizes:
+            counter = FlopCounterMode(display=False)
+            with counter:
+                model(torch.zeros(1, 3, h, w))
+            gmacs[(w, h)] = counter.get_total_flops() / 2e9
+    return params, gmacs
+
+
+def _resolve_model(spec: str, tmp: Path) -> tuple[Path, str]:
+    """A checkpoint path for a trained model / checkpoint, or an untrained one for a preset name."""
+    from .models import list_models
+    from .scorer import TRAINED_MODELS, resolve_checkpoint
+
+    if spec not in TRAINED_MODELS and spec in list_models() and not Path(spec).exists():
+        import torch
+
+        from .checkpoint import save_checkpoint
+        from .models import create_model
+
+        torch.manual_seed(0)
+        m = create_model(spec, pretrained=False).eval()
+        mean, std = m.preset.normalisation()
+        meta = {"preset": m.preset.to_dict(), "label_scale": m.label_scale.to_dict(),
+                "preprocessing": {"mean": list(mean), "std": list(std), "resolution": "full"}}
+        return save_checkpoint(tmp / f"{spec}.safetensors", {"model": m}, meta), f"{spec} (preset, random weights)"
+    path = resolve_checkpoint(spec)
+    if path.suffix.lower() == ".onnx":
+        raise ValueError("biqa bench needs the torch model (a trained model name, checkpoint or preset): "
+                         "it exports the ONNX model itself")
+    return path, spec
+
+
+def bench(model: str = "biqa-default", sizes: str | list = DEFAULT_SIZES, *, batch: int = 8, repeats: int = 5,
+          backends=BENCH_BACKENDS, threads: int | None = None, max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS,
+          log=print) -> pd.DataFrame:
+    """Measure a model; one row per (size, backend, batch). See the module docstring."""
+    from .checkpoint import load_model
+    from .scorer import default_threads
+
+    sizes = parse_sizes(sizes) if isinstance(sizes, str) else list(sizes)
+    backends = [b.strip() for b in (backends.split(",") if isinstance(backends, str) else backends)]
+    for b in backends:
+        if b not in BENCH_BACKENDS:
+            raise ValueError(f"unknown backend {b!r}: choose from {', '.join(BENCH_BACKENDS)}")
+    threads = int(threads or default_threads(0))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="biqa-bench-") as tmp:
+        ckpt, label = _resolve_model(model, Path(tmp))
+        net, meta = load_model(ckpt)
+        params, gmacs = model_stats(net.eval(), sizes)
+        preset = meta.get("preset", {}).get("name", "?")
+        del net
+        log(f"{label}: preset {preset}, {params / 1e6:.2f} M parameters, {threads} threads")
+        onnx_path = None
+        if "onnxruntime" in backends:
+            from .export import export_onnx
+
+            t0 = time.perf_counter()
+            onnx_path = export_onnx(ckpt, Path(tmp) / "model.onnx")
+            log(f"exported to ONNX in {time.perf_counter() - t0:.1f} s (checked against torch)")
+        for w, h in sizes:
+            n = max(1, min(batch, max_batch_pixels // (w * h)))
+            for backend in backends:
+                for b in sorted({1, n}):
+                    cfg = {"checkpoint": str(ckpt), "onnx": str(onnx_path) if onnx_path else None,
+                           "backend": backend, "batch": b, "size": [w, h], "threads": threads,
+                           "repeats": repeats}
+                    res = _run_child(cfg)
+                    row = {"model": label, "preset": preset, "params_m": params / 1e6,
+                           "gmacs_per_image": gmacs[(w, h)], "size": f"{w}x{h}", "backend": backend,
+                           "batch": b, "threads": threads, "repeats": repeats, **res}
+                    rows.append(row)
+                    if "error" in res:
+                        log(f"  {w}x{h} {backend:<13} batch {b}: failed: {res['error']}")
+                    else:
+                        log(f"  {w}x{h} {backend:<13} batch {b}: {res['median_ms']:9.1f} ms "
+                            f"{res['images_per_s']:8.2f} img/s  peak RSS {res['peak_rss_mb']:7.0f} MB")
+    df = pd.DataFrame(rows)
+    df["cpus"] = os.cpu_count()
+    df["machine"] = platform.machine()
+    return df
+
+
+def format_table(df: pd.DataFrame) -> str:
+    cols = ["size", "gmacs_per_image", "backend", "batch", "median_ms", "ms_per_image", "images_per_s",
+            "peak_rss_mb", "peak_delta_mb"]
+    cols = [c for c in cols if c in df.columns]
+    t = df[cols].rename(columns={"gmacs_per_image": "GMACs/img", "median_ms": "latency_ms (median)",
+                                 "peak_rss_mb": "peak_RSS_MB", "peak_delta_mb": "peak_over_loaded_MB"})
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        return t.to_string(index=False, float_format=lambda v: f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}")
+
+
+if __name__ == "__main__":  # the per-configuration subprocess
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        print(json.dumps(_child(json.loads(sys.argv[2]))))
+    else:
+        sys.exit("usage: biqa bench MODEL (this module's command line is internal)")
