@@ -13,11 +13,17 @@ from .labels import distribution_moments
 
 
 class ScoreHead(nn.Module):
-    """MOS regression: dropout -> [Linear -> GELU]* -> Linear(1)."""
+    """MOS regression: [BatchNorm] -> dropout -> [Linear -> GELU] -> Linear(1).
 
-    def __init__(self, in_features: int, hidden: int = 0, dropout: float = 0.0, sigmoid: bool = False):
+    ``norm=True`` standardises each feature with batch statistics (running averages at
+    test time): multi-level pooled statistics differ in scale by orders of magnitude.
+    """
+
+    def __init__(self, in_features: int, hidden: int = 0, dropout: float = 0.0, sigmoid: bool = False,
+                 norm: bool = False):
         super().__init__()
-        layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
+        layers: list[nn.Module] = [nn.BatchNorm1d(in_features)] if norm else []
+        layers += [nn.Dropout(dropout)] if dropout > 0 else []
         if hidden:
             layers += [nn.Linear(in_features, hidden), nn.GELU()]
             in_features = hidden

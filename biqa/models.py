@@ -29,6 +29,7 @@ class ModelPreset:
     score_range: tuple[float, float] = (1.0, 5.0)
     higher_is_better: bool = True
     hflip_input: bool = False  # the network sees mirrored images (a DML peer's view), in training and test
+    pooling: str = "avg"  # "avg": the backbone's pooled last features | "multilevel": mean+std of every stage
     description: str = ""
 
     def to_dict(self) -> dict:
@@ -81,6 +82,10 @@ for _n, _size in (("lite0", 224), ("lite1", 240), ("lite2", 260)):
         f"nima-{_n}", f"tf_efficientnet_{_n}", "distribution", {"dropout": 0.75, "n_bins": 10}, _size,
         description=f"NIMA: EfficientNet-{_n.capitalize()} + 10-bin opinion-score distribution"))
 register_preset(ModelPreset(
+    "lite0-ml-mos", "tf_efficientnet_lite0", "score", {"dropout": 0.2, "hidden": 256, "norm": True}, 224,
+    pooling="multilevel",
+    description="EfficientNet-Lite0, mean+std pooled from all 5 stages + MLP MOS head (the default model)"))
+register_preset(ModelPreset(
     "resnet18-mos", "resnet18", "score", {}, 384,
     description="ResNet-18 + MOS regression (the OHEM paper's backbone; ImageNet weights from a local file)"))
 register_preset(ModelPreset(
@@ -92,6 +97,28 @@ register_preset(ModelPreset(
 register_preset(ModelPreset(
     "nima-mobilenetv2", "mobilenetv2_100", "distribution", {"dropout": 0.75, "n_bins": 10}, 224,
     description="NIMA with the paper's MobileNet family backbone (ImageNet weights from a local file)"))
+
+
+class MultiLevelPool(nn.Module):
+    """Spatial mean and standard deviation of every stage of a timm feature extractor.
+
+    Distortions such as noise, blur, blocking or colour shifts live in the early,
+    high-resolution stages that a classifier's final pooled vector learns to ignore;
+    pooling every stage's mean and std keeps them (as in multi-level IQA heads).
+    Output ``[B, 2 * sum(C_i)]``, statistics in float32; works at any input size.
+    """
+
+    def __init__(self, extractor: nn.Module):
+        super().__init__()
+        self.extractor = extractor
+        self.num_features = 2 * sum(extractor.feature_info.channels())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stats = []
+        for f in self.extractor(x):
+            f = f.float().flatten(2)
+            stats += [f.mean(-1), f.std(-1)]
+        return torch.cat(stats, dim=1)
 
 
 class IQAModel(nn.Module):
@@ -166,7 +193,12 @@ def create_model(
         label_scale = LabelScale(*preset.score_range, preset.higher_is_better)
     elif isinstance(label_scale, dict):
         label_scale = LabelScale.from_dict(label_scale)
-    backbone = create_backbone(preset.backbone, pretrained=pretrained)
+    if preset.pooling == "multilevel":
+        backbone = MultiLevelPool(create_backbone(preset.backbone, pretrained=pretrained, features_only=True))
+    elif preset.pooling == "avg":
+        backbone = create_backbone(preset.backbone, pretrained=pretrained)
+    else:
+        raise ValueError(f"unknown pooling {preset.pooling!r}; choose 'avg' or 'multilevel'")
     n_feat = getattr(backbone, "num_features", None) or backbone.num_features
     head = create_head(preset.head, n_feat, **preset.head_kwargs)
     return IQAModel(backbone, head, preset, label_scale)

@@ -28,7 +28,7 @@ def x():
 
 
 def test_list_models():
-    assert list_models("*lite*") == ["lite0-mos", "lite1-mos", "lite2-mos", "nima-lite0", "nima-lite1", "nima-lite2"]
+    assert list_models("*lite*") == ["lite0-ml-mos", "lite0-mos", "lite1-mos", "lite2-mos", "nima-lite0", "nima-lite1", "nima-lite2"]
     assert list_models("nima-*") == sorted(["nima-lite0", "nima-lite1", "nima-lite2", "nima-mobilenetv2"])
     everything = list_models()
     assert everything == sorted(everything)
@@ -149,3 +149,37 @@ def test_preset_dict_records_backbone_normalisation():
 def test_register_preset_duplicate():
     with pytest.raises(ValueError, match="already registered"):
         register_preset(get_preset("lite0-mos"))
+
+
+def test_multilevel_pooling_model(tmp_path, x):
+    """lite0-ml-mos: mean and std of every stage, computed independently here from the extractor."""
+    from biqa.checkpoint import load_model, save_checkpoint
+
+    torch.manual_seed(3)
+    model = create_model("lite0-ml-mos", pretrained=False).eval()
+    extractor = model.backbone.extractor
+    assert model.backbone.num_features == 2 * (16 + 24 + 40 + 112 + 320)
+    with torch.no_grad():
+        out = model(x)
+        maps = extractor(x)
+    assert [m.shape[1] for m in maps] == [16, 24, 40, 112, 320]
+    # per stage: its channel means, then its channel stds (unbiased), stage after stage
+    expected = torch.cat([torch.cat([m.mean((2, 3)), m.std((2, 3))], 1) for m in maps], 1)
+    assert torch.allclose(out["features"], expected, atol=1e-5)
+    assert out["score"].shape == (2,) and torch.isfinite(out["score"]).all()
+    assert isinstance(model.head.mlp[0], torch.nn.BatchNorm1d)
+    # any input size, batch of one in eval mode
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 97, 131)).get("score").shape == (1,)
+    # checkpoint round trip rebuilds the multi-level model
+    meta = {"preset": model.preset.to_dict(), "label_scale": model.label_scale.to_dict()}
+    save_checkpoint(tmp_path / "ml.safetensors", {"model": model}, meta)
+    loaded, _ = load_model(tmp_path / "ml.safetensors")
+    assert loaded.preset.pooling == "multilevel"
+    with torch.no_grad():
+        assert torch.allclose(loaded.eval()(x)["score"], out["score"], atol=1e-6)
+
+
+def test_unknown_pooling():
+    with pytest.raises(ValueError, match="pooling"):
+        create_model("lite0-mos", pretrained=False, pooling="max")
