@@ -104,6 +104,27 @@ def test_ohem_records_per_sample_disagreement():
     assert table["disagreement"].is_monotonic_decreasing
 
 
+def test_ohem_crop_view_is_a_smaller_sub_image():
+    model = small_model()
+    strat = build_strategy("ohem", model, loss="mse", ohem={"view": "crop", "crop_scale": 0.5})
+    strat.on_epoch_start(0)
+    b = batch(size=32)
+    torch.manual_seed(5)
+    xp = strat.pruned_view(b["image"])
+    assert xp.shape == (4, 3, 16, 16)
+    # a window of the batch at one offset, the same for every sample
+    hits = [(i, j) for i in range(17) for j in range(17) if torch.equal(b["image"][..., i:i + 16, j:j + 16], xp)]
+    assert len(hits) == 1
+    torch.manual_seed(5)
+    assert torch.equal(strat.pruned_view(b["image"]), xp)  # seeded
+    loss, terms = strat.loss(b)
+    loss.backward()
+    assert {"ohem_pruned_sup", "ohem_consistency"} <= set(terms)
+    assert all(p.grad is not None for p in model.backbone.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="crop_scale"):
+        build_strategy("ohem", small_model(), ohem={"view": "crop", "crop_scale": 0.0})
+
+
 def test_ohem_refresh_policies():
     model = small_model()
     strat = build_strategy("ohem", model, ohem={"refresh": 2})

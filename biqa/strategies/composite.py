@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributed import all_gather_object, broadcast_masks_
 from ..losses import parse_loss_spec
 from .base import Strategy
 from .pruning import magnitude_masks, masked_forward, prunable_weights, sparsity
@@ -81,8 +82,11 @@ class Composite(Strategy):
             self.ohem.setdefault("view", "same")
             self.ohem.setdefault("include_linear", True)
             self.ohem.setdefault("top_k", 200)
-            if self.ohem["view"] not in ("same", "flip"):
-                raise ValueError("ohem.view must be 'same' or 'flip'")
+            self.ohem.setdefault("crop_scale", 0.7)
+            if self.ohem["view"] not in ("same", "flip", "crop"):
+                raise ValueError("ohem.view must be 'same', 'flip' or 'crop'")
+            if not 0.0 < float(self.ohem["crop_scale"]) <= 1.0:
+                raise ValueError("ohem.crop_scale must be in (0, 1]")
             self.masks: dict[str, dict[str, torch.Tensor]] = {}
             self._disagreement: dict[int, float] = {}
         self.teacher = None
@@ -153,6 +157,9 @@ class Composite(Strategy):
     def frozen(self) -> dict[str, nn.Module]:
         return {"teacher": self.teacher} if self.teacher is not None else {}
 
+    def forward_nets(self) -> list[str]:
+        return list(self._peers)
+
     def checkpoint_meta(self) -> dict:
         meta = {"components": self.components}
         if len(self._peers) > 1:
@@ -169,10 +176,26 @@ class Composite(Strategy):
         return {k: torch.stack([o[k] for o in outs]).mean(0) for k in ("z", "score")}
 
     # ----------------------------------------------------------------- OHEM
+    def pruned_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What the pruned branch sees: ``x``, its mirror image or a random sub-crop of it."""
+        view = self.ohem["view"]
+        if view == "flip":
+            return torch.flip(x, dims=[-1])
+        if view == "crop":
+            H, W = x.shape[-2:]
+            s = float(self.ohem["crop_scale"])
+            h, w = max(1, round(H * s)), max(1, round(W * s))
+            i = int(torch.randint(0, H - h + 1, (1,)))
+            j = int(torch.randint(0, W - w + 1, (1,)))
+            fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+            return x[..., i:i + h, j:j + w].contiguous(memory_format=fmt)
+        return x
+
     def refresh_masks(self) -> None:
         for name, net in self._peers.items():
             self.masks[name] = magnitude_masks(prunable_weights(net, self.ohem["include_linear"]),
                                                float(self.ohem["ratio"]))
+        broadcast_masks_(self.masks)  # several processes: rank 0's masks everywhere (identical weights anyway)
 
     def on_epoch_start(self, epoch: int) -> None:
         if self.ohem is None:
@@ -188,10 +211,15 @@ class Composite(Strategy):
             self.refresh_masks()
 
     def epoch_report(self, epoch: int) -> dict:
-        if self.ohem is None or not self._disagreement:
+        if self.ohem is None:
             return {}
-        idx = np.fromiter(self._disagreement.keys(), dtype=int)
-        d = np.fromiter(self._disagreement.values(), dtype=float)
+        seen: dict[int, float] = {}
+        for part in all_gather_object(self._disagreement):  # several processes: each saw its shard
+            seen.update(part)
+        if not seen:
+            return {}
+        idx = np.fromiter(seen.keys(), dtype=int)
+        d = np.fromiter(seen.values(), dtype=float)
         order = np.argsort(-d)[: int(self.ohem["top_k"])]
         return {"hard_samples": pd.DataFrame({"rank": np.arange(1, len(order) + 1), "index": idx[order],
                                               "disagreement": d[order]})}
@@ -213,7 +241,7 @@ class Composite(Strategy):
     # ----------------------------------------------------------------- loss
     def loss(self, batch):
         x = batch["image"]
-        outs = {name: net(x) for name, net in self._peers.items()}  # all predictions before any update
+        outs = {name: self.run(name, x) for name in self._peers}  # all predictions before any update
         t_out = None
         if self.teacher is not None:
             with torch.no_grad():
@@ -236,7 +264,7 @@ class Composite(Strategy):
             if self.ohem is not None:
                 if name not in self.masks:
                     self.refresh_masks()
-                xp = torch.flip(x, dims=[-1]) if self.ohem["view"] == "flip" else x
+                xp = self.pruned_view(x)
                 out_p = masked_forward(self._peers[name], self.masks[name], xp)
                 sup_p, _ = supervised_terms(out_p, batch, self.weights)
                 add("ohem_pruned_sup", sup_p)
