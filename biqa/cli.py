@@ -8,14 +8,17 @@ from pathlib import Path
 
 
 def _cmd_score(a) -> int:
-    from .scorer import EXAMPLES_DIR, load, write_scores
+    from .distributed import score_job, setup
+    from .scorer import EXAMPLES_DIR, load
 
     inputs = a.inputs or [str(EXAMPLES_DIR)]
-    scorer = load(a.model, device=a.device, batch_size=a.batch_size, num_workers=a.workers, resolution=a.resolution,
+    ctx = setup(a.device if a.backend != "onnxruntime" else "cpu")  # under torchrun: join the process group
+    device = str(ctx.device) if ctx.world_size > 1 else a.device
+    scorer = load(a.model, device=device, batch_size=a.batch_size, num_workers=a.workers, resolution=a.resolution,
                   peer=a.peer, backend=a.backend, threads=a.threads)
-    df = scorer.score(inputs, progress=not a.quiet)
-    if a.out:
-        write_scores(df, a.out)
+    df = score_job(scorer, inputs, out=a.out, resume=a.resume, progress=not a.quiet and ctx.is_main)
+    if df is None:  # not rank 0: rank 0 merges, writes and reports
+        return 0
     n_err = int((df["error"] != "").sum())
     if not a.quiet:
         _print_scores(df)
@@ -53,8 +56,10 @@ def _cmd_train(a) -> int:
         print(f"wrote {root / 'per_split.csv'}, {root / 'summary.csv'}")
         return 0
     cfg = load_config(a.config, a.overrides)
-    summary = Trainer(cfg, resume=a.resume).fit()
-    print(json.dumps(summary, indent=2, default=float))
+    trainer = Trainer(cfg, resume=a.resume)
+    summary = trainer.fit()
+    if trainer.is_main:  # under torchrun: rank 0 reports
+        print(json.dumps(summary, indent=2, default=float))
     return 0
 
 
@@ -242,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--peer", default=None, help="score with one network of a DML checkpoint (e.g. peer1)")
     s.add_argument("--strict", action="store_true", help="exit with status 1 if any input could not be scored")
+    s.add_argument("--resume", action="store_true",
+                   help="continue a killed run with the same --out: inputs already in its partial file "
+                        "(.OUT.partial/, beside the output) are not scored again")
     s.add_argument("--quiet", "-q", action="store_true", help="no table, no progress bar")
     s.set_defaults(func=_cmd_score)
 

@@ -49,6 +49,9 @@ DEFAULTS: dict = {
         "max_steps_per_epoch": None,
         "freeze_backbone_epochs": 0,  # the OHEM paper's stage 1: head only
         "grad_clip": None,
+        # under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm); auto = on GPUs
+        # (torch's SyncBatchNorm does not run on the CPU, where each process normalises its own share)
+        "sync_bn": "auto",
     },
     "early_stop": {"metric": "srcc", "patience": 5, "min_delta": 0.0},
     "test_at_end": True,

@@ -258,7 +258,9 @@ class Scorer:
             self._rows_from(self.forward(to_tensor(im, self.mean, self.std)[None]), torch.tensor([i]), rows)
         return self._frame(rows)
 
-    def score_paths(self, paths: list[str], *, progress: bool = False) -> pd.DataFrame:
+    def score_paths(self, paths: list[str], *, progress: bool = False, on_batch=None) -> pd.DataFrame:
+        """Score image paths. ``on_batch(indices, rows)``, if given, is called after each batch with
+        the indices (into ``paths``) it finished and the list of all rows (see :mod:`biqa.distributed`)."""
         rows = [{"path": p, "score": np.nan, "error": ""} for p in paths]
         if not paths:
             return self._frame(rows)
@@ -273,6 +275,9 @@ class Scorer:
                     rows[i]["error"] = err
                 for idx, x in batch["groups"]:
                     self._rows_from(self.forward(x), idx, rows)
+                if on_batch is not None:
+                    on_batch([i for i, _ in batch["errors"]] + [i for idx, _ in batch["groups"] for i in idx.tolist()],
+                             rows)
                 bar.update(len(batch["errors"]) + sum(len(i) for i, _ in batch["groups"]))
         return self._frame(rows)
 

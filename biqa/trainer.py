@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from . import distributed as D
 from . import metrics as M
 from .checkpoint import _atomic_write_bytes, save_checkpoint
 from .config import load_config, save_config
@@ -109,6 +110,9 @@ class Trainer:
         self.resume = resume
         self.out = Path(cfg["out_dir"])
         self.device = resolve_device(cfg.get("device", "auto"))
+        self.dist = D.setup(self.device)  # under torchrun: join the process group (gloo on CPU, NCCL on GPU)
+        self.device = self.dist.device
+        self.is_main = self.dist.is_main
         seed_everything(int(cfg["seed"]))
         self._build()
 
@@ -166,8 +170,24 @@ class Trainer:
             net.to(self.device)
             if cfg["train"].get("channels_last"):
                 net.to(memory_format=torch.channels_last)
-        self.optimizer = self._build_optimizer()
         t = cfg["train"]
+        W = self.dist.world_size
+        if W > 1:
+            if int(t["batch_size"]) % W:
+                raise ValueError(f"train.batch_size {t['batch_size']} is the global batch: it must be divisible by "
+                                 f"the {W} processes")
+            sync_bn = t.get("sync_bn", "auto")
+            if sync_bn is True and self.device.type != "cuda":
+                raise ValueError("train.sync_bn: torch's SyncBatchNorm runs on GPUs only; use auto or false on the CPU")
+            if sync_bn is True or (sync_bn == "auto" and self.device.type == "cuda"):
+                # batch statistics over the global batch (torch's SyncBatchNorm runs on GPUs only)
+                from timm.layers import convert_sync_batchnorm
+
+                for net in self.strategy.nets.values():
+                    convert_sync_batchnorm(net)
+        self._ddp_state = None  # which backbone-frozen state the DDP wrappers were built for
+        self._unwrapped_params: list[torch.nn.Parameter] = []  # trainable, outside any DDP wrapper
+        self.optimizer = self._build_optimizer()
         per_epoch = math.ceil(len(self.train_ds) / int(t["batch_size"]))
         if t.get("max_steps_per_epoch"):
             per_epoch = min(per_epoch, int(t["max_steps_per_epoch"]))
@@ -234,9 +254,15 @@ class Trainer:
         torch.manual_seed(int(self.cfg["seed"]) * 1000 + epoch)  # dropout etc.: reproducible per epoch
         self.train_ds.set_epoch(epoch)
         g = torch.Generator().manual_seed(int(self.cfg["seed"]) * 1000 + epoch)
-        loader = DataLoader(self.train_ds, batch_size=int(t["batch_size"]), shuffle=True, generator=g,
-                            drop_last=len(self.train_ds) > int(t["batch_size"]),
-                            num_workers=int(self.cfg["data"].get("num_workers", 0)), collate_fn=collate)
+        if self.dist.world_size > 1:  # the single-process run's global batches, each split over the ranks
+            batches = D.epoch_batches(len(self.train_ds), int(t["batch_size"]), g,
+                                      drop_last=len(self.train_ds) > int(t["batch_size"]))
+            loader = DataLoader(self.train_ds, collate_fn=collate, num_workers=int(self.cfg["data"].get("num_workers", 0)),
+                                batch_sampler=D.shard_batches(batches, self.dist.rank, self.dist.world_size))
+        else:
+            loader = DataLoader(self.train_ds, batch_size=int(t["batch_size"]), shuffle=True, generator=g,
+                                drop_last=len(self.train_ds) > int(t["batch_size"]),
+                                num_workers=int(self.cfg["data"].get("num_workers", 0)), collate_fn=collate)
         accum = int(t.get("grad_accum", 1))
         sums: dict[str, float] = {}
         n = 0
@@ -253,6 +279,7 @@ class Trainer:
                 raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch} step {i}; lower the lr")
             (self.scaler.scale(loss / accum) if self.scaler else loss / accum).backward()
             if (i + 1) % accum == 0 or i + 1 == self.steps_per_epoch:
+                D.sync_grads_(self._unwrapped_params)  # DDP averaged the others' during backward
                 if self.scaler:
                     self.scaler.unscale_(self.optimizer)
                 if t.get("grad_clip"):
@@ -273,17 +300,67 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + v
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{sums['loss'] / n:.4f}", val_srcc=self._last_val_str)
-        return {f"train_{k}": v / max(n, 1) for k, v in sums.items()}
+        if self.dist.world_size > 1:
+            # running statistics (BatchNorm) as rank 0 has them, so every rank validates the checkpointed model
+            D.broadcast_tensors_([b for net in self.strategy.nets.values() for b in net.buffers()
+                                  if b.is_floating_point()])
+        keys = sorted(sums)
+        means = D.all_reduce_mean([sums[k] / max(n, 1) for k in keys])  # over ranks: the global batch's mean
+        return {f"train_{k}": v for k, v in zip(keys, means)}
+
+    def _wrap_ddp(self) -> None:
+        """(Re)build the DDP wrappers of the strategy's forward nets for the current set of trainable
+        parameters (DDP registers only those that require gradients when it is built)."""
+        frozen = tuple(p.requires_grad for net in self.strategy.nets.values() for p in net.parameters())
+        if self.dist.world_size <= 1 or frozen == self._ddp_state:
+            return
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        wrappers, covered = {}, set()
+        nets = self.strategy.nets
+        for name in self.strategy.forward_nets():
+            net = nets[name]
+            if any(p.requires_grad for p in net.parameters()):
+                wrappers[name] = DDP(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                covered |= {id(p) for p in net.parameters()}
+        self.strategy.set_train_forward(wrappers)
+        self._unwrapped_params = [p for gr in self.optimizer.param_groups for p in gr["params"]
+                                  if id(p) not in covered]
+        D.broadcast_tensors_([p for p in self._unwrapped_params])
+        self._ddp_state = frozen
 
     def evaluate(self, ds: RecordsDataset, desc: str = "eval", with_distributions: bool = False):
         for net in self.strategy.nets.values():
             net.eval()
+        if self.dist.world_size > 1:
+            return self._evaluate_sharded(ds, desc, with_distributions)
         loader = make_eval_loader(ds, int(self.cfg["train"]["eval_batch_size"]),
                                   int(self.cfg["data"].get("num_workers", 0)))
         with self._autocast():
             return predict_loader(self.strategy.predict, loader, self.device,
                                   bool(self.cfg["train"].get("channels_last")), desc=desc,
                                   with_distributions=with_distributions)
+
+    def _evaluate_sharded(self, ds: RecordsDataset, desc: str, with_distributions: bool):
+        """Each rank predicts a strided shard (no padding, no duplicates); every rank gets all
+        predictions back in dataset order, so metrics (SRCC needs them all) agree on every rank."""
+        idx = D.shard_indices(len(ds), self.dist.rank, self.dist.world_size)
+        res: tuple = (np.zeros(0), np.zeros(0)) + ((None, None) if with_distributions else ())
+        if idx:
+            sub = torch.utils.data.Subset(ds, idx)
+            sizes = [image_size(ds.paths[i], ds.resolution) for i in idx]
+            loader = DataLoader(sub, batch_sampler=SizeBucketBatchSampler(sizes, int(self.cfg["train"]["eval_batch_size"])),
+                                num_workers=int(self.cfg["data"].get("num_workers", 0)), collate_fn=collate)
+            with self._autocast():
+                res = predict_loader(self.strategy.predict, loader, self.device,
+                                     bool(self.cfg["train"].get("channels_last")), desc=desc,
+                                     with_distributions=with_distributions)
+        arrays = [None if a is None else (a.numpy() if isinstance(a, torch.Tensor) else a) for a in res]
+        full = D.gather_predictions(idx, arrays, len(ds))
+        out = [full[0].astype(float), full[1].astype(float)]
+        if with_distributions:
+            out += [None if a is None else torch.from_numpy(a) for a in full[2:]]
+        return tuple(out)
 
     def _meta(self, metrics: dict) -> dict:
         return {
@@ -301,6 +378,10 @@ class Trainer:
         state = {
             "epoch": epoch, "global_step": self.global_step, "best": self.best, "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs, "history": self.history,
+            # the weights too: state.pt alone is the resume point, so a kill between writing
+            # last.safetensors and state.pt cannot pair one epoch's weights with another's optimiser
+            "nets": {name: {k: v.detach().cpu() for k, v in net.state_dict().items()}
+                     for name, net in self.strategy.nets.items()},
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "strategy": self.strategy.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
@@ -311,7 +392,7 @@ class Trainer:
         from .checkpoint import read_state_dicts
 
         state = torch.load(self.out / "state.pt", map_location="cpu", weights_only=False)
-        nets = read_state_dicts(self.out / "last.safetensors")
+        nets = state.get("nets") or read_state_dicts(self.out / "last.safetensors")  # older state.pt: no nets
         for name, net in self.strategy.nets.items():
             net.load_state_dict(nets[name])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -327,23 +408,32 @@ class Trainer:
     def fit(self) -> dict:
         cfg, t, es = self.cfg, self.cfg["train"], self.cfg["early_stop"]
         self.out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, self.out / "config.yaml")
+        main = self.is_main  # only rank 0 writes files and shows progress
+        if main:
+            save_config(cfg, self.out / "config.yaml")
         self.global_step, self.best, self.best_epoch, self.bad_epochs = 0, -math.inf, -1, 0
         self.history: list[dict] = []
         self._last_val_str = "-"
         start = 0
-        if self.resume and (self.out / "state.pt").is_file():
+        has_state = self.resume and (self.out / "state.pt").is_file()
+        if len(set(D.all_gather_object(has_state))) > 1:
+            raise RuntimeError(f"{self.out / 'state.pt'} is not visible to every rank: out_dir must be on a "
+                               f"filesystem all nodes share to resume")
+        if has_state:
             start = self._load_state()
+            if main and self.history:
+                self._write_history()  # a kill after state.pt but before metrics.csv: bring it up to date
         metric = es.get("metric", "srcc")
         epochs = int(t["epochs"])
         bar = tqdm(total=(epochs - start) * self.steps_per_epoch, desc=f"train {cfg['name']}",
-                   disable=not cfg.get("progress", True), dynamic_ncols=True)
+                   disable=not (cfg.get("progress", True) and main), dynamic_ncols=True)
         stopped_early = False
         for epoch in range(start, epochs):
             if self.bad_epochs >= int(es.get("patience", 10**9)):
                 stopped_early = True
                 break
             self._set_backbone_frozen(epoch < int(t.get("freeze_backbone_epochs") or 0))
+            self._wrap_ddp()
             self.strategy.on_epoch_start(epoch)
             t0 = time.time()
             row = {"epoch": epoch + 1, **self._train_epoch(epoch, bar)}
@@ -358,13 +448,17 @@ class Trainer:
             nets = self.strategy.nets
             if np.isfinite(score) and score > self.best + float(es.get("min_delta", 0.0)):
                 self.best, self.best_epoch, self.bad_epochs = float(score), epoch + 1, 0
-                save_checkpoint(self.out / "best.safetensors", nets, self._meta({"epoch": epoch + 1, **val}))
+                if main:
+                    save_checkpoint(self.out / "best.safetensors", nets, self._meta({"epoch": epoch + 1, **val}))
             else:
                 self.bad_epochs += 1
+            reports = self.strategy.epoch_report(epoch)  # on every rank: it may gather over ranks
+            if not main:
+                continue
             save_checkpoint(self.out / "last.safetensors", nets, self._meta({"epoch": epoch + 1, **val}))
             self._save_state(epoch)
             self._write_history()
-            for name, table in self.strategy.epoch_report(epoch).items():
+            for name, table in reports.items():
                 if "index" in table.columns:
                     table.insert(1, "path", [self.train_df["path"].iloc[i] for i in table["index"]])
                 table.to_csv(self.out / f"{name}_epoch{epoch + 1}.csv", index=False)
@@ -373,9 +467,13 @@ class Trainer:
         bar.close()
         summary = {"out_dir": str(self.out), "best_epoch": self.best_epoch, f"best_val_{metric}": self.best,
                    "epochs_run": len(self.history), "stopped_early": stopped_early}
+        D.barrier()  # rank 0 has written best.safetensors
         if cfg.get("test_at_end", True) and self.test_ds is not None and (self.out / "best.safetensors").is_file():
-            summary["test"] = self._test_best()
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+            test = self._test_best()
+            if test is not None:
+                summary["test"] = test
+        if main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
         return summary
 
     def _test_best(self) -> dict:
@@ -386,6 +484,8 @@ class Trainer:
         for name, net in self.strategy.nets.items():
             net.load_state_dict(states[name])
         pred, mos, probs, dist = self.evaluate(self.test_ds, "test", with_distributions=True)
+        if not self.is_main:
+            return None
         res = M.evaluate_predictions(pred, mos, higher_is_better=self.scale.higher_is_better, n_boot=1000,
                                      seed=int(self.cfg["seed"]))
         if probs is not None:

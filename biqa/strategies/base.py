@@ -17,6 +17,22 @@ class Strategy:
 
     def __init__(self, model: nn.Module):
         self.model = model
+        self._train_forward: dict[str, nn.Module] = {}
+
+    def run(self, name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training forward of net ``name``: through its ``DistributedDataParallel`` wrapper when the
+        trainer runs on several processes (so that its gradients are averaged), else the net."""
+        net = self._train_forward.get(name)
+        return net(x) if net is not None else self.nets[name](x)
+
+    def set_train_forward(self, wrappers: dict[str, nn.Module]) -> None:
+        """The trainer's DDP wrappers, by net name (see :meth:`forward_nets`)."""
+        self._train_forward = dict(wrappers)
+
+    def forward_nets(self) -> list[str]:
+        """Names of the nets :meth:`loss` runs as whole modules via :meth:`run` (DDP wraps these;
+        other trainable nets, such as projections, get their gradients averaged by the trainer)."""
+        return ["model"]
 
     @property
     def nets(self) -> dict[str, nn.Module]:

@@ -37,6 +37,6 @@ class Supervised(Strategy):
         self.weights = parse_loss_spec(loss)
 
     def loss(self, batch):
-        out = self.model(batch["image"])
+        out = self.run("model", batch["image"])
         total, terms = supervised_terms(out, batch, self.weights)
         return total, terms
