@@ -1,7 +1,9 @@
 """``biqa bench``: size, compute, latency, throughput and memory of a model, per backend.
 
-For each image size and backend (``eager``: torch, NCHW; ``channels-last``: torch, NHWC, what
-``biqa score`` uses; ``onnxruntime``: the model exported by :func:`biqa.export.export_onnx`) and
+For each image size and backend (``eager``: the torch model as loaded, NCHW, nothing else;
+``channels-last``: torch the way ``biqa score`` runs it on the CPU: channels-last, BatchNorms folded
+into the convolutions, glibc allocator tuned (:func:`biqa.scorer.tune_allocator`); ``onnxruntime``:
+the model exported by :func:`biqa.export.export_onnx`) and
 for batch 1 and batch N, a fresh subprocess loads the model, runs one warm-up pass and
 ``repeats`` timed passes on a seeded random batch, and reports the median latency, images/s and
 its peak resident memory (``ru_maxrss``: the whole process, Python and libraries included) and
@@ -83,10 +85,13 @@ def _child(cfg: dict) -> dict:
     else:
         from .checkpoint import load_model
 
-        tune_allocator()  # what biqa's torch scorer does on the CPU
         model, _ = load_model(cfg["checkpoint"])
         model.eval()
-        if backend == "channels-last":
+        if backend == "channels-last":  # as biqa's torch scorer runs on the CPU
+            from .inference import fold_batchnorm
+
+            tune_allocator()
+            fold_batchnorm(model)
             model = model.to(memory_format=torch.channels_last)
 
             def run(x):

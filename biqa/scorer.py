@@ -99,7 +99,9 @@ class _ScoreDataset(Dataset):
             if os.path.getsize(p) == 0:
                 raise ValueError("empty file (0 bytes)")
             im = load_image(p, self.resolution)
-            return {"index": i, "image": to_tensor(im, self.mean, self.std)}
+            # uint8 HWC: a quarter of the bytes of float to pass between processes; normalised
+            # in the scoring process (see Scorer._normalise), arriving channels-last
+            return {"index": i, "image": torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())}
         except Exception as e:  # reported as this input's row, never a crash
             msg = str(e) or type(e).__name__
             if "cannot identify image file" in msg:
@@ -112,9 +114,10 @@ def _collate(items):
     groups: dict = {}
     for it in ok:  # a header can lie about the decoded size: stack equal shapes only
         groups.setdefault(tuple(it["image"].shape), []).append(it)
+    # [B, H, W, 3] uint8, handed over as the [B, 3, H, W] view (channels-last strides)
     return {
-        "groups": [(torch.tensor([g["index"] for g in gs]), torch.stack([g["image"] for g in gs]))
-                   for gs in groups.values()],
+        "groups": [(torch.tensor([g["index"] for g in gs]),
+                    torch.stack([g["image"] for g in gs]).permute(0, 3, 1, 2)) for gs in groups.values()],
         "errors": [(it["index"], it["error"]) for it in items if "error" in it],
     }
 
@@ -217,6 +220,12 @@ class Scorer:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[B, 3, H, W]`` (any strides) -> normalised float32, as :func:`biqa.data.to_tensor` does."""
+        m = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        s = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
+        return x.to(torch.float32).div_(255.0).sub_(m).div_(s)
+
     def _rows_from(self, out, idx, rows):
         score = out["score"].float().cpu().numpy()
         std = out["std"].float().cpu().numpy() if "std" in out else None
@@ -274,7 +283,7 @@ class Scorer:
                 for i, err in batch["errors"]:
                     rows[i]["error"] = err
                 for idx, x in batch["groups"]:
-                    self._rows_from(self.forward(x), idx, rows)
+                    self._rows_from(self.forward(self._normalise(x)), idx, rows)
                 if on_batch is not None:
                     on_batch([i for i, _ in batch["errors"]] + [i for idx, _ in batch["groups"] for i in idx.tolist()],
                              rows)
@@ -294,7 +303,7 @@ BACKENDS = ("torch", "onnxruntime")
 
 
 def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "auto", peer: str | None = None,
-         backend: str = "auto", threads: int | None = None, **kwargs) -> Scorer:
+         backend: str = "auto", threads: int | None = None, fold_bn: bool = True, **kwargs) -> Scorer:
     """A :class:`Scorer` for a trained model name (default ``biqa-default``), a checkpoint path, or
     an ONNX file from ``biqa export``.
 
@@ -302,7 +311,9 @@ def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "
     run) instead of what the run predicts with (the mean of its peers).
     ``backend``: ``torch``, ``onnxruntime`` (CPU; a checkpoint is exported to ONNX once and cached,
     see :func:`biqa.export.cached_onnx`), or ``auto`` (onnxruntime for ``.onnx`` files, else torch).
-    ``threads``: intra-op threads (default: :func:`default_threads`)."""
+    ``threads``: intra-op threads (default: :func:`default_threads`).
+    ``fold_bn``: fold BatchNorms into the convolutions before them (torch backend; same scores
+    within float rounding, faster: :func:`biqa.inference.fold_batchnorm`)."""
     path = resolve_checkpoint(name_or_checkpoint)
     is_onnx = path.suffix.lower() == ".onnx"
     backend = {"auto": "onnxruntime" if is_onnx else "torch", "ort": "onnxruntime", "onnx": "onnxruntime"}.get(
@@ -326,6 +337,10 @@ def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model, meta = load_model(path, net=peer)
     meta["checkpoint"] = str(path)
+    if fold_bn:
+        from .inference import fold_batchnorm
+
+        meta["folded_batchnorms"] = fold_batchnorm(model.eval())
     return Scorer(model, meta, device=device, threads=threads, **kwargs)
 
 

@@ -60,7 +60,7 @@ def test_onnx_metadata_records_preprocessing(default_onnx):
     assert d["preprocessing"]["mean"] == ck["preprocessing"]["mean"]
     assert d["preprocessing"]["std"] == ck["preprocessing"]["std"]
     assert d["preprocessing"]["resolution"] == ck["preprocessing"]["resolution"]
-    assert d["label_scale"] == ck["label_scale"] and d["preset"]["name"] == "lite0-mos"
+    assert d["label_scale"] == ck["label_scale"] and d["preset"]["name"] == ck["preset"]["name"]
     assert d["outputs"] == ["score", "z"] and d["input"] == "image"
     import onnx
 
@@ -135,7 +135,8 @@ def test_torchscript_export(tmp_path):
     files = {"biqa.json": ""}
     ts = torch.jit.load(str(out), _extra_files=files)
     meta = json.loads(files["biqa.json"])
-    assert meta["outputs"] == ["score", "z"] and meta["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
+    ck = read_meta(TRAINED_MODELS["biqa-default"])
+    assert meta["outputs"] == ["score", "z"] and meta["preprocessing"] == ck["preprocessing"]
     model, _ = load_model(TRAINED_MODELS["biqa-default"])
     x = torch.randn(2, 3, 75, 101, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
@@ -189,3 +190,24 @@ def test_bench_sizes_parse():
     assert parse_sizes("224,1024x768, 3840x2160") == [(224, 224), (1024, 768), (3840, 2160)]
     with pytest.raises(ValueError):
         parse_sizes("big")
+
+
+def test_fold_batchnorm_keeps_outputs(tiny_checkpoint, tmp_path):
+    import copy
+
+    from biqa.inference import fold_batchnorm
+
+    for ckpt in (TRAINED_MODELS["biqa-default"],
+                 save_untrained_checkpoint(tmp_path / "nima.safetensors", seed=2, preset="nima-lite0")):
+        model, _ = load_model(ckpt)
+        folded = copy.deepcopy(model)
+        n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        n = fold_batchnorm(folded)
+        assert n == n_bn > 40 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        x = torch.randn(2, 3, 90, 70, generator=torch.Generator().manual_seed(4))
+        with torch.inference_mode():
+            a, b = model(x), folded(x)
+        for k in a:
+            np.testing.assert_allclose(b[k].numpy(), a[k].numpy(), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError):
+        fold_batchnorm(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.BatchNorm2d(3)).train())

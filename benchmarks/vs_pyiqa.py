@@ -1,0 +1,271 @@
+"""Scoring throughput and memory: biqa (torch and onnxruntime backends) against pyiqa 0.1.16's paq2piq.
+
+In one run, on the same 64 JPEGs at 1024x768 (made from the photos in ../shared/data/photos into a
+temporary folder), each measured in a process of its own:
+
+- ``biqa bare forward``: biqa's network alone on pre-decoded, pre-normalised tensors, in the
+  batches biqa's scorer would form (torch: channels-last, inference mode; and onnxruntime);
+- ``biqa pipeline``: ``biqa.load(...).score(paths)`` from JPEG files to rows (decode in DataLoader
+  workers, size-bucketed batches), model already loaded; for each backend;
+- ``biqa score`` CLI (each backend): wall-clock of the command, interpreter start and model load
+  included (the onnxruntime backend's one-off ONNX export is done before, into a temporary cache);
+- ``pyiqa paq2piq in-process``: ``pyiqa.create_metric("paq2piq")`` called on each file path, model
+  already loaded;
+- ``pyiqa`` CLI: ``pyiqa paq2piq -t DIR``, wall-clock.
+
+In-process measurements get one warm-up image first. Peak RSS: ``ru_maxrss`` of the measured
+process (the largest of it and its children, e.g. decode workers; not their sum).
+
+pyiqa is a benchmark peer only (its licence forbids reusing its code): it is installed into its own
+virtual environment, ``.bench/pyiqa-venv`` (git-ignored), created by this script on first use with
+this interpreter's base Python. That venv does not install torch again: a ``.pth`` file puts this
+environment's site-packages (torch 2.14.1, torchvision 0.29.1) after its own on ``sys.path``, and
+torch/torchvision are pinned to these versions as constraints, so pip sees them as installed and
+downloads only pyiqa and its other dependencies (about 1 GB). pyiqa cannot fetch weights offline, so
+random weights (which do not change its speed) are written where torchvision and pyiqa look for
+their downloads, under ``.bench/torch-home`` (``TORCH_HOME``): pyiqa's code then runs unmodified.
+
+Usage: python benchmarks/vs_pyiqa.py [--quick] [--n 64] [--skip-pyiqa]
+Prints a table and writes benchmarks/results/vs_pyiqa.csv (not with --quick).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BENCH = ROOT / ".bench"
+PYIQA_VENV = BENCH / "pyiqa-venv"
+TORCH_HOME = BENCH / "torch-home"
+PYIQA_VERSION = "0.1.16"
+SHARED_PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+SIZE = (1024, 768)
+
+
+# ------------------------------------------------------------------ the pyiqa environment
+
+def _venv_python() -> Path:
+    return PYIQA_VENV / "bin" / "python"
+
+
+def _pyiqa_env() -> dict:
+    return dict(os.environ, TORCH_HOME=str(TORCH_HOME), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+                PYTHONWARNINGS="ignore")
+
+
+def ensure_pyiqa_venv() -> None:
+    """Create .bench/pyiqa-venv with pyiqa installed and torch/torchvision shared from this env."""
+    import sysconfig
+
+    import torch
+    import torchvision
+
+    py = _venv_python()
+    check = f"import pyiqa, torch; assert pyiqa.__version__ == '{PYIQA_VERSION}', pyiqa.__version__"
+    if py.exists() and subprocess.run([str(py), "-c", check], capture_output=True, env=_pyiqa_env()).returncode == 0:
+        return
+    print(f"[vs_pyiqa] creating {PYIQA_VENV} with pyiqa {PYIQA_VERSION} (first run only; ~1 GB)", file=sys.stderr)
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    subprocess.run([base, "-m", "venv", str(PYIQA_VENV)], check=True)
+    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    ours = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    (Path(purelib) / "zz_biqa_shared_torch.pth").write_text("\n".join(ours) + "\n")
+    cons = BENCH / "pyiqa-constraints.txt"
+    cons.write_text(f"torch=={torch.__version__.split('+')[0]}\ntorchvision=={torchvision.__version__.split('+')[0]}\n")
+    subprocess.run([str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-c", str(cons),
+                    f"pyiqa=={PYIQA_VERSION}"], check=True)
+    where = subprocess.run([str(py), "-c", "import torch; print(torch.__file__)"], check=True, capture_output=True,
+                           text=True, env=_pyiqa_env()).stdout.strip()
+    if Path(where).resolve().is_relative_to(PYIQA_VENV.resolve()):
+        raise SystemExit(f"pip installed a second torch into {PYIQA_VENV}; remove it and check the constraints")
+
+
+_SEED_WEIGHTS = r"""
+import os, torch, torchvision
+from urllib.parse import urlparse
+torch.manual_seed(0)
+url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
+ck = os.path.join(torch.hub.get_dir(), "checkpoints")
+os.makedirs(ck, exist_ok=True)
+f = os.path.join(ck, os.path.basename(urlparse(url).path))
+if not os.path.exists(f):
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), f)
+from pyiqa.archs import paq2piq_arch
+from pyiqa.utils import download_util
+net = paq2piq_arch.PAQ2PIQ(pretrained=False)
+g = os.path.join(download_util.DEFAULT_CACHE_DIR, os.path.basename(urlparse(paq2piq_arch.default_model_urls["url"]).path))
+os.makedirs(os.path.dirname(g), exist_ok=True)
+if not os.path.exists(g):
+    torch.save(net.state_dict(), g)
+print(f, g)
+"""
+
+
+def seed_random_weights() -> None:
+    """Random ResNet-18 / PaQ-2-PiQ weights where torchvision and pyiqa look for downloaded files."""
+    subprocess.run([str(_venv_python()), "-c", _SEED_WEIGHTS], check=True, capture_output=True, env=_pyiqa_env())
+
+
+# ------------------------------------------------------------------ measured processes
+
+def _worker(kind: str, folder: str, backend: str) -> dict:
+    """Runs inside a measured process; returns {"seconds", "images"}."""
+    paths = sorted(str(p) for p in Path(folder).glob("*.jpg"))
+    if kind == "pyiqa":
+        import pyiqa
+        import torch
+
+        metric = pyiqa.create_metric("paq2piq", device=torch.device("cpu"))
+        float(metric(paths[0]))  # warm-up
+        t0 = time.perf_counter()
+        scores = [float(metric(p)) for p in paths]
+        dt = time.perf_counter() - t0
+        assert len(scores) == len(paths)
+        return {"seconds": dt, "images": len(paths)}
+    import biqa
+
+    scorer = biqa.load("biqa-default", device="cpu", backend=backend)
+    if kind == "biqa-pipeline":
+        scorer.score(paths[:1])  # warm-up
+        t0 = time.perf_counter()
+        df = scorer.score(paths)
+        dt = time.perf_counter() - t0
+        assert len(df) == len(paths) and (df["error"] == "").all()
+        return {"seconds": dt, "images": len(paths), "workers": scorer.num_workers}
+    if kind == "biqa-bare":
+        import torch
+
+        from biqa.data import SizeBucketBatchSampler, image_size, load_image, to_tensor
+
+        xs = [to_tensor(load_image(p, scorer.resolution), scorer.mean, scorer.std) for p in paths]
+        sizes = [image_size(p, scorer.resolution) for p in paths]
+        batches = [torch.stack([xs[i] for i in b])
+                   for b in SizeBucketBatchSampler(sizes, scorer.batch_size, scorer.max_batch_pixels)]
+        scorer.forward(batches[0][:1])  # warm-up
+        t0 = time.perf_counter()
+        for x in batches:
+            scorer.forward(x)["score"].numpy()
+        dt = time.perf_counter() - t0
+        return {"seconds": dt, "images": len(paths), "batch": len(batches[0])}
+    raise ValueError(kind)
+
+
+def _measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MB, stdout) of a command, its RSS from wait4."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text, etext = out.read(), err.read()
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{etext[-3000:]}")
+    return wall, usage.ru_maxrss / 1024, text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="8 images, no CSV (smoke run)")
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--photos", default=str(SHARED_PHOTOS))
+    ap.add_argument("--skip-pyiqa", action="store_true", help="biqa only (no pyiqa venv needed)")
+    ap.add_argument("--out", default=str(HERE / "results" / "vs_pyiqa.csv"))
+    ap.add_argument("--worker", nargs=3, metavar=("KIND", "DIR", "BACKEND"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        print(json.dumps(_worker(*a.worker)))
+        return
+    if a.quick:
+        a.n = 8
+    sys.path.insert(0, str(HERE))
+    import pandas as pd
+    from throughput import make_jpegs
+
+    if not a.skip_pyiqa:
+        ensure_pyiqa_venv()
+        seed_random_weights()
+    me = [sys.executable, str(Path(__file__).resolve())]
+    rows = []
+
+    def record(what, group, backend, images, seconds, rss, note=""):
+        rows.append({"what": what, "group": group, "backend": backend, "images": images, "seconds": seconds,
+                     "images_per_s": images / seconds, "peak_rss_mb": rss, "note": note})
+        print(f"  {what:<44} {images / seconds:7.2f} img/s  {seconds:7.2f} s  peak RSS {rss:6.0f} MB",
+              file=sys.stderr)
+
+    with tempfile.TemporaryDirectory(prefix="biqa-vs-pyiqa-") as tmp:
+        imgs = Path(tmp) / "images"
+        imgs.mkdir()
+        make_jpegs(imgs, a.n, size=SIZE, photos=Path(a.photos))
+        cache = Path(tmp) / "cache"
+        env = dict(os.environ, BIQA_CACHE_DIR=str(cache))
+        t0 = time.perf_counter()
+        subprocess.run(me[:1] + ["-c", "from biqa.export import cached_onnx; cached_onnx('biqa-default')"],
+                       check=True, env=env)
+        export_s = time.perf_counter() - t0
+        print(f"[vs_pyiqa] {a.n} JPEGs at {SIZE[0]}x{SIZE[1]}; ONNX export (once, cached): {export_s:.1f} s "
+              "including start-up", file=sys.stderr)
+        for backend in ("torch", "onnxruntime"):
+            for kind, what in (("biqa-bare", "biqa bare forward (pre-decoded tensors)"),
+                               ("biqa-pipeline", "biqa pipeline (Scorer.score on JPEG files)")):
+                _, rss, text = _measure(me + ["--worker", kind, str(imgs), backend], env)
+                r = json.loads(text.strip().splitlines()[-1])
+                note = f"batch {r['batch']}" if "batch" in r else f"{r.get('workers')} decode worker(s)"
+                record(f"{what} [{backend}]", kind, backend, r["images"], r["seconds"], rss, note)
+            cli = me[:1] + ["-m", "biqa", "score", str(imgs), "-q", "--backend", backend,
+                            "--out", str(Path(tmp) / f"s_{backend}.csv")]
+            wall, rss, _ = _measure(cli, env)
+            record(f"biqa score CLI [{backend}]", "biqa-cli", backend, a.n, wall, rss,
+                   "wall-clock incl. start-up and model load")
+        if not a.skip_pyiqa:
+            _, rss, text = _measure([str(_venv_python()), str(Path(__file__).resolve()), "--worker", "pyiqa",
+                                     str(imgs), "-"], _pyiqa_env())
+            r = json.loads(text.strip().splitlines()[-1])
+            record("pyiqa paq2piq in-process (random weights)", "pyiqa-inprocess", "torch", r["images"],
+                   r["seconds"], rss, "metric(path) per image")
+            pyiqa_cli = [str(PYIQA_VENV / "bin" / "pyiqa"), "paq2piq", "-t", str(imgs), "--device", "cpu"]
+            wall, rss, _ = _measure(pyiqa_cli, _pyiqa_env())
+            record("pyiqa CLI paq2piq (random weights)", "pyiqa-cli", "torch", a.n, wall, rss,
+                   "wall-clock incl. start-up and model load")
+
+    res = pd.DataFrame(rows)
+    ips = dict(zip(zip(res["group"], res["backend"]), res["images_per_s"]))
+    res["vs_bare"] = [v / ips[("biqa-bare", b)] if g.startswith("biqa") else float("nan")
+                      for g, b, v in zip(res["group"], res["backend"], res["images_per_s"])]
+    peer = {"biqa-pipeline": "pyiqa-inprocess", "biqa-bare": "pyiqa-inprocess", "biqa-cli": "pyiqa-cli"}
+    res["vs_pyiqa"] = [v / ips[(peer[g], "torch")] if g in peer and (peer[g], "torch") in ips else float("nan")
+                       for g, v in zip(res["group"], res["images_per_s"])]
+    import torch
+
+    res["resolution"] = f"{SIZE[0]}x{SIZE[1]}"
+    res["cpus"] = os.cpu_count()
+    res["torch"] = torch.__version__
+    res["model"] = "biqa-default (EfficientNet-Lite0) vs pyiqa paq2piq (ResNet-18)"
+    with pd.option_context("display.width", 200, "display.max_colwidth", 50):
+        print(res[["what", "images", "seconds", "images_per_s", "peak_rss_mb", "vs_bare", "vs_pyiqa"]].to_string(
+            index=False, float_format=lambda v: f"{v:.2f}"))
+    for b in ("torch", "onnxruntime"):
+        pipe, bare = ips[("biqa-pipeline", b)], ips[("biqa-bare", b)]
+        print(f"[{b}] pipeline / bare forward = {pipe / bare:.2f} (target >= 0.80)")
+        if ("pyiqa-inprocess", "torch") in ips:
+            print(f"[{b}] biqa pipeline / pyiqa in-process = {pipe / ips[('pyiqa-inprocess', 'torch')]:.2f}x, "
+                  f"biqa CLI / pyiqa CLI = {ips[('biqa-cli', b)] / ips[('pyiqa-cli', 'torch')]:.2f}x (target >= 3)")
+    if not a.quick:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        res.to_csv(a.out, index=False, float_format="%.4f")
+        print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
