@@ -290,8 +290,6 @@ def score_job(scorer, inputs, *, out: str | os.PathLike | None = None, resume: b
     where it stopped, on any number of processes. Without ``resume`` a stale partial folder is
     discarded. Without ``out`` and with several processes, rows are gathered over the network.
     """
-    import pandas as pd
-
     from .scorer import collect_inputs, write_scores
 
     paths = collect_inputs(inputs)
@@ -312,6 +310,8 @@ def score_job(scorer, inputs, *, out: str | os.PathLike | None = None, resume: b
         return scorer._frame([rows[i] for i in range(len(paths))])
 
     out = Path(out)
+    if out.suffix.lower() not in (".csv", ".json", ""):
+        raise ValueError(f"unsupported output {out.suffix!r}: use .csv or .json")
     folder = partial_dir(out)
     info = _job_info(scorer, paths)
     if r == 0:

@@ -474,6 +474,7 @@ class Trainer:
                 summary["test"] = test
         if main:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+        D.barrier()  # ranks finish together (one leaving the process group early can abort another at exit)
         return summary
 
     def _test_best(self) -> dict:
