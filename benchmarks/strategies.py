@@ -36,6 +36,8 @@ STRATEGIES = {
     "distill": ["distill"],
     "ohem+distill": ["ohem", "distill"],
 }
+# Timed only (no accuracy runs yet): OHEM whose pruned branch sees a random 0.6-side sub-crop.
+STEP_ONLY = {"ohem-crop0.6": ["ohem"]}
 
 
 def small_records(records: Path, out: Path, train_photos: int, eval_photos: int, seed: int,
@@ -86,10 +88,12 @@ def base_config(records: Path, out: Path, args, **extra) -> dict:
 
 
 def strategy_section(name: str, teacher: str | None) -> dict:
-    spec = STRATEGIES[name]
+    spec = STRATEGIES.get(name) or STEP_ONLY[name]
     s = {"name": spec, "loss": "mse"}
     if "ohem" in spec:
         s["ohem"] = {"ratio": 0.7, "lam": 1.0, "refresh": "epoch"}
+        if name == "ohem-crop0.6":
+            s["ohem"].update(view="crop", crop_scale=0.6)
     if "mutual" in spec:
         s["mutual"] = {"peers": 2, "lam": 1.0}
     if "distill" in spec:
@@ -107,36 +111,54 @@ def t_interval(x: np.ndarray) -> tuple[float, float]:
     return float(x.mean() - h), float(x.mean() + h)
 
 
-def step_times(records: Path, teacher: str | None, args, reps: int) -> pd.DataFrame:
-    """Seconds per training step of each strategy on one fixed batch, interleaved."""
+def step_times(records: Path, teacher: str | None, args, reps: int, names: list[str]) -> pd.DataFrame:
+    """Seconds per training step (forward, loss, backward, update) on one fixed batch.
+
+    One strategy in memory at a time (interleaving several trainers step by step inflated the
+    multi-network strategies here); two passes in opposite orders, median over both passes' steps.
+    """
     from biqa.trainer import Trainer, collate
 
-    trainers = {}
+    times: dict[str, list[float]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in STRATEGIES:
-            cfg = base_config(records, Path(tmp) / name, args, strategy=strategy_section(name, teacher))
-            trainers[name] = Trainer(cfg)
-        tr0 = trainers["baseline"]
-        b = collate([tr0.train_ds[i] for i in range(args.batch_size)])
-        b["image"] = b["image"].contiguous(memory_format=torch.channels_last)
-        times = {n: [] for n in trainers}
-        for r in range(reps + 1):
-            for name, tr in trainers.items():
+        if teacher is None and any("distill" in STRATEGIES.get(n, STEP_ONLY.get(n, "")) for n in names):
+            teacher = untrained_teacher(Path(tmp) / "teacher.safetensors")
+        for order in (names, names[::-1]):
+            for name in order:
+                cfg = base_config(records, Path(tmp) / name, args, strategy=strategy_section(name, teacher))
+                tr = Trainer(cfg)
+                b = collate([tr.train_ds[i] for i in range(args.batch_size)])
+                b["image"] = b["image"].contiguous(memory_format=torch.channels_last)
                 for net in tr.strategy.nets.values():
                     net.train()
                 tr.strategy.on_epoch_start(0)
-                t0 = time.perf_counter()
-                with tr._autocast():
-                    loss, _ = tr.strategy.loss(b)
-                loss.backward()
-                tr.optimizer.step()
-                tr.optimizer.zero_grad(set_to_none=True)
-                if r > 0:  # first round = warm-up
-                    times[name].append(time.perf_counter() - t0)
+                for r in range(reps + 1):
+                    t0 = time.perf_counter()
+                    with tr._autocast():
+                        loss, _ = tr.strategy.loss(b)
+                    loss.backward()
+                    tr.optimizer.step()
+                    tr.optimizer.zero_grad(set_to_none=True)
+                    if r > 0:  # first step = warm-up
+                        times[name].append(time.perf_counter() - t0)
+                del tr
     rows = [{"strategy": n, "step_seconds": float(np.median(v))} for n, v in times.items()]
     df = pd.DataFrame(rows)
     df["vs_baseline"] = df["step_seconds"] / df.loc[df["strategy"] == "baseline", "step_seconds"].iloc[0]
     return df
+
+
+def untrained_teacher(path: Path) -> str:
+    """A lite2-mos checkpoint with ImageNet backbone and an untrained head: enough to time distillation."""
+    from biqa.checkpoint import save_checkpoint
+    from biqa.models import create_model
+
+    model = create_model("lite2-mos", pretrained=False).eval()
+    meta = {"preset": model.preset.to_dict(), "label_scale": model.label_scale.to_dict(),
+            "preprocessing": {"mean": list(model.preset.normalisation()[0]),
+                              "std": list(model.preset.normalisation()[1]), "resolution": "full"}}
+    save_checkpoint(path, {"model": model}, meta)
+    return str(path)
 
 
 def main() -> None:
@@ -153,7 +175,17 @@ def main() -> None:
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--no-long-tailed", action="store_true")
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--step-time-only", action="store_true",
+                    help="only the step-time table (on --records), written to step_time.csv")
     args = ap.parse_args()
+    if args.step_time_only:
+        steps = step_times(Path(args.records), None, args, reps=2 if args.quick else 6,
+                           names=[*STRATEGIES, *STEP_ONLY])
+        print(steps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        if not args.quick:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            steps.to_csv(Path(args.out) / "step_time.csv", index=False)
+        return
     from biqa.trainer import Trainer
 
     work = Path(tempfile.mkdtemp(prefix="biqa_strat_"))
@@ -207,7 +239,8 @@ def main() -> None:
                         "srcc_ci_low": lo, "srcc_ci_high": hi, "plcc_mean": g["plcc"].mean(),
                         "plcc_ci_low": plo, "plcc_ci_high": phi})
     summary = pd.DataFrame(summary)
-    steps = step_times(rec, teacher, args, reps=2 if args.quick else 5)
+    steps = step_times(rec, teacher, args, reps=2 if args.quick else 5, names=["baseline", *STEP_ONLY,
+                       *[n for n in names if n != "baseline"]])
     summary = summary.merge(steps, on="strategy", how="left")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
