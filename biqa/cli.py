@@ -236,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", "-m", default=None, help="trained model name or checkpoint (default: biqa-default)")
     s.add_argument("--out", "-o", help="write scores to FILE.csv or FILE.json")
     s.add_argument("--batch-size", "-b", type=int, default=8)
-    s.add_argument("--workers", type=int, default=None, help="decoding worker processes (default: cores/2)")
+    s.add_argument("--workers", type=int, default=None,
+                   help="decoding worker processes (default: none up to 4 CPUs, decoding inline; then 1 per 8 CPUs)")
     s.add_argument("--threads", type=int, default=None,
                    help="intra-op threads of the network (default: the CPUs; above 4, those the workers leave)")
     s.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
