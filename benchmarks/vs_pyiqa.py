@@ -14,8 +14,9 @@ temporary folder), each measured in a process of its own:
 - ``pyiqa`` CLI: ``pyiqa paq2piq -t DIR``, wall-clock.
 
 In-process measurements get one warm-up image first. All contenders run once per round, in turn
-(``--repeats`` rounds, default 2), and each one's fastest round is kept. Peak RSS: ``ru_maxrss`` of the measured
-process (the largest of it and its children, e.g. decode workers; not their sum).
+(``--repeats`` rounds, default 2), and each one's fastest round is kept. Peak RSS: ``ru_maxrss`` of the
+measured process (the largest of it and its children, e.g. decode workers; not their sum), started
+from a small launcher process so that this script's own memory is not counted.
 
 pyiqa is a benchmark peer only (its licence forbids reusing its code): it is installed into its own
 virtual environment, ``.bench/pyiqa-venv`` (git-ignored), created by this script on first use with
@@ -160,20 +161,32 @@ def _worker(kind: str, folder: str, backend: str) -> dict:
     raise ValueError(kind)
 
 
+# A small launcher between this process and the measured one: a forked child's ru_maxrss starts
+# from its parent's RSS (copied at fork, kept across exec), so the parent must be small.
+_LAUNCHER = """import json, os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+with open(sys.argv[1], "w") as f:
+    json.dump({"wall": wall, "maxrss_kb": usage.ru_maxrss}, f)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def _measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MB, stdout) of a command, its RSS from wait4."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        text, etext = out.read(), err.read()
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{etext[-3000:]}")
-    return wall, usage.ru_maxrss / 1024, text
+    """(wall seconds, peak RSS MB, stdout) of a command; RSS: wait4's ru_maxrss via the launcher."""
+    with tempfile.TemporaryDirectory() as d:
+        stat = os.path.join(d, "stat.json")
+        p = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, stat, *cmd], capture_output=True, text=True,
+                           env=env, cwd=ROOT)
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+        with open(stat) as f:
+            st = json.load(f)
+    return st["wall"], st["maxrss_kb"] / 1024, p.stdout
 
 
 def main() -> None:

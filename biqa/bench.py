@@ -6,7 +6,7 @@ into the convolutions, glibc allocator tuned (:func:`biqa.scorer.tune_allocator`
 the model exported by :func:`biqa.export.export_onnx`) and
 for batch 1 and batch N, a fresh subprocess loads the model, runs one warm-up pass and
 ``repeats`` timed passes on a seeded random batch, and reports the median latency, images/s and
-its peak resident memory (``ru_maxrss``: the whole process, Python and libraries included) and
+its peak resident memory (``VmHWM`` on Linux: the whole process, Python and libraries included) and
 that peak's increase over the resident memory after loading the model (what the run itself
 needed). One process per configuration, so that one configuration's peak does not hide
 another's. Parameters and GMACs (multiply-accumulates per image, torch's FLOP counter / 2) come
@@ -65,6 +65,15 @@ def _rss_mb() -> float:
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux: ``VmHWM`` (the peak of this program's own memory;
+    ``ru_maxrss`` would also count the parent's memory, copied at fork and kept across exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 2**20 if sys.platform == "darwin" else r / 1024  # bytes on macOS, KiB on Linux
 
