@@ -122,7 +122,10 @@ def step_times(records: Path, teacher: str | None, args, reps: int, names: list[
     times: dict[str, list[float]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         if teacher is None and any("distill" in STRATEGIES.get(n, STEP_ONLY.get(n, "")) for n in names):
-            teacher = untrained_teacher(Path(tmp) / "teacher.safetensors")
+            from biqa.checkpoint import save_untrained
+
+            # untrained lite2-mos: enough to time distillation
+            teacher = save_untrained(Path(tmp) / "teacher.safetensors", "lite2-mos")
         for order in (names, names[::-1]):
             for name in order:
                 cfg = base_config(records, Path(tmp) / name, args, strategy=strategy_section(name, teacher))
@@ -146,19 +149,6 @@ def step_times(records: Path, teacher: str | None, args, reps: int, names: list[
     df = pd.DataFrame(rows)
     df["vs_baseline"] = df["step_seconds"] / df.loc[df["strategy"] == "baseline", "step_seconds"].iloc[0]
     return df
-
-
-def untrained_teacher(path: Path) -> str:
-    """A lite2-mos checkpoint with ImageNet backbone and an untrained head: enough to time distillation."""
-    from biqa.checkpoint import save_checkpoint
-    from biqa.models import create_model
-
-    model = create_model("lite2-mos", pretrained=False).eval()
-    meta = {"preset": model.preset.to_dict(), "label_scale": model.label_scale.to_dict(),
-            "preprocessing": {"mean": list(model.preset.normalisation()[0]),
-                              "std": list(model.preset.normalisation()[1]), "resolution": "full"}}
-    save_checkpoint(path, {"model": model}, meta)
-    return str(path)
 
 
 def main() -> None:

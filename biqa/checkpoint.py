@@ -41,6 +41,23 @@ def save_checkpoint(path: str | os.PathLike, nets: dict[str, nn.Module], meta: d
     return path
 
 
+def save_untrained(path: str | os.PathLike, preset: str = "lite0-mos", *, seed: int = 0,
+                   pretrained: bool = False) -> str:
+    """Save a model straight from its preset (untrained head) as a checkpoint, the way the trainer
+    saves one: a placeholder teacher for timing, or a fixture for tests."""
+    from .models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model(preset, pretrained=pretrained)
+    mean, std = model.preset.normalisation()
+    meta = {"preset": model.preset.to_dict(), "label_scale": model.label_scale.to_dict(),
+            "preprocessing": {"mean": list(mean), "std": list(std), "crop_size": model.preset.input_size,
+                              "resolution": "full"},
+            "config": {}, "metrics": {}}
+    save_checkpoint(path, {"model": model.eval()}, meta)
+    return str(path)
+
+
 def _json_default(o):
     if hasattr(o, "tolist"):
         return o.tolist()

@@ -116,8 +116,8 @@ class MultiLevelPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stats = []
         for f in self.extractor(x):
-            f = f.float().flatten(2)
-            stats += [f.mean(-1), f.std(-1)]
+            std, mean = torch.std_mean(f.float().flatten(2), dim=-1)  # one pass; std unbiased
+            stats += [mean, std]
         return torch.cat(stats, dim=1)
 
 

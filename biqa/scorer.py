@@ -85,8 +85,8 @@ def collect_inputs(specs: list[str] | str, recursive: bool = True) -> list[str]:
 
 
 class _ScoreDataset(Dataset):
-    def __init__(self, paths, resolution, mean, std):
-        self.paths, self.resolution, self.mean, self.std = paths, resolution, mean, std
+    def __init__(self, paths, resolution):
+        self.paths, self.resolution = paths, resolution
 
     def __len__(self):
         return len(self.paths)
@@ -211,6 +211,8 @@ class Scorer:
             tune_allocator()
         pre = meta.get("preprocessing", {})
         self.mean, self.std = tuple(pre["mean"]), tuple(pre["std"])
+        self._mean_t = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self._std_t = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
         self.resolution = Resolution.parse(resolution or pre.get("resolution", "full"))
         self.channels_last = channels_last
         if channels_last:
@@ -227,9 +229,7 @@ class Scorer:
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, 3, H, W]`` (any strides) -> normalised float32, as :func:`biqa.data.to_tensor` does."""
-        m = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
-        s = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
-        return x.to(torch.float32).div_(255.0).sub_(m).div_(s)
+        return x.to(torch.float32).div_(255.0).sub_(self._mean_t).div_(self._std_t)
 
     def _rows_from(self, out, idx, rows):
         score = out["score"].float().cpu().numpy()
@@ -254,11 +254,9 @@ class Scorer:
         return self.score_paths(collect_inputs(inputs), progress=progress)
 
     def _score_tensors(self, x: torch.Tensor) -> pd.DataFrame:
-        m = torch.tensor(self.mean).view(1, 3, 1, 1)
-        s = torch.tensor(self.std).view(1, 3, 1, 1)
         rows = [{"path": f"<tensor {i}>", "score": np.nan, "error": ""} for i in range(len(x))]
         for k in range(0, len(x), self.batch_size):
-            xb = ((x[k:k + self.batch_size].float() - m) / s)
+            xb = (x[k:k + self.batch_size].float() - self._mean_t) / self._std_t
             self._rows_from(self.forward(xb), torch.arange(k, k + len(xb)), rows)
         return self._frame(rows)
 
@@ -279,7 +277,7 @@ class Scorer:
         if not paths:
             return self._frame(rows)
         sizes = [image_size(p, self.resolution) for p in paths]
-        ds = _ScoreDataset(paths, self.resolution, self.mean, self.std)
+        ds = _ScoreDataset(paths, self.resolution)
         workers = min(self.num_workers, len(paths) // 2)
         sampler = SizeBucketBatchSampler(sizes, self.batch_size, self.max_batch_pixels)
         loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers, collate_fn=_collate)

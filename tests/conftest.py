@@ -46,17 +46,9 @@ def tiny_records(tmp_path_factory) -> str:
 
 def save_untrained_checkpoint(path, seed: int = 0, preset: str = "lite0-mos") -> str:
     """Save an untrained model as a checkpoint, the way the trainer saves one."""
-    from biqa.checkpoint import save_checkpoint
-    from biqa.models import create_model
+    from biqa.checkpoint import save_untrained
 
-    torch.manual_seed(seed)
-    model = create_model(preset, pretrained=False)
-    mean, std = model.preset.normalisation()
-    meta = {"preset": model.preset.to_dict(), "label_scale": model.label_scale.to_dict(),
-            "preprocessing": {"mean": list(mean), "std": list(std), "crop_size": 224, "resolution": "full"},
-            "config": {}, "metrics": {}}
-    save_checkpoint(path, {"model": model.eval()}, meta)
-    return str(path)
+    return save_untrained(path, preset, seed=seed)
 
 
 @pytest.fixture(scope="session")
