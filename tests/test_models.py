@@ -183,3 +183,26 @@ def test_multilevel_pooling_model(tmp_path, x):
 def test_unknown_pooling():
     with pytest.raises(ValueError, match="pooling"):
         create_model("lite0-mos", pretrained=False, pooling="max")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("grad", [False, True])
+def test_spatial_std_mean_matches_float64_reference(channels_last, grad):
+    """The fast per-channel std/mean equals torch.std_mean in float64, in either memory layout;
+    with gradients enabled it back-propagates like the reference."""
+    from biqa.models import spatial_std_mean
+
+    g = torch.Generator().manual_seed(5)
+    f = (torch.randn(3, 7, 13, 11, generator=g) * 2 + 5).requires_grad_(grad)
+    f_in = f.contiguous(memory_format=torch.channels_last) if channels_last else f
+    with torch.set_grad_enabled(grad):
+        std, mean = spatial_std_mean(f_in)
+    ref_std, ref_mean = torch.std_mean(f.detach().double().flatten(2), dim=-1)
+    assert std.shape == mean.shape == (3, 7)
+    assert torch.allclose(std.double(), ref_std, rtol=1e-5) and torch.allclose(mean.double(), ref_mean, rtol=1e-6)
+    if grad:
+        (std.sum() + mean.sum()).backward()
+        f2 = f.detach().clone().requires_grad_(True)
+        s2, m2 = torch.std_mean(f2.flatten(2), dim=-1)
+        (s2.sum() + m2.sum()).backward()
+        assert torch.allclose(f.grad, f2.grad, atol=1e-5)
