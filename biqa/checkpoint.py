@@ -132,3 +132,42 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, half: b
     side = dst.with_suffix(".json")
     _atomic_write_bytes(side, lambda p: p.write_text(json.dumps(meta, indent=2, default=_json_default)))
     return dst
+
+
+def _backbone_key(key: str) -> str:
+    """A backbone parameter's name without biqa's wrappers (``extractor.``: multi-level pooling)."""
+    parts = key.split(".")
+    while parts and parts[0] in ("extractor", "body"):
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def load_backbone_weights(model, source: str | os.PathLike) -> int:
+    """Copy the backbone of a trained checkpoint (or bundled model name) into ``model.backbone``.
+
+    Parameters are matched by their timm names (biqa's pooling wrappers stripped), so a new head
+    can start from another preset's trained backbone of the same architecture (e.g. the MobileIQA
+    student from ``biqa-default``'s EfficientNet-Lite0). Every backbone tensor of ``model`` must
+    find a source of the same shape; otherwise a ``ValueError`` names the missing ones. Returns the
+    number of tensors copied.
+    """
+    import torch
+
+    from .scorer import resolve_checkpoint
+
+    src_all = read_state_dicts(resolve_checkpoint(source)).get("model", {})
+    src = {_backbone_key(k[len("backbone."):]): v for k, v in src_all.items() if k.startswith("backbone.")}
+    target = model.backbone.state_dict()
+    missing, new = [], {}
+    for k, v in target.items():
+        s = src.get(_backbone_key(k))
+        if s is None or tuple(s.shape) != tuple(v.shape):
+            missing.append(k)
+        else:
+            new[k] = s.to(v.dtype)
+    if missing:
+        raise ValueError(f"{source}: no backbone weights of the right shape for {len(missing)} of "
+                         f"{len(target)} tensors (e.g. {missing[:3]}); is it the same backbone architecture?")
+    with torch.no_grad():
+        model.backbone.load_state_dict(new, strict=True)
+    return len(new)

@@ -23,7 +23,8 @@ DEFAULTS: dict = {
         "check_files": True,
     },
     "model": {"preset": "lite0-mos", "pretrained": True, "head_kwargs": None,
-              "init_from": None},  # a biqa checkpoint to start from (its 'model' network)
+              "init_from": None,  # a biqa checkpoint to start from (its 'model' network)
+              "init_backbone_from": None},  # a checkpoint or bundled model name: its backbone weights only
     "strategy": {"name": "supervised", "loss": "mse"},
     "optim": {
         "name": "adamw",  # adamw | adam | sgd

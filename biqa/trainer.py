@@ -153,6 +153,10 @@ class Trainer:
             from .checkpoint import read_state_dicts
 
             model.load_state_dict(read_state_dicts(cfg["model"]["init_from"])["model"], strict=True)
+        if cfg["model"].get("init_backbone_from"):  # e.g. a new head over a trained model's backbone
+            from .checkpoint import load_backbone_weights
+
+            load_backbone_weights(model, cfg["model"]["init_backbone_from"])
         self.preset = model.preset
         self.mean, self.std = self.preset.normalisation()
         self.crop = int(d.get("crop_size") or self.preset.input_size)

@@ -206,3 +206,25 @@ def test_spatial_std_mean_matches_float64_reference(channels_last, grad):
         s2, m2 = torch.std_mean(f2.flatten(2), dim=-1)
         (s2.sum() + m2.sum()).backward()
         assert torch.allclose(f.grad, f2.grad, atol=1e-5)
+
+
+def test_load_backbone_weights_copies_backbone_only(tmp_path):
+    """model.init_backbone_from: another checkpoint's backbone (names matched through biqa's
+    pooling wrappers), the head untouched; a different architecture is a clear error."""
+    from biqa.checkpoint import load_backbone_weights, save_untrained
+
+    src = save_untrained(tmp_path / "src.safetensors", "lite0-ml-mos", seed=1)
+    torch.manual_seed(2)
+    model = create_model("lite0-ml-mos", pretrained=False)
+    head_before = {k: v.clone() for k, v in model.head.state_dict().items()}
+    torch.manual_seed(1)
+    ref = create_model("lite0-ml-mos", pretrained=False)
+    n = load_backbone_weights(model, src)
+    assert n == len(model.backbone.state_dict())
+    for k, v in model.backbone.state_dict().items():
+        assert torch.equal(v, ref.backbone.state_dict()[k]), k
+    for k, v in model.head.state_dict().items():
+        assert torch.equal(v, head_before[k]), k
+    other = create_model("resnet18-mos", pretrained=False)
+    with pytest.raises(ValueError, match="same backbone architecture"):
+        load_backbone_weights(other, src)
