@@ -15,7 +15,7 @@ def _cmd_score(a) -> int:
     ctx = setup(a.device if a.backend != "onnxruntime" else "cpu")  # under torchrun: join the process group
     device = str(ctx.device) if ctx.world_size > 1 else a.device
     scorer = load(a.model, device=device, batch_size=a.batch_size, num_workers=a.workers, resolution=a.resolution,
-                  peer=a.peer, backend=a.backend, threads=a.threads)
+                  peer=a.peer, backend=a.backend, threads=a.threads, tile=a.tile, tile_overlap=a.tile_overlap)
     df = score_job(scorer, inputs, out=a.out, resume=a.resume, progress=not a.quiet and ctx.is_main)
     if df is None:  # not rank 0: rank 0 merges, writes and reports
         return 0
@@ -28,9 +28,13 @@ def _cmd_score(a) -> int:
 
 
 def _print_scores(df) -> None:
+    import pandas as pd
+
     w = min(max([len(str(p)) for p in df["path"]] + [4]), 70)
     has_std = "std" in df.columns
-    print(f"{'path':<{w}}  {'score':>8}" + (f"  {'std':>7}" if has_std else "") + "  error")
+    has_tiles = "tiles" in df.columns and bool((df["tiles"].fillna(1) > 1).any())  # shown when any was tiled
+    print(f"{'path':<{w}}  {'score':>8}" + (f"  {'std':>7}" if has_std else "") + (f"  {'tiles':>5}" if has_tiles
+                                                                                    else "") + "  error")
     for r in df.itertuples(index=False):
         p = str(r.path)
         p = p if len(p) <= w else "..." + p[-(w - 3):]
@@ -38,6 +42,8 @@ def _print_scores(df) -> None:
         line = f"{p:<{w}}  {s}"
         if has_std:
             line += f"  {r.std:7.4f}" if r.std == r.std else f"  {'-':>7}"
+        if has_tiles:
+            line += f"  {'-' if pd.isna(r.tiles) else int(r.tiles):>5}"
         print(line + (f"  {r.error}" if r.error else ""))
 
 
@@ -235,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("inputs", nargs="*", help="files, folders or globs (default: the bundled example photos)")
     s.add_argument("--model", "-m", default=None, help="trained model name or checkpoint (default: biqa-default)")
     s.add_argument("--out", "-o", help="write scores to FILE.csv or FILE.json")
-    s.add_argument("--batch-size", "-b", type=int, default=8)
+    s.add_argument("--batch-size", "-b", type=int, default=8,
+                   help="images a forward pass (at most 512K pixels of them); for a tiled image, its tiles a "
+                        "forward pass (at most the tile budget, 2 Mi px, of them: 3 tiles of 768)")
     s.add_argument("--workers", type=int, default=None,
                    help="decoding worker processes (default: none up to 4 CPUs, decoding inline; then 1 per 8 CPUs)")
     s.add_argument("--threads", type=int, default=None,
@@ -245,6 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "it once to ONNX and caches it ($BIQA_CACHE_DIR, default ~/.cache/biqa)")
     s.add_argument("--resolution", default=None,
                    help="full | max:N | short:N | WxH (default: the checkpoint's own, e.g. max:2048)")
+    s.add_argument("--tile", default="auto", metavar="auto|off|N",
+                   help="score large images in tiles at full resolution, the image's score being the mean of its "
+                        "tile scores (std: root mean square of the tile stds), with bounded memory. auto (default): "
+                        "images above 2 Mi px after --resolution (e.g. 4K/5K photos; not 1920x1080 or 1024x768) in "
+                        "768x768 tiles; off: every image whole (a 5K photo then needs ~6 GB); N: every image larger "
+                        "than NxN in NxN tiles. Tiles form a regular grid flush with the borders, a function of the "
+                        "image size only; the output's tiles column gives the count (1: scored whole)")
+    s.add_argument("--tile-overlap", type=int, default=None, metavar="PX",
+                   help="pixels shared by neighbouring tiles (at least; default: 1/8 of the tile side)")
     s.add_argument("--device", default="auto")
     s.add_argument("--peer", default=None, help="score with one network of a DML checkpoint (e.g. peer1)")
     s.add_argument("--strict", action="store_true", help="exit with status 1 if any input could not be scored")

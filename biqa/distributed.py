@@ -233,6 +233,11 @@ def read_partial(folder: str | os.PathLike, paths: list[str]) -> dict[int, dict]
                         row[k] = float(rec[k]) if rec[k] != "" else float("nan")
                     except ValueError:
                         row[k] = float("nan")
+            if rec.get("tiles"):
+                try:
+                    row["tiles"] = int(rec["tiles"])
+                except ValueError:
+                    pass
             rows[i] = row
     return rows
 
@@ -276,6 +281,7 @@ def _job_info(scorer, paths: list[str]) -> dict:
     meta = scorer.meta
     return {"version": PARTIAL_VERSION, "model": str(meta.get("checkpoint", meta.get("preset", {}).get("name"))),
             "backend": getattr(scorer, "backend", "torch"), "resolution": str(scorer.resolution),
+            "tile": str(getattr(scorer, "tiling", "off")),
             "n_inputs": len(paths)}
 
 
@@ -321,7 +327,8 @@ def score_job(scorer, inputs, *, out: str | os.PathLike | None = None, resume: b
         job = folder / "job.json"
         if job.is_file():
             old = json.loads(job.read_text())
-            diff = [k for k in ("model", "backend", "resolution") if old.get(k) != info[k]]
+            diff = [k for k in ("model", "backend", "resolution", "tile")
+                    if old.get(k, info[k] if k == "tile" else None) != info[k]]  # "tile": not in older jobs
             if diff:
                 raise ValueError(f"{folder} holds partial scores made with other settings ({', '.join(diff)}: "
                                  f"{[old.get(k) for k in diff]}); delete it or score without --resume")

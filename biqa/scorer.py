@@ -1,9 +1,11 @@
 """Scoring files, folders, globs, tensors and PIL images with a trained model.
 
 ``biqa.load(name_or_checkpoint).score(inputs)`` returns one row per input, in input
-order: ``path``, ``score`` (and ``std`` for distribution models) and ``error``
+order: ``path``, ``score`` (and ``std`` for distribution models), ``error``
 (empty unless the input could not be read; such rows have no score, and scoring
-goes on).
+goes on) and ``tiles``: how many tiles the image was scored in (1: whole; empty for an
+error row). Images above a pixel budget are scored in tiles at full resolution, see
+:mod:`biqa.tiling`.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_model
 from .data import IMAGE_EXTENSIONS, Resolution, SizeBucketBatchSampler, image_size, load_image, to_tensor
+from .tiling import TilePolicy, aggregate, tile_batches
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -114,10 +117,12 @@ def _collate(items):
     groups: dict = {}
     for it in ok:  # a header can lie about the decoded size: stack equal shapes only
         groups.setdefault(tuple(it["image"].shape), []).append(it)
-    # [B, H, W, 3] uint8, handed over as the [B, 3, H, W] view (channels-last strides)
+    # [B, H, W, 3] uint8, handed over as the [B, 3, H, W] view (channels-last strides); one image
+    # (e.g. a large one to be tiled) is passed on without a copy
     return {
         "groups": [(torch.tensor([g["index"] for g in gs]),
-                    torch.stack([g["image"] for g in gs]).permute(0, 3, 1, 2)) for gs in groups.values()],
+                    (gs[0]["image"][None] if len(gs) == 1 else torch.stack([g["image"] for g in gs])).permute(0, 3, 1, 2))
+                   for gs in groups.values()],
         "errors": [(it["index"], it["error"]) for it in items if "error" in it],
     }
 
@@ -193,7 +198,8 @@ class Scorer:
     def __init__(self, model, meta: dict, *, device: str | torch.device = "cpu",
                  batch_size: int = 8, num_workers: int | None = None, resolution: str | None = None,
                  channels_last: bool = True, threads: int | None = None,
-                 max_batch_pixels: int | None = MAX_BATCH_PIXELS):
+                 max_batch_pixels: int | None = MAX_BATCH_PIXELS, tile: "str | int | TilePolicy | None" = "auto",
+                 tile_overlap: int | None = None, tile_budget: int | None = None):
         # model: a torch module (IQAModel / Ensemble), or a callable with the same contract
         # (normalised [B, 3, H, W] tensor -> dict of tensors), e.g. an OnnxRuntimeModel
         self.backend = getattr(model, "backend", "torch")
@@ -203,6 +209,8 @@ class Scorer:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.max_batch_pixels = max_batch_pixels
+        # images above the budget are scored in full-resolution tiles (biqa.tiling)
+        self.tiling = TilePolicy.parse(tile, tile_overlap, tile_budget)
         self.num_workers = default_workers() if num_workers is None else num_workers
         if threads or torch.get_num_threads() > available_cpus():  # never more threads than CPUs
             torch.set_num_threads(int(threads or default_threads(self.num_workers)))
@@ -236,8 +244,28 @@ class Scorer:
         std = out["std"].float().cpu().numpy() if "std" in out else None
         for j, i in enumerate(idx.tolist()):
             rows[i]["score"] = float(score[j])
+            rows[i]["tiles"] = 1
             if std is not None:
                 rows[i]["std"] = float(std[j])
+
+    def _score_tiled(self, image: torch.Tensor, row: dict, normalise=None) -> None:
+        """Score one image ``[3, H, W]`` (uint8 as decoded, or floats in [0, 1]) in tiles
+        (:mod:`biqa.tiling`): the tiles of a forward pass are cut and converted to float together,
+        never the whole image. Fills ``row``'s score (the mean of the tile scores), std (root mean
+        square of the tile stds) and tiles (the count)."""
+        normalise = normalise or self._normalise
+        grid = self.tiling.grid(int(image.shape[-1]), int(image.shape[-2]))
+        per = self.tiling.tiles_per_forward(grid, self.batch_size)
+        scores, stds = [], []
+        for xb in tile_batches(image, grid, per):
+            out = self.forward(normalise(xb))
+            scores += out["score"].double().cpu().reshape(-1).tolist()
+            if "std" in out:
+                stds += out["std"].double().cpu().reshape(-1).tolist()
+        row["score"], std = aggregate(scores, stds if stds else None)
+        row["tiles"] = len(grid)
+        if std is not None:
+            row["std"] = std
 
     def score(self, inputs, *, progress: bool = False) -> pd.DataFrame:
         """Score paths (files / folders / globs), PIL images, or image tensors in [0, 1].
@@ -255,6 +283,10 @@ class Scorer:
 
     def _score_tensors(self, x: torch.Tensor) -> pd.DataFrame:
         rows = [{"path": f"<tensor {i}>", "score": np.nan, "error": ""} for i in range(len(x))]
+        if self.tiling.applies(int(x.shape[-1]), int(x.shape[-2])):
+            for i in range(len(x)):
+                self._score_tiled(x[i], rows[i], lambda t: (t.float() - self._mean_t) / self._std_t)
+            return self._frame(rows)
         for k in range(0, len(x), self.batch_size):
             xb = (x[k:k + self.batch_size].float() - self._mean_t) / self._std_t
             self._rows_from(self.forward(xb), torch.arange(k, k + len(xb)), rows)
@@ -267,6 +299,9 @@ class Scorer:
             tw, th = self.resolution.target_size(*im.size)
             if (tw, th) != im.size:
                 im = im.resize((tw, th), Image.BICUBIC)
+            if self.tiling.applies(tw, th):
+                self._score_tiled(torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1), rows[i])
+                continue
             self._rows_from(self.forward(to_tensor(im, self.mean, self.std)[None]), torch.tensor([i]), rows)
         return self._frame(rows)
 
@@ -279,14 +314,21 @@ class Scorer:
         sizes = [image_size(p, self.resolution) for p in paths]
         ds = _ScoreDataset(paths, self.resolution)
         workers = min(self.num_workers, len(paths) // 2)
-        sampler = SizeBucketBatchSampler(sizes, self.batch_size, self.max_batch_pixels)
-        loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers, collate_fn=_collate)
+        batches = []  # images to be tiled (by their header size) come one per batch
+        for b in SizeBucketBatchSampler(sizes, self.batch_size, self.max_batch_pixels).batches:
+            tiled = sizes[b[0]] is not None and self.tiling.applies(*sizes[b[0]])
+            batches += [[i] for i in b] if tiled else [b]
+        loader = DataLoader(ds, batch_sampler=batches, num_workers=workers, collate_fn=_collate)
         with tqdm(total=len(paths), desc="scoring", unit="img", disable=not progress, dynamic_ncols=True) as bar:
             for batch in loader:
                 for i, err in batch["errors"]:
                     rows[i]["error"] = err
                 for idx, x in batch["groups"]:
-                    self._rows_from(self.forward(self._normalise(x)), idx, rows)
+                    if self.tiling.applies(int(x.shape[-1]), int(x.shape[-2])):  # decided on the decoded size
+                        for j, i in enumerate(idx.tolist()):
+                            self._score_tiled(x[j], rows[i])
+                    else:
+                        self._rows_from(self.forward(self._normalise(x)), idx, rows)
                 if on_batch is not None:
                     on_batch([i for i, _ in batch["errors"]] + [i for idx, _ in batch["groups"] for i in idx.tolist()],
                              rows)
@@ -294,11 +336,12 @@ class Scorer:
         return self._frame(rows)
 
     def _frame(self, rows) -> pd.DataFrame:
-        cols = ["path", "score"] + (["std"] if self.has_std else []) + ["error"]
+        cols = ["path", "score"] + (["std"] if self.has_std else []) + ["error", "tiles"]
         df = pd.DataFrame(rows)
         for c in cols:
             if c not in df.columns:
                 df[c] = np.nan
+        df["tiles"] = pd.to_numeric(df["tiles"], errors="coerce").astype("Int64")  # empty for error rows
         return df[cols]
 
 
@@ -316,7 +359,12 @@ def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "
     see :func:`biqa.export.cached_onnx`), or ``auto`` (onnxruntime for ``.onnx`` files, else torch).
     ``threads``: intra-op threads (default: :func:`default_threads`).
     ``fold_bn``: fold BatchNorms into the convolutions before them (torch backend; same scores
-    within float rounding, faster: :func:`biqa.inference.fold_batchnorm`)."""
+    within float rounding, faster: :func:`biqa.inference.fold_batchnorm`).
+    ``tile``: ``"auto"`` (default: images above ``tile_budget`` pixels, default 2 Mi px, are scored
+    in 768-pixel tiles at full resolution, the score being the mean of the tile scores), ``"off"``
+    (every image whole, however large), or a tile side ``N`` (every image larger than N x N is
+    tiled); ``tile_overlap``: pixels shared by neighbouring tiles (default a 1/8 of the side). See
+    :mod:`biqa.tiling`."""
     path = resolve_checkpoint(name_or_checkpoint)
     is_onnx = path.suffix.lower() == ".onnx"
     backend = {"auto": "onnxruntime" if is_onnx else "torch", "ort": "onnxruntime", "onnx": "onnxruntime"}.get(

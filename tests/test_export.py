@@ -91,7 +91,7 @@ def test_distribution_model_exports_std(tmp_path, photos):
     assert read_onnx_meta(out)["outputs"] == ["score", "z", "std", "probs"]
     ref = load(ckpt, device="cpu", num_workers=0).score([str(photos)])
     df = load(str(out), num_workers=0).score([str(photos)])
-    assert list(df.columns) == ["path", "score", "std", "error"]
+    assert list(df.columns) == ["path", "score", "std", "error", "tiles"]
     np.testing.assert_allclose(df["score"], ref["score"], atol=1e-4, rtol=0)
     np.testing.assert_allclose(df["std"], ref["std"], atol=1e-4, rtol=0)
 
