@@ -21,7 +21,7 @@ from .labels import LabelScale
 class ModelPreset:
     name: str
     backbone: str
-    head: str = "score"  # "score" | "distribution"
+    head: str = "score"  # "score" | "distribution" | "mal" (MobileIQA, needs pooling="stages")
     head_kwargs: dict = field(default_factory=dict)
     input_size: int = 224  # training crop size (scoring may use full resolution)
     mean: tuple[float, float, float] | None = None  # None: the backbone's own
@@ -30,6 +30,7 @@ class ModelPreset:
     higher_is_better: bool = True
     hflip_input: bool = False  # the network sees mirrored images (a DML peer's view), in training and test
     pooling: str = "avg"  # "avg": the backbone's pooled last features | "multilevel": mean+std of every stage
+    #                       | "stages": the list of stage maps, pooled by the head (MobileIQA's MAL head)
     description: str = ""
 
     def to_dict(self) -> dict:
@@ -97,6 +98,18 @@ register_preset(ModelPreset(
 register_preset(ModelPreset(
     "nima-mobilenetv2", "mobilenetv2_100", "distribution", {"dropout": 0.75, "n_bins": 10}, 224,
     description="NIMA with the paper's MobileNet family backbone (ImageNet weights from a local file)"))
+# MobileIQA (biqa.mobileiqa): per-stage LDA blocks + multi-view attention (MAL) head on all 5 stages.
+for _name, _bb, _sig, _what in (
+        ("mobileiqa-student", "tf_efficientnet_lite0", True, "student: EfficientNet-Lite0 (offline ImageNet weights)"),
+        ("mobileiqa-student-mnv3", "mobilenetv3_large_100", True,
+         "student: MobileNetV3-Large, the paper's (ImageNet weights from a local file)"),
+        ("mobileiqa-teacher", "mobilevitv2_200", False,
+         "teacher: MobileViT-v2 2.0, the paper's (ImageNet weights from a local file only)"),
+        ("mobileiqa-teacher-lite2", "tf_efficientnet_lite2", False,
+         "teacher: EfficientNet-Lite2 (offline ImageNet weights)")):
+    register_preset(ModelPreset(
+        _name, _bb, "mal", {"sigmoid": _sig}, 384, pooling="stages",
+        description=f"MobileIQA {_what} + multi-view attention head, for high-resolution input"))
 
 
 class MultiLevelPool(nn.Module):
@@ -161,8 +174,11 @@ class IQAModel(nn.Module):
         if self.preset.hflip_input:
             x = torch.flip(x, dims=[-1])
         feats = self.backbone(x)
-        out = self.head(feats.float())
-        out["features"] = feats
+        if isinstance(feats, torch.Tensor):
+            out = self.head(feats.float())
+            out["features"] = feats
+        else:  # pooling="stages": a list of stage maps; the head pools them and returns its own "features"
+            out = self.head(feats)
         out["score"] = self.label_scale.denormalise(out["z"])
         if "std_bins" in out:
             n = out["probs"].shape[-1]
@@ -217,8 +233,13 @@ def create_model(
         backbone = MultiLevelPool(create_backbone(preset.backbone, pretrained=pretrained, features_only=True))
     elif preset.pooling == "avg":
         backbone = create_backbone(preset.backbone, pretrained=pretrained)
+    elif preset.pooling == "stages":
+        from .mobileiqa import StageFeatures, check_offline_weights
+
+        check_offline_weights(preset, pretrained)
+        backbone = StageFeatures(create_backbone(preset.backbone, pretrained=pretrained, features_only=True))
     else:
-        raise ValueError(f"unknown pooling {preset.pooling!r}; choose 'avg' or 'multilevel'")
+        raise ValueError(f"unknown pooling {preset.pooling!r}; choose 'avg', 'multilevel' or 'stages'")
     n_feat = getattr(backbone, "num_features", None) or backbone.num_features
     head = create_head(preset.head, n_feat, **preset.head_kwargs)
     return IQAModel(backbone, head, preset, label_scale)

@@ -15,6 +15,12 @@ One engine, three optional components, any combination:
 - ``distill`` (KD): a frozen teacher checkpoint; loss adds ``w_output * L(z_s, z_t) +
   w_feature * L(P(f_s), f_t)`` with a learned linear projection ``P`` where the pooled
   feature sizes differ, ``L`` = MSE or L1. The teacher never trains and stays in eval mode.
+  When teacher and student both have MobileIQA heads (outputs ``stage_features`` and
+  ``opinion_features``), MobileIQA's terms are added: ``w_stage * L(P_s(stage_s), stage_t) +
+  w_opinion * L(P_o(opinion_s), opinion_t)``, with learned projections (a 1x1 conv per stage /
+  opinion where the channels differ, area pooling where S differs) only where the shapes differ.
+  For such pairs ``w_feature`` defaults to 0 (the pooled 128-d tail vector is downstream of the
+  opinion features); set it to add the term. A weight of 0 skips its term.
 
 Per network: ``L = L_sup + [ohem terms] + [distill terms] + [mutual term]``; the total is the
 sum over networks. Every combination of the three is supported and tested.
@@ -42,6 +48,43 @@ def _init_head(model: nn.Module, kind: str) -> None:
             (nn.init.kaiming_uniform_ if kind == "kaiming" else nn.init.xavier_uniform_)(m.weight)
 
 
+def _mal_head(net: nn.Module):
+    """The MobileIQA head of a model (an ensemble: of its first member), else None."""
+    if hasattr(net, "members"):
+        net = next(iter(net.members.values()))
+    head = getattr(net, "head", None)
+    return head if hasattr(head, "stage_shape") and hasattr(head, "opinion_shape") else None
+
+
+class MapProjection(nn.Module):
+    """Maps a student's stacked feature maps onto the teacher's shape for distillation.
+
+    ``kind="stage"``: ``[K, B, C, S, S]``; ``kind="opinion"``: ``[K, B, C, S*S]``. Shapes are given as
+    ``(K, C, S)``. Where S differs: adaptive average pooling to the teacher's S (no parameters);
+    where C differs: one learned 1x1 conv per entry k (stages are not interchangeable). Equal
+    shapes: the identity, no parameters. K must match.
+    """
+
+    def __init__(self, student: tuple[int, int, int], teacher: tuple[int, int, int], kind: str = "stage"):
+        super().__init__()
+        (ks, cs, ss), (kt, ct, st) = student, teacher
+        if ks != kt:
+            raise ValueError(f"distill: the student has {ks} {kind} features, the teacher {kt}; they must match")
+        self.kind, self.size_s, self.size_t = kind, int(ss), int(st)
+        self.convs = nn.ModuleList(nn.Conv2d(cs, ct, 1) for _ in range(ks)) if cs != ct else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.convs is None and self.size_s == self.size_t:
+            return x
+        if self.kind == "opinion":
+            x = x.unflatten(-1, (self.size_s, self.size_s))
+        if self.size_s != self.size_t:
+            x = torch.stack([F.adaptive_avg_pool2d(e, self.size_t) for e in x])
+        if self.convs is not None:
+            x = torch.stack([conv(e) for conv, e in zip(self.convs, x)])
+        return x.flatten(-2) if self.kind == "opinion" else x
+
+
 class Composite(Strategy):
     """``supervised`` plus any of ``ohem``, ``mutual``, ``distill`` (see the module docstring).
 
@@ -56,7 +99,8 @@ class Composite(Strategy):
         mutual: ``peers`` (2, or a list of preset names; the first is the main model's),
             ``lam`` (1.0), ``flip_odd`` (True), ``init`` (True: Kaiming/Xavier head init).
         distill: ``teacher`` (checkpoint path, required), ``kd_loss`` (``"mse"`` | ``"l1"``),
-            ``w_output`` (1.0), ``w_feature`` (1.0).
+            ``w_output`` (1.0), ``w_feature`` (1.0; 0 for MobileIQA pairs), ``w_stage`` (1.0),
+            ``w_opinion`` (1.0): the last two for MobileIQA (MAL-head) teacher and student.
         context: what the trainer knows: ``pretrained`` (for peers), ``label_scale``.
     """
 
@@ -129,7 +173,13 @@ class Composite(Strategy):
         self.teacher = teacher.eval()
         self.kd_loss = {"mse": F.mse_loss, "l1": F.l1_loss}[cfg.get("kd_loss", "mse")]
         self.w_output = float(cfg.get("w_output", 1.0))
-        self.w_feature = float(cfg.get("w_feature", 1.0))
+        self.w_stage = float(cfg.get("w_stage", 1.0))
+        self.w_opinion = float(cfg.get("w_opinion", 1.0))
+        t_mal = _mal_head(self.teacher)
+        self._mal_pairs = set()  # nets distilled with MobileIQA's stage / opinion terms
+        if t_mal is not None:
+            self._mal_pairs = {n for n, net in self._peers.items() if _mal_head(net) is not None}
+        self.w_feature = float(cfg.get("w_feature", 0.0 if self._mal_pairs else 1.0))
         pre = meta["preprocessing"]
         self._t_norm = (torch.tensor(pre["mean"]).view(1, 3, 1, 1), torch.tensor(pre["std"]).view(1, 3, 1, 1))
         mean, std = self.model.preset.normalisation()
@@ -137,19 +187,24 @@ class Composite(Strategy):
         t_dim = self._feature_dim(self.teacher)
         for name, net in self._peers.items():
             s_dim = self._feature_dim(net)
-            self._proj[name] = nn.Identity() if s_dim == t_dim else nn.Linear(s_dim, t_dim)
+            self._proj[name] = nn.Identity() if s_dim == t_dim or self.w_feature == 0 else nn.Linear(s_dim, t_dim)
+            if name in self._mal_pairs:
+                s_mal = _mal_head(net)
+                self._proj[f"{name}_stage"] = MapProjection(s_mal.stage_shape, t_mal.stage_shape, "stage")
+                self._proj[f"{name}_opinion"] = MapProjection(s_mal.opinion_shape, t_mal.opinion_shape, "opinion")
 
     @staticmethod
     def _feature_dim(net: nn.Module) -> int:
         if hasattr(net, "members"):
             net = next(iter(net.members.values()))
-        return int(net.backbone.num_features)
+        dim = getattr(net.head, "feature_dim", None)  # heads that pool their own "features" (MobileIQA)
+        return int(dim if dim is not None else net.backbone.num_features)
 
     # ------------------------------------------------------------ interface
     @property
     def nets(self) -> dict[str, nn.Module]:
         nets = dict(self._peers)
-        if len(self._proj) and any(not isinstance(p, nn.Identity) for p in self._proj.values()):
+        if any(True for _ in self._proj.parameters()):  # learned projections train with the student
             nets["kd_proj"] = self._proj
         return nets
 
@@ -274,9 +329,16 @@ class Composite(Strategy):
                     for i, g in zip(batch["index"].tolist(), gap):
                         self._disagreement[int(i)] = float(g)
             if t_out is not None:
-                add("kd_output", self.kd_loss(out["z"].float(), t_out["z"].float()), self.w_output)
-                f_s = self._proj[name](out["features"].float())
-                add("kd_feature", self.kd_loss(f_s, t_out["features"].float()), self.w_feature)
+                if self.w_output:
+                    add("kd_output", self.kd_loss(out["z"].float(), t_out["z"].float()), self.w_output)
+                if self.w_feature:
+                    f_s = self._proj[name](out["features"].float())
+                    add("kd_feature", self.kd_loss(f_s, t_out["features"].float()), self.w_feature)
+                if name in self._mal_pairs:
+                    for key, w in (("stage", self.w_stage), ("opinion", self.w_opinion)):
+                        if w:
+                            f_s = self._proj[f"{name}_{key}"](out[f"{key}_features"].float())
+                            add(f"kd_{key}", self.kd_loss(f_s, t_out[f"{key}_features"].float()), w)
             if len(outs) > 1:
                 others = [o["z"].detach().float() for n, o in outs.items() if n != name]
                 mim = torch.stack([F.mse_loss(out["z"].float(), z) for z in others]).mean()
