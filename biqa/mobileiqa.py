@@ -48,7 +48,9 @@ Presets (``biqa.list_models("mobileiqa*")``, registered in :mod:`biqa.models`):
 ``mobileiqa-student`` (EfficientNet-Lite0, offline ImageNet weights), ``mobileiqa-student-mnv3``
 (MobileNetV3-Large as in the paper; weights from a local file), ``mobileiqa-teacher``
 (MobileViT-v2 2.0 as in the paper; weights from a local file only) and ``mobileiqa-teacher-lite2``
-(EfficientNet-Lite2, the largest backbone with offline ImageNet weights). Training crops 384 px.
+(EfficientNet-Lite2, the largest backbone with offline ImageNet weights), and biqa's own
+``mobileiqa-student-s`` (Lite0 with ``hidden=128, channels=64``: a head small enough to train on a
+CPU; not the paper's). Training crops 384 px.
 """
 from __future__ import annotations
 

@@ -110,8 +110,8 @@ def test_slab_threshold_and_checkpointed_training_path():
 
 # ----------------------------------------------------------------- presets
 def test_presets_build_and_score():
-    assert biqa.list_models("mobileiqa*") == ["mobileiqa-student", "mobileiqa-student-mnv3", "mobileiqa-teacher",
-                                              "mobileiqa-teacher-lite2"]
+    assert biqa.list_models("mobileiqa*") == ["mobileiqa-student", "mobileiqa-student-mnv3", "mobileiqa-student-s",
+                                              "mobileiqa-teacher", "mobileiqa-teacher-lite2"]
     x = torch.randn(2, 3, 64, 64)
     for name in biqa.list_models("mobileiqa*"):
         torch.manual_seed(0)
@@ -119,10 +119,11 @@ def test_presets_build_and_score():
         assert model.preset.input_size == 384 and model.preset.pooling == "stages"
         with torch.no_grad():
             out = model(x)
+        c = 64 if name == "mobileiqa-student-s" else 256  # the small head: C = 64
         assert out["z"].shape == (2,) and out["score"].shape == (2,)
         assert out["features"].shape == (2, 128)
-        assert out["stage_features"].shape == (5, 2, 256, 22, 22)
-        assert out["opinion_features"].shape == (3, 2, 256, 22 * 22)
+        assert out["stage_features"].shape == (5, 2, c, 22, 22)
+        assert out["opinion_features"].shape == (3, 2, c, 22 * 22)
         assert torch.isfinite(out["z"]).all()
         if "student" in name:
             assert ((out["z"] > 0) & (out["z"] < 1)).all()
