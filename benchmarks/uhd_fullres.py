@@ -2,7 +2,7 @@
 
 Scores the photos in ../shared/data/uhd (three JPEGs, 4272 to 5312 pixels wide) at full resolution
 (``--resolution full``) with ``--tile auto`` (:mod:`biqa.tiling`: 768x768 tiles, 96 pixels of
-overlap, at most 2 Mi px of tiles a forward pass), in these configurations:
+overlap; on a CPU one 768 tile a forward pass, at most 1 Mi px), in these configurations:
 
 - batch 1, 2 and 4 at 2 threads, batch 2 at 1 thread (``--quick``: one photo; batch 1 and 2 at
   2 threads, batch 2 at 1 thread);
@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -94,31 +93,15 @@ def child(cfg: dict) -> dict:
             "peak_rss_mb": _peak_rss_mb()}
 
 
-# A small launcher between this script and the measured process, so that nothing of this
-# script's memory is in the measured process (it reads its own VmHWM as well).
-_LAUNCHER = """import json, os, sys, time
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.execvp(sys.argv[2], sys.argv[2:])
-_, status, usage = os.wait4(pid, 0)
-with open(sys.argv[1], "w") as f:
-    json.dump({"wall": time.perf_counter() - t0, "maxrss_kb": usage.ru_maxrss}, f)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-
-
 def measure(cfg: dict) -> dict:
+    """One configuration in a fresh process, started from biqa.bench's small launcher so that
+    nothing of this script's memory is in the measured process (it reads its own VmHWM as well)."""
+    from biqa.bench import run_launched
+
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads"]))
-    with tempfile.TemporaryDirectory() as d:
-        stat = os.path.join(d, "stat.json")
-        cmd = [sys.executable, "-S", "-c", _LAUNCHER, stat, sys.executable, str(Path(__file__).resolve()),
-               "--child", json.dumps(cfg)]
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-        if p.returncode != 0:
-            return {"error": (p.stderr or p.stdout).strip().splitlines()[-1:] or [f"exit {p.returncode}"]}
-        with open(stat) as f:
-            st = json.load(f)
+    p, st = run_launched([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(cfg)], env=env, cwd=ROOT)
+    if p.returncode != 0:
+        return {"error": (p.stderr or p.stdout).strip().splitlines()[-1:] or [f"exit {p.returncode}"]}
     res = json.loads(p.stdout.strip().splitlines()[-1])
     res["process_s"] = st["wall"]
     return res

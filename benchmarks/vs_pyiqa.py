@@ -161,31 +161,13 @@ def _worker(kind: str, folder: str, backend: str) -> dict:
     raise ValueError(kind)
 
 
-# A small launcher between this process and the measured one: a forked child's ru_maxrss starts
-# from its parent's RSS (copied at fork, kept across exec), so the parent must be small.
-_LAUNCHER = """import json, os, sys, time
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.execvp(sys.argv[2], sys.argv[2:])
-_, status, usage = os.wait4(pid, 0)
-wall = time.perf_counter() - t0
-with open(sys.argv[1], "w") as f:
-    json.dump({"wall": wall, "maxrss_kb": usage.ru_maxrss}, f)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-
-
 def _measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """(wall seconds, peak RSS MB, stdout) of a command; RSS: wait4's ru_maxrss via the launcher."""
-    with tempfile.TemporaryDirectory() as d:
-        stat = os.path.join(d, "stat.json")
-        p = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, stat, *cmd], capture_output=True, text=True,
-                           env=env, cwd=ROOT)
-        if p.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-        with open(stat) as f:
-            st = json.load(f)
+    from biqa.bench import run_launched
+
+    p, st = run_launched(cmd, env=env, cwd=ROOT)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
     return st["wall"], st["maxrss_kb"] / 1024, p.stdout
 
 

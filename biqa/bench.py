@@ -64,6 +64,36 @@ def _rss_mb() -> float:
         return float("nan")
 
 
+# A small launcher between a benchmark and the process it measures: a forked child's ru_maxrss
+# starts from its parent's RSS (copied at fork, kept across exec), so the parent must be small.
+LAUNCHER = """import json, os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+with open(sys.argv[1], "w") as f:
+    json.dump({"wall": wall, "maxrss_kb": usage.ru_maxrss}, f)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_launched(cmd: list[str], *, env: dict | None = None, cwd=None) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run ``cmd`` (captured, text) from :data:`LAUNCHER`; returns the completed process and
+    ``{"wall": seconds, "maxrss_kb": peak RSS of cmd's process tree's largest member}`` (empty if
+    the command failed)."""
+    with tempfile.TemporaryDirectory() as d:
+        stat = os.path.join(d, "stat.json")
+        p = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, stat, *cmd], capture_output=True, text=True,
+                           env=env, cwd=cwd)
+        st = {}
+        if p.returncode == 0 and os.path.exists(stat):
+            with open(stat) as f:
+                st = json.load(f)
+    return p, st
+
+
 def _peak_rss_mb() -> float:
     """This process's peak resident memory. Linux: ``VmHWM`` (the peak of this program's own memory;
     ``ru_maxrss`` would also count the parent's memory, copied at fork and kept across exec)."""

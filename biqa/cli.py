@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", "-o", help="write scores to FILE.csv or FILE.json")
     s.add_argument("--batch-size", "-b", type=int, default=8,
                    help="images a forward pass (at most 512K pixels of them); for a tiled image, its tiles a "
-                        "forward pass (at most the tile budget, 2 Mi px, of them: 3 tiles of 768)")
+                        "forward pass (on a CPU at most 1 Mi px of them: one tile of 768)")
     s.add_argument("--workers", type=int, default=None,
                    help="decoding worker processes (default: none up to 4 CPUs, decoding inline; then 1 per 8 CPUs)")
     s.add_argument("--threads", type=int, default=None,

@@ -248,6 +248,13 @@ class _PartialWriter:
     def __init__(self, path: Path, columns: list[str]):
         self.columns = ["index"] + columns + ["complete"]  # "complete" = 1: the line was written whole
         complete = _read_complete_lines(path) if path.is_file() else ""
+        if complete and next(csv.reader(io.StringIO(complete)), []) != self.columns:
+            # other columns (e.g. a job started by a biqa without the "tiles" column): keep that file,
+            # readers take each file with its own header, and write this run's rows beside it
+            k = 1
+            while path.with_name(f"{path.stem}.{k}{path.suffix}").exists():
+                k += 1
+            path, complete = path.with_name(f"{path.stem}.{k}{path.suffix}"), ""
         # no complete line yet (not even the header): start the file again
         self.f = open(path, "a" if complete else "w", newline="", encoding="utf-8")
         if complete and not path.read_bytes().endswith(b"\n"):

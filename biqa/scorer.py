@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_model
 from .data import IMAGE_EXTENSIONS, Resolution, SizeBucketBatchSampler, image_size, load_image, to_tensor
-from .tiling import TilePolicy, aggregate, tile_batches
+from .tiling import DEFAULT_PASS_PIXELS, TilePolicy, aggregate, tile_batches
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -255,7 +255,8 @@ class Scorer:
         square of the tile stds) and tiles (the count)."""
         normalise = normalise or self._normalise
         grid = self.tiling.grid(int(image.shape[-1]), int(image.shape[-2]))
-        per = self.tiling.tiles_per_forward(grid, self.batch_size)
+        on_gpu = str(getattr(self, "device", "cpu")).startswith("cuda")
+        per = self.tiling.tiles_per_forward(grid, self.batch_size, self.tiling.budget if on_gpu else DEFAULT_PASS_PIXELS)
         scores, stds = [], []
         for xb in tile_batches(image, grid, per):
             out = self.forward(normalise(xb))

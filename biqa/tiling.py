@@ -15,9 +15,10 @@ the product of the two axes, row by row; every tile has the same size, so tiles 
 
 **Budget.** ``auto`` tiles an image whose sized input (after ``--resolution``) holds more than
 ``budget`` pixels (default :data:`DEFAULT_BUDGET`, 2 Mi px: 1920x1080 and 1024x768 are scored whole,
-2048x1536, 4K and 5K are tiled). A forward pass of tiles holds at most ``budget`` pixels too (at
-most the scorer's batch size, and at least one tile), so that no forward pass, tiled or not,
-needs much more than an untiled image at the budget: about 0.7 GB of activations.
+2048x1536, 4K and 5K are tiled). A forward pass of tiles holds at most the scorer's batch size and
+:data:`DEFAULT_PASS_PIXELS` (1 Mi px: one 768 or 1024 tile) on a CPU, where time per pixel does not
+improve with bigger passes but memory grows (a MobileIQA student peaked at 1.68 GB with three 768
+tiles a pass, 1.17 GB with one); on a GPU the scorer allows ``budget`` pixels of tiles a pass.
 
 **Aggregation.** The image score is the plain mean of its tile scores (tiles are equal-sized; a pixel
 inside an overlap counts once per tile that holds it). For distribution models the image's ``std``
@@ -36,6 +37,7 @@ import torch
 
 DEFAULT_TILE = 768
 DEFAULT_BUDGET = 1 << 21  # pixels (2,097,152): 1920x1080 is scored whole, 2048x1536 is tiled
+DEFAULT_PASS_PIXELS = 1 << 20  # CPU: pixels of tiles in one forward pass (one 768 or 1024 tile)
 TILE_MODES = ("auto", "off", "fixed")
 
 
@@ -137,9 +139,9 @@ class TilePolicy:
     def grid(self, w: int, h: int) -> TileGrid:
         return tile_grid(w, h, self.tile, self.overlap)
 
-    def tiles_per_forward(self, grid: TileGrid, batch_size: int) -> int:
-        """At most ``batch_size`` tiles and ``budget`` pixels a forward pass; at least one tile."""
-        return max(1, min(int(batch_size), self.budget // max(1, grid.tile_pixels)))
+    def tiles_per_forward(self, grid: TileGrid, batch_size: int, pass_pixels: int = DEFAULT_PASS_PIXELS) -> int:
+        """At most ``batch_size`` tiles and ``pass_pixels`` pixels of tiles a forward pass; at least one tile."""
+        return max(1, min(int(batch_size), int(pass_pixels) // max(1, grid.tile_pixels)))
 
 
 def tile_batches(image: torch.Tensor, grid: TileGrid, per_batch: int) -> Iterator[torch.Tensor]:

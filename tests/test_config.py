@@ -33,7 +33,8 @@ def test_yaml_merges_over_defaults(tmp_path):
     assert cfg["train"]["epochs"] == 3
     # Siblings of overridden keys keep their defaults.
     assert cfg["train"]["batch_size"] == 16
-    assert cfg["model"] == {"preset": "nima-lite0", "pretrained": True, "head_kwargs": None, "init_from": None}
+    assert cfg["model"] == {"preset": "nima-lite0", "pretrained": True, "head_kwargs": None, "init_from": None,
+                            "init_backbone_from": None}
     assert cfg["optim"] == DEFAULTS["optim"]
 
 

@@ -82,8 +82,10 @@ def test_auto_budget_decision():
     small = TilePolicy.parse("auto", budget=300 * 200 - 1)
     assert small.applies(300, 200) and not small.applies(200, 299)
     # a forward pass holds at most the scorer's batch and the budget's pixels of tiles, at least one tile
-    assert auto.tiles_per_forward(auto.grid(5312, 2988), 8) == DEFAULT_BUDGET // DEFAULT_TILE ** 2 == 3
-    assert auto.tiles_per_forward(auto.grid(5312, 2988), 2) == 2
+    big = auto.grid(5312, 2988)
+    assert auto.tiles_per_forward(big, 8) == 1  # CPU default: 1 Mi px of tiles a pass, one 768 tile
+    assert auto.tiles_per_forward(big, 8, pass_pixels=DEFAULT_BUDGET) == DEFAULT_BUDGET // DEFAULT_TILE ** 2 == 3
+    assert auto.tiles_per_forward(big, 2, pass_pixels=DEFAULT_BUDGET) == 2
     assert TilePolicy.parse(4096).tiles_per_forward(tile_grid(5000, 5000, 4096, 0), 4) == 1
 
 
