@@ -14,7 +14,9 @@ defects. This benchmark measures that, upscale-free:
    defect at every size, and it shrinks below visibility when a 4x image is resized to 384 px.
 3. Each model scores each set at its native resolution (``full``) and resized to the usual 384x384;
    SRCC / PLCC against the labels with bootstrap 95% CIs, and the mean within-(photo, type) SRCC
-   of prediction against level. Whole images, no tiling (the largest is 1536 x 1536).
+   of prediction against level. Native-resolution scoring is `biqa score`'s default (``--tile
+   auto``): the 1536 x 1536 images in 3 x 3 tiles of 768 px (the mean of the tile scores), the
+   others whole.
 
   python benchmarks/resolution.py [--models biqa-default runs/x/best.safetensors ...]
   python benchmarks/resolution.py --quick        # 2 photos, 5 types, level 1/5: about 2 minutes
@@ -26,7 +28,6 @@ with --quick).
 from __future__ import annotations
 
 import argparse
-import inspect
 import shutil
 import sys
 import tempfile
@@ -126,13 +127,7 @@ def within_level_srcc(df: pd.DataFrame) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def score(model: str, paths: list[str], resolution: str) -> np.ndarray:
-    import biqa
-
-    kw = {"resolution": resolution}
-    if "tile" in inspect.signature(biqa.load).parameters:
-        kw["tile"] = "off"  # whole images: the question is what the network sees at each resolution
-    scorer = biqa.load(model, **kw)
+def score(scorer, paths: list[str]) -> np.ndarray:
     df = scorer.score(paths, progress=True)
     bad = df[df["error"].fillna("").astype(str) != ""]
     if len(bad):
@@ -168,14 +163,19 @@ def main() -> None:
     records = build_sets(a, sizes)
     if a.build_only:
         return
+    import biqa
+
     rows = []
     for model in a.models:
+        # one scorer per input resolution, loaded once, tiling as `biqa score` does by default (auto:
+        # the 1536 px images in 3x3 tiles of 768 px, score = mean of the tiles; smaller ones whole)
+        scorers = {res: biqa.load(model, resolution=res, tile="auto") for res in ("full", f"{USUAL}x{USUAL}")}
         for s in sizes:
             rec = pd.read_csv(records[s])
             paths = [str((records[s].parent / p).resolve()) for p in rec["path"]]
             for res in (["full"] if s == USUAL else ["full", f"{USUAL}x{USUAL}"]):
                 t0 = time.perf_counter()
-                rec["pred"] = score(model, paths, res)
+                rec["pred"] = score(scorers[res], paths)
                 dt = time.perf_counter() - t0
                 m = evaluate_predictions(rec["pred"], rec["mos"], n_boot=1000, seed=0)
                 rows.append({"model": model, "set": f"{s // USUAL}x ({s} px)", "set_px": s,

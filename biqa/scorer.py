@@ -211,6 +211,8 @@ class Scorer:
         self.max_batch_pixels = max_batch_pixels
         # images above the budget are scored in full-resolution tiles (biqa.tiling)
         self.tiling = TilePolicy.parse(tile, tile_overlap, tile_budget)
+        # pixels of tiles a forward pass: one tile on a CPU (bigger passes cost memory, not time), the budget on a GPU
+        self._tile_pass_pixels = self.tiling.budget if self.device.type == "cuda" else DEFAULT_PASS_PIXELS
         self.num_workers = default_workers() if num_workers is None else num_workers
         if threads or torch.get_num_threads() > available_cpus():  # never more threads than CPUs
             torch.set_num_threads(int(threads or default_threads(self.num_workers)))
@@ -255,8 +257,7 @@ class Scorer:
         square of the tile stds) and tiles (the count)."""
         normalise = normalise or self._normalise
         grid = self.tiling.grid(int(image.shape[-1]), int(image.shape[-2]))
-        on_gpu = str(getattr(self, "device", "cpu")).startswith("cuda")
-        per = self.tiling.tiles_per_forward(grid, self.batch_size, self.tiling.budget if on_gpu else DEFAULT_PASS_PIXELS)
+        per = self.tiling.tiles_per_forward(grid, self.batch_size, self._tile_pass_pixels)
         scores, stds = [], []
         for xb in tile_batches(image, grid, per):
             out = self.forward(normalise(xb))

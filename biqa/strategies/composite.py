@@ -48,11 +48,14 @@ def _init_head(model: nn.Module, kind: str) -> None:
             (nn.init.kaiming_uniform_ if kind == "kaiming" else nn.init.xavier_uniform_)(m.weight)
 
 
+def _first_member(net: nn.Module) -> nn.Module:
+    """A model itself, or the first member of an ensemble (its members share one architecture)."""
+    return next(iter(net.members.values())) if hasattr(net, "members") else net
+
+
 def _mal_head(net: nn.Module):
     """The MobileIQA head of a model (an ensemble: of its first member), else None."""
-    if hasattr(net, "members"):
-        net = next(iter(net.members.values()))
-    head = getattr(net, "head", None)
+    head = getattr(_first_member(net), "head", None)
     return head if hasattr(head, "stage_shape") and hasattr(head, "opinion_shape") else None
 
 
@@ -195,8 +198,7 @@ class Composite(Strategy):
 
     @staticmethod
     def _feature_dim(net: nn.Module) -> int:
-        if hasattr(net, "members"):
-            net = next(iter(net.members.values()))
+        net = _first_member(net)
         dim = getattr(net.head, "feature_dim", None)  # heads that pool their own "features" (MobileIQA)
         return int(dim if dim is not None else net.backbone.num_features)
 
