@@ -1,16 +1,23 @@
 """Learning strategies against the supervised baseline on the synthetic-distortion benchmark.
 
 Small training set (the seeds claim their largest gains there): ``--train-photos`` training photos
-x 1 crop x 126 images of the benchmark's train split (about 1,000 images by default); model
-selection on its val photos; held-out SRCC/PLCC on its test photos. Each strategy is trained with
-``--seeds`` seeds; the table gives mean and a 95% t-interval over seeds. OHEM and the baseline are
+x 1 crop x 126 images of the benchmark's train split (about 1,000 images by default, drawn per seed);
+model selection on ``--val-photos`` of its val photos (drawn per seed); held-out SRCC/PLCC on
+``--test-photos`` of its test photos (by default all 9, the same for every seed and strategy, so runs
+are paired). Each strategy is trained with ``--seeds`` seeds. OHEM (both views) and the baseline are
 also trained on the long-tailed variant of the same training set (8 types keep 5 levels, 8 keep 3,
-9 keep 1, drawn per seed). The teacher for ``distill`` is a larger Lite variant (Lite2) trained
-once on the same data. Step time: each strategy's training step (forward, loss, backward, update)
-on the same fixed batch, interleaved in one process, relative to the baseline's.
+9 keep 1, drawn per seed). The teacher for ``distill`` is a larger Lite variant (Lite2) trained once,
+on seed 1's training set (it never sees a val or test photo).
+
+The table gives, per strategy: held-out SRCC / PLCC, mean and 95% t-interval over seeds; the paired
+difference to the baseline of the same seed (same training photos, same test images), mean and 95%
+t-interval over seeds, and a verdict: "better" / "worse" when that interval excludes 0, else "tie";
+and the step time relative to the baseline, measured in the same run (one trainer in memory at a time,
+two passes in opposite orders, median).
 
   python benchmarks/strategies.py            # full: needs data/synth (see configs/default_model.yaml)
   python benchmarks/strategies.py --quick    # CI smoke run on a few images
+  python benchmarks/strategies.py --step-time-only
 
 Writes benchmarks/results/strategies.csv (per run), strategies_summary.csv and step_time.csv.
 """
@@ -31,16 +38,17 @@ ROOT = HERE.parent
 
 STRATEGIES = {
     "baseline": "supervised",
-    "ohem": ["ohem"],
+    "ohem": ["ohem"],            # the pruned branch sees the same crop (x' = x)
+    "ohem-crop": ["ohem"],       # ... an independent random sub-crop of it (side: OHEM_CROP_SCALE)
     "mutual": ["mutual"],
     "distill": ["distill"],
     "ohem+distill": ["ohem", "distill"],
 }
-# Timed only (no accuracy runs yet): OHEM whose pruned branch sees a random 0.6-side sub-crop.
-STEP_ONLY = {"ohem-crop0.6": ["ohem"]}
+LONG_TAILED = ("baseline", "ohem", "ohem-crop")
+OHEM_CROP_SCALE = 0.5  # biqa's default for ohem.view: crop
 
 
-def small_records(records: Path, out: Path, train_photos: int, eval_photos: int, seed: int,
+def small_records(records: Path, out: Path, train_photos: int, val_photos: int, test_photos: int, seed: int,
                   crops: int = 1) -> Path:
     """A small-training-set version of the benchmark, plus long-tailed train columns."""
     from biqa.datasets import long_tailed_kadid
@@ -48,9 +56,10 @@ def small_records(records: Path, out: Path, train_photos: int, eval_photos: int,
     df = pd.read_csv(records)
     rng = np.random.default_rng(seed)
     keep = []
-    for part, n in (("train", train_photos), ("val", eval_photos), ("test", eval_photos)):
+    for part, n in (("train", train_photos), ("val", val_photos), ("test", test_photos)):
         refs = sorted(df.loc[df["split"] == part, "ref"].unique())
-        refs = list(rng.choice(refs, size=min(n, len(refs)), replace=False))
+        if n < len(refs):
+            refs = list(rng.choice(refs, size=n, replace=False))
         keep.append(df[(df["split"] == part) & df["ref"].isin(refs) & (df["crop"] < crops)])
     small = pd.concat(keep, ignore_index=True)
     root = records.resolve().parent
@@ -88,12 +97,12 @@ def base_config(records: Path, out: Path, args, **extra) -> dict:
 
 
 def strategy_section(name: str, teacher: str | None) -> dict:
-    spec = STRATEGIES.get(name) or STEP_ONLY[name]
+    spec = STRATEGIES[name]
     s = {"name": spec, "loss": "mse"}
     if "ohem" in spec:
         s["ohem"] = {"ratio": 0.7, "lam": 1.0, "refresh": "epoch"}
-        if name == "ohem-crop0.6":
-            s["ohem"].update(view="crop", crop_scale=0.6)
+        if name == "ohem-crop":
+            s["ohem"].update(view="crop", crop_scale=OHEM_CROP_SCALE)
     if "mutual" in spec:
         s["mutual"] = {"peers": 2, "lam": 1.0}
     if "distill" in spec:
@@ -121,7 +130,7 @@ def step_times(records: Path, teacher: str | None, args, reps: int, names: list[
 
     times: dict[str, list[float]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
-        if teacher is None and any("distill" in STRATEGIES.get(n, STEP_ONLY.get(n, "")) for n in names):
+        if teacher is None and any("distill" in STRATEGIES[n] for n in names):
             from biqa.checkpoint import save_untrained
 
             # untrained lite2-mos: enough to time distillation
@@ -151,14 +160,59 @@ def step_times(records: Path, teacher: str | None, args, reps: int, names: list[
     return df
 
 
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (variant, strategy): mean and t-interval over seeds, and the paired difference to the
+    baseline of the same seed and variant with its t-interval and verdict."""
+    summary = []
+    for (variant, name), g in runs.groupby(["variant", "strategy"], sort=False):
+        row = {"variant": variant, "strategy": name, "seeds": len(g), "n_train": int(g["n_train"].iloc[0]),
+               "n_test": int(g["n_test"].iloc[0])}
+        for m in ("srcc", "plcc"):
+            lo, hi = t_interval(g[m])
+            row.update({f"{m}_mean": g[m].mean(), f"{m}_ci_low": lo, f"{m}_ci_high": hi})
+        base = runs[(runs["variant"] == variant) & (runs["strategy"] == "baseline")]
+        if name != "baseline" and len(base):
+            paired = g.merge(base[["seed", "srcc", "plcc"]], on="seed", suffixes=("", "_base"))
+            for m in ("srcc", "plcc"):
+                d = (paired[m] - paired[f"{m}_base"]).to_numpy()
+                lo, hi = t_interval(d)
+                verdict = "better" if lo > 0 else "worse" if hi < 0 else "tie"
+                row.update({f"d_{m}_mean": float(d.mean()), f"d_{m}_ci_low": lo, f"d_{m}_ci_high": hi,
+                            f"{m}_vs_baseline": verdict if np.isfinite(lo) else "n/a"})
+        summary.append(row)
+    return pd.DataFrame(summary)
+
+
+def format_table(summary: pd.DataFrame) -> str:
+    """The summary as a plain-text table: mean [CI] per metric, paired difference and verdict."""
+    def ci(r, m):
+        return f"{r[f'{m}_mean']:.3f} [{r[f'{m}_ci_low']:.3f}, {r[f'{m}_ci_high']:.3f}]"
+
+    def delta(r):
+        if not isinstance(r.get("srcc_vs_baseline"), str):
+            return "-"
+        return (f"{r['d_srcc_mean']:+.3f} [{r['d_srcc_ci_low']:+.3f}, {r['d_srcc_ci_high']:+.3f}] "
+                f"{r['srcc_vs_baseline']}")
+
+    rows = [(r["variant"], r["strategy"], str(r["seeds"]), str(r["n_train"]), ci(r, "srcc"), ci(r, "plcc"),
+             delta(r), f"{r['vs_baseline']:.2f}x" if np.isfinite(r.get("vs_baseline", np.nan)) else "-")
+            for _, r in summary.iterrows()]
+    head = ("variant", "strategy", "seeds", "n_train", "SRCC mean [95% CI]", "PLCC mean [95% CI]",
+            "dSRCC vs baseline [95% CI]", "step")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", default=str(ROOT / "data" / "synth" / "records.csv"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--train-photos", type=int, default=8, help="x 126 images = the small training set")
-    ap.add_argument("--eval-photos", type=int, default=9)
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--val-photos", type=int, default=3, help="validation photos (model selection), per seed")
+    ap.add_argument("--test-photos", type=int, default=9, help="held-out test photos (9 = all of the split)")
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--crop", type=int, default=224)
     ap.add_argument("--eval-resolution", default="full")
@@ -168,9 +222,14 @@ def main() -> None:
     ap.add_argument("--step-time-only", action="store_true",
                     help="only the step-time table (on --records), written to step_time.csv")
     args = ap.parse_args()
+    names = args.strategies.split(",")
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise SystemExit(f"unknown strategies {unknown}; choose from {list(STRATEGIES)}")
+    if "baseline" not in names:
+        names.insert(0, "baseline")  # every comparison is paired with the baseline
     if args.step_time_only:
-        steps = step_times(Path(args.records), None, args, reps=2 if args.quick else 6,
-                           names=[*STRATEGIES, *STEP_ONLY])
+        steps = step_times(Path(args.records), None, args, reps=2 if args.quick else 6, names=names)
         print(steps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         if not args.quick:
             Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -187,24 +246,27 @@ def main() -> None:
         records = build_synthetic_dataset(photos, work / "synth", crops_per_photo=1, crop_size=96, levels=(1, 3, 5),
                                           max_photos=6, val_fraction=0.34, test_fraction=0.34, progress=False,
                                           kadid_labels=ROOT.parent / "shared" / "data" / "labels" / "KADID-10k.txt")
-        args.seeds, args.train_photos, args.eval_photos, args.epochs, args.crop = 1, 2, 2, 1, 64
+        args.seeds, args.train_photos, args.val_photos, args.test_photos = 2, 2, 2, 2
+        args.epochs, args.crop = 1, 64
     elif not records.is_file():
         raise SystemExit(f"{records} not found: build it first (see configs/default_model.yaml)")
-    names = args.strategies.split(",")
     rows = []
     t_start = time.time()
     teacher = None
     for seed in range(1, args.seeds + 1):
-        rec = small_records(records, work / f"data_s{seed}", args.train_photos, args.eval_photos, seed)
-        n_train = int((pd.read_csv(rec)["split"] == "train").sum())
+        rec = small_records(records, work / f"data_s{seed}", args.train_photos, args.val_photos, args.test_photos,
+                            seed)
         if teacher is None and any("distill" in STRATEGIES[n] for n in names):
             cfg = base_config(rec, work / "teacher", args, model={"preset": "lite2-mos"}, seed=seed)
-            Trainer(cfg).fit()
+            t = Trainer(cfg).fit()
             teacher = str(work / "teacher" / "best.safetensors")
+            print(f"[{(time.time() - t_start) / 60:5.1f} min] teacher lite2-mos: test SRCC "
+                  f"{t['test']['srcc']['value']:.4f}", flush=True)
         variants = [("balanced", "split")] + ([] if args.no_long_tailed else [("long-tailed", "split_lt")])
         for variant, column in variants:
+            n_train = int((pd.read_csv(rec)[column] == "train").sum())
             for name in names:
-                if variant == "long-tailed" and name not in ("baseline", "ohem"):
+                if variant == "long-tailed" and name not in LONG_TAILED:
                     continue
                 out = work / f"{variant}_{name}_s{seed}"
                 cfg = base_config(rec, out, args, seed=seed, strategy=strategy_section(name, teacher),
@@ -214,6 +276,7 @@ def main() -> None:
                 test = s["test"]
                 rows.append({"variant": variant, "strategy": name, "seed": seed, "n_train": n_train,
                              "n_test": test["n"], "srcc": test["srcc"]["value"], "plcc": test["plcc"]["value"],
+                             "srcc_boot_low": test["srcc"]["ci_low"], "srcc_boot_high": test["srcc"]["ci_high"],
                              "best_epoch": s["best_epoch"], "train_minutes": (time.time() - t0) / 60})
                 print(f"[{(time.time() - t_start) / 60:5.1f} min] {variant:11s} {name:13s} seed {seed}: "
                       f"SRCC {rows[-1]['srcc']:.4f} PLCC {rows[-1]['plcc']:.4f}", flush=True)
@@ -221,19 +284,11 @@ def main() -> None:
                     Path(args.out).mkdir(parents=True, exist_ok=True)
                     pd.DataFrame(rows).to_csv(Path(args.out) / "strategies.csv", index=False)
     runs = pd.DataFrame(rows)
-    summary = []
-    for (variant, name), g in runs.groupby(["variant", "strategy"], sort=False):
-        lo, hi = t_interval(g["srcc"])
-        plo, phi = t_interval(g["plcc"])
-        summary.append({"variant": variant, "strategy": name, "seeds": len(g), "srcc_mean": g["srcc"].mean(),
-                        "srcc_ci_low": lo, "srcc_ci_high": hi, "plcc_mean": g["plcc"].mean(),
-                        "plcc_ci_low": plo, "plcc_ci_high": phi})
-    summary = pd.DataFrame(summary)
-    steps = step_times(rec, teacher, args, reps=2 if args.quick else 5, names=["baseline", *STEP_ONLY,
-                       *[n for n in names if n != "baseline"]])
+    summary = summarise(runs)
+    steps = step_times(rec, teacher, args, reps=2 if args.quick else 6, names=names)
     summary = summary.merge(steps, on="strategy", how="left")
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(format_table(summary))
+    print(f"total {(time.time() - t_start) / 60:.1f} min")
     if not args.quick:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

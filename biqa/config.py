@@ -46,6 +46,7 @@ DEFAULTS: dict = {
         "eval_batch_size": 16,
         "grad_accum": 1,
         "amp": False,  # bf16 autocast on CPU, fp16 on CUDA
+        "fp32_depthwise": "auto",  # depthwise convs in float32 under autocast: auto = with bf16 on a CPU
         "channels_last": True,
         "max_steps_per_epoch": None,
         "freeze_backbone_epochs": 0,  # the OHEM paper's stage 1: head only

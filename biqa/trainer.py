@@ -35,6 +35,7 @@ from .data import RecordsDataset, SizeBucketBatchSampler, image_size
 from .labels import LabelScale
 from .losses import emd_loss
 from .models import create_model, get_preset
+from .precision import float32_depthwise_
 from .records import load_records, select_split, split_columns
 from .strategies import build_strategy
 
@@ -201,6 +202,13 @@ class Trainer:
         use_amp = bool(t.get("amp")) and self.device.type in ("cuda", "cpu")
         self.amp_dtype = (torch.float16 if self.device.type == "cuda" else torch.bfloat16) if use_amp else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        fp32_dw = t.get("fp32_depthwise", "auto")
+        if fp32_dw not in ("auto", True, False):
+            raise ValueError(f"train.fp32_depthwise must be auto, true or false, got {fp32_dw!r}")
+        if fp32_dw is True or (fp32_dw == "auto" and self.amp_dtype == torch.bfloat16 and self.device.type == "cpu"):
+            # bf16 depthwise-conv backward is several times slower than float32 on CPUs (biqa.precision)
+            for net in self.strategy.nets.values():
+                float32_depthwise_(net)
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         o = self.cfg["optim"]

@@ -129,7 +129,7 @@ class Composite(Strategy):
             self.ohem.setdefault("view", "same")
             self.ohem.setdefault("include_linear", True)
             self.ohem.setdefault("top_k", 200)
-            self.ohem.setdefault("crop_scale", 0.7)
+            self.ohem.setdefault("crop_scale", 0.5)
             if self.ohem["view"] not in ("same", "flip", "crop"):
                 raise ValueError("ohem.view must be 'same', 'flip' or 'crop'")
             if not 0.0 < float(self.ohem["crop_scale"]) <= 1.0:
