@@ -1,8 +1,8 @@
 """Learning strategies against the supervised baseline on the synthetic-distortion benchmark.
 
-Small training set (the seeds claim their largest gains there): ``--train-photos`` training photos
-x 1 crop x 126 images of the benchmark's train split (about 1,000 images by default, drawn per seed);
-model selection on ``--val-photos`` of its val photos (drawn per seed); held-out SRCC/PLCC on
+Small training set (the seeds claim their largest gains there): ``--train-images`` (1,000) images
+drawn at random per seed from the benchmark's whole train split (39 photos x 2 crops x 126); model
+selection on ``--val-photos`` of its val photos (drawn per seed); held-out SRCC/PLCC on
 ``--test-photos`` of its test photos (by default all 9, the same for every seed and strategy, so runs
 are paired). Each strategy is trained with ``--seeds`` seeds. OHEM (both views) and the baseline are
 also trained on the long-tailed variant of the same training set (8 types keep 5 levels, 8 keep 3,
@@ -48,15 +48,21 @@ LONG_TAILED = ("baseline", "ohem", "ohem-crop")
 OHEM_CROP_SCALE = 0.5  # biqa's default for ohem.view: crop
 
 
-def small_records(records: Path, out: Path, train_photos: int, val_photos: int, test_photos: int, seed: int,
+def small_records(records: Path, out: Path, train_images: int, val_photos: int, test_photos: int, seed: int,
                   crops: int = 1) -> Path:
-    """A small-training-set version of the benchmark, plus long-tailed train columns."""
+    """A small-training-set version of the benchmark, plus a long-tailed train column.
+
+    Train: ``train_images`` images drawn at random (per seed) from the whole train split (every photo
+    and crop), so a small set still spans its content, as a random subset of an authentic dataset
+    does. Val / test: every image of ``crops`` crop(s) of ``val_photos`` / ``test_photos`` photos of
+    their splits (drawn per seed when fewer than the split has)."""
     from biqa.datasets import long_tailed_kadid
 
     df = pd.read_csv(records)
     rng = np.random.default_rng(seed)
-    keep = []
-    for part, n in (("train", train_photos), ("val", val_photos), ("test", test_photos)):
+    train = df[df["split"] == "train"]
+    keep = [train.iloc[np.sort(rng.choice(len(train), size=min(train_images, len(train)), replace=False))]]
+    for part, n in (("val", val_photos), ("test", test_photos)):
         refs = sorted(df.loc[df["split"] == part, "ref"].unique())
         if n < len(refs):
             refs = list(rng.choice(refs, size=n, replace=False))
@@ -209,7 +215,7 @@ def main() -> None:
     ap.add_argument("--records", default=str(ROOT / "data" / "synth" / "records.csv"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--train-photos", type=int, default=8, help="x 126 images = the small training set")
+    ap.add_argument("--train-images", type=int, default=1000, help="the small training set, drawn per seed")
     ap.add_argument("--val-photos", type=int, default=3, help="validation photos (model selection), per seed")
     ap.add_argument("--test-photos", type=int, default=9, help="held-out test photos (9 = all of the split)")
     ap.add_argument("--epochs", type=int, default=2)
@@ -221,7 +227,20 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--step-time-only", action="store_true",
                     help="only the step-time table (on --records), written to step_time.csv")
+    ap.add_argument("--summarise", metavar="RUNS_CSV",
+                    help="only the summary table, from a (possibly partial) strategies.csv and the step_time.csv "
+                         "beside it")
     args = ap.parse_args()
+    if args.summarise:
+        runs = pd.read_csv(args.summarise)
+        summary = summarise(runs)
+        steps_csv = Path(args.summarise).with_name("step_time.csv")
+        if steps_csv.is_file():
+            summary = summary.merge(pd.read_csv(steps_csv), on="strategy", how="left")
+        print(format_table(summary))
+        summary.to_csv(Path(args.out) / "strategies_summary.csv", index=False)
+        print(f"-> {Path(args.out) / 'strategies_summary.csv'}")
+        return
     names = args.strategies.split(",")
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:
@@ -246,7 +265,7 @@ def main() -> None:
         records = build_synthetic_dataset(photos, work / "synth", crops_per_photo=1, crop_size=96, levels=(1, 3, 5),
                                           max_photos=6, val_fraction=0.34, test_fraction=0.34, progress=False,
                                           kadid_labels=ROOT.parent / "shared" / "data" / "labels" / "KADID-10k.txt")
-        args.seeds, args.train_photos, args.val_photos, args.test_photos = 2, 2, 2, 2
+        args.seeds, args.train_images, args.val_photos, args.test_photos = 2, 150, 2, 2
         args.epochs, args.crop = 1, 64
     elif not records.is_file():
         raise SystemExit(f"{records} not found: build it first (see configs/default_model.yaml)")
@@ -254,7 +273,7 @@ def main() -> None:
     t_start = time.time()
     teacher = None
     for seed in range(1, args.seeds + 1):
-        rec = small_records(records, work / f"data_s{seed}", args.train_photos, args.val_photos, args.test_photos,
+        rec = small_records(records, work / f"data_s{seed}", args.train_images, args.val_photos, args.test_photos,
                             seed)
         if teacher is None and any("distill" in STRATEGIES[n] for n in names):
             cfg = base_config(rec, work / "teacher", args, model={"preset": "lite2-mos"}, seed=seed)

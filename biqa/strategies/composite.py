@@ -97,7 +97,9 @@ class Composite(Strategy):
         loss: the supervised loss spec (``"mse"``, ``{"mse": 1, "plcc": 0.5}``, ``"fidelity"`` ...).
         ohem: ``ratio`` (0.7), ``lam`` (1.0), ``refresh`` (``"stage"``: at each epoch listed in
             ``stage_epochs``, default ``[0]``; ``"epoch"``: every epoch; an int N: every N
-            optimiser steps), ``view`` (``"same"`` or ``"flip"``: what the pruned branch sees),
+            optimiser steps), ``view`` (what the pruned branch sees: ``"same"`` image, its ``"flip"``
+            mirror, or a random ``"crop"`` of side ``crop_scale`` (0.5) of the batch, one window per
+            step, which costs the pruned branch about ``crop_scale**2`` of a full pass),
             ``include_linear`` (True), ``top_k`` rows in the hardest-samples table (200).
         mutual: ``peers`` (2, or a list of preset names; the first is the main model's),
             ``lam`` (1.0), ``flip_odd`` (True), ``init`` (True: Kaiming/Xavier head init).
