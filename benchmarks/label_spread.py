@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from biqa.datasets.synthetic import parse_kadid10k_name
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -50,8 +52,7 @@ def main() -> None:
         raise SystemExit(f"{args.records} not found: build it first (see configs/default_model.yaml)")
 
     k = pd.read_csv(args.kadid)
-    m = k["dis_img_path"].str.extract(r"I(\d+)_(\d+)_(\d+)").astype(int)
-    k["ref"], k["t"], k["l"] = m[0], m[1], m[2]
+    k["ref"], k["t"], k["l"] = zip(*map(parse_kadid10k_name, k["dis_img_path"]))
     rng = np.random.default_rng(0)
     refs = k["ref"].unique()
     draws = [oracle_srcc(k[~k["ref"].isin(h)], k[k["ref"].isin(h)], "score")

@@ -210,6 +210,18 @@ def format_table(summary: pd.DataFrame) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def report(runs: pd.DataFrame, steps: pd.DataFrame | None, out: Path | None) -> None:
+    """Summarise runs (with step times where given), print the table, write it under ``out``."""
+    summary = summarise(runs)
+    if steps is not None:
+        summary = summary.merge(steps, on="strategy", how="left")
+    print(format_table(summary))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        summary.to_csv(out / "strategies_summary.csv", index=False)
+        print(f"-> {out / 'strategies_summary.csv'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", default=str(ROOT / "data" / "synth" / "records.csv"))
@@ -232,14 +244,8 @@ def main() -> None:
                          "beside it")
     args = ap.parse_args()
     if args.summarise:
-        runs = pd.read_csv(args.summarise)
-        summary = summarise(runs)
         steps_csv = Path(args.summarise).with_name("step_time.csv")
-        if steps_csv.is_file():
-            summary = summary.merge(pd.read_csv(steps_csv), on="strategy", how="left")
-        print(format_table(summary))
-        summary.to_csv(Path(args.out) / "strategies_summary.csv", index=False)
-        print(f"-> {Path(args.out) / 'strategies_summary.csv'}")
+        report(pd.read_csv(args.summarise), pd.read_csv(steps_csv) if steps_csv.is_file() else None, Path(args.out))
         return
     names = args.strategies.split(",")
     unknown = [n for n in names if n not in STRATEGIES]
@@ -282,8 +288,9 @@ def main() -> None:
             print(f"[{(time.time() - t_start) / 60:5.1f} min] teacher lite2-mos: test SRCC "
                   f"{t['test']['srcc']['value']:.4f}", flush=True)
         variants = [("balanced", "split")] + ([] if args.no_long_tailed else [("long-tailed", "split_lt")])
+        splits = pd.read_csv(rec)
         for variant, column in variants:
-            n_train = int((pd.read_csv(rec)[column] == "train").sum())
+            n_train = int((splits[column] == "train").sum())
             for name in names:
                 if variant == "long-tailed" and name not in LONG_TAILED:
                     continue
@@ -303,18 +310,14 @@ def main() -> None:
                     Path(args.out).mkdir(parents=True, exist_ok=True)
                     pd.DataFrame(rows).to_csv(Path(args.out) / "strategies.csv", index=False)
     runs = pd.DataFrame(rows)
-    summary = summarise(runs)
     steps = step_times(rec, teacher, args, reps=2 if args.quick else 6, names=names)
-    summary = summary.merge(steps, on="strategy", how="left")
-    print(format_table(summary))
-    print(f"total {(time.time() - t_start) / 60:.1f} min")
-    if not args.quick:
-        out = Path(args.out)
+    out = None if args.quick else Path(args.out)
+    if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         runs.to_csv(out / "strategies.csv", index=False)
-        summary.to_csv(out / "strategies_summary.csv", index=False)
         steps.to_csv(out / "step_time.csv", index=False)
-        print(f"-> {out / 'strategies_summary.csv'}")
+    report(runs, steps, out)
+    print(f"total {(time.time() - t_start) / 60:.1f} min")
 
 
 if __name__ == "__main__":
