@@ -18,6 +18,8 @@ two passes in opposite orders, median).
   python benchmarks/strategies.py            # full: needs data/synth (see configs/default_model.yaml)
   python benchmarks/strategies.py --quick    # CI smoke run on a few images
   python benchmarks/strategies.py --step-time-only
+  python benchmarks/strategies.py --resume --teacher T  # finish a stopped run: only the runs missing
+                                                        # from strategies.csv, reusing its teacher T
 
 Writes benchmarks/results/strategies.csv (per run), strategies_summary.csv and step_time.csv.
 """
@@ -114,6 +116,14 @@ def strategy_section(name: str, teacher: str | None) -> dict:
     if "distill" in spec:
         s["distill"] = {"teacher": teacher, "w_output": 1.0, "w_feature": 1.0}
     return s
+
+
+def missing_runs(done: pd.DataFrame, names: list[str], seeds: int, variants: list[str]) -> list[tuple[str, str, int]]:
+    """The (variant, strategy, seed) runs of the plan that ``done`` (rows of strategies.csv) lacks, in
+    training order; the long-tailed variant trains only the ``LONG_TAILED`` strategies."""
+    have = set(zip(done["variant"], done["strategy"], done["seed"].astype(int))) if len(done) else set()
+    return [(v, n, seed) for seed in range(1, seeds + 1) for v in variants for n in names
+            if (v == "balanced" or n in LONG_TAILED) and (v, n, seed) not in have]
 
 
 def t_interval(x: np.ndarray) -> tuple[float, float]:
@@ -242,6 +252,12 @@ def main() -> None:
     ap.add_argument("--summarise", metavar="RUNS_CSV",
                     help="only the summary table, from a (possibly partial) strategies.csv and the step_time.csv "
                          "beside it")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the runs already in OUT/strategies.csv and train only the missing (variant, strategy, "
+                         "seed) runs (a stopped run can be finished later; every run is seeded)")
+    ap.add_argument("--teacher", metavar="CKPT",
+                    help="distillation teacher checkpoint to reuse instead of training one (for comparable numbers: "
+                         "the Lite2 this script trained on seed 1's set, TMP/biqa_strat_*/teacher/best.safetensors)")
     args = ap.parse_args()
     if args.summarise:
         steps_csv = Path(args.summarise).with_name("step_time.csv")
@@ -275,24 +291,31 @@ def main() -> None:
         args.epochs, args.crop = 1, 64
     elif not records.is_file():
         raise SystemExit(f"{records} not found: build it first (see configs/default_model.yaml)")
+    runs_csv = Path(args.out) / "strategies.csv"
+    done = pd.read_csv(runs_csv) if args.resume and not args.quick and runs_csv.is_file() else pd.DataFrame()
+    if len(done):
+        print(f"resuming: {len(done)} runs already in {runs_csv}", flush=True)
+    variants = [("balanced", "split")] + ([] if args.no_long_tailed else [("long-tailed", "split_lt")])
+    todo = missing_runs(done, names, args.seeds, [v for v, _ in variants])
     rows = []
     t_start = time.time()
-    teacher = None
+    teacher = args.teacher
+    if teacher is not None and not Path(teacher).is_file():
+        raise SystemExit(f"--teacher {teacher}: no such checkpoint")
     for seed in range(1, args.seeds + 1):
         rec = small_records(records, work / f"data_s{seed}", args.train_images, args.val_photos, args.test_photos,
                             seed)
-        if teacher is None and any("distill" in STRATEGIES[n] for n in names):
+        if teacher is None and any("distill" in STRATEGIES[n] for _, n, _ in todo):
             cfg = base_config(rec, work / "teacher", args, model={"preset": "lite2-mos"}, seed=seed)
             t = Trainer(cfg).fit()
             teacher = str(work / "teacher" / "best.safetensors")
             print(f"[{(time.time() - t_start) / 60:5.1f} min] teacher lite2-mos: test SRCC "
                   f"{t['test']['srcc']['value']:.4f}", flush=True)
-        variants = [("balanced", "split")] + ([] if args.no_long_tailed else [("long-tailed", "split_lt")])
         splits = pd.read_csv(rec)
         for variant, column in variants:
             n_train = int((splits[column] == "train").sum())
             for name in names:
-                if variant == "long-tailed" and name not in LONG_TAILED:
+                if (variant, name, seed) not in todo:
                     continue
                 out = work / f"{variant}_{name}_s{seed}"
                 cfg = base_config(rec, out, args, seed=seed, strategy=strategy_section(name, teacher),
@@ -306,10 +329,10 @@ def main() -> None:
                              "best_epoch": s["best_epoch"], "train_minutes": (time.time() - t0) / 60})
                 print(f"[{(time.time() - t_start) / 60:5.1f} min] {variant:11s} {name:13s} seed {seed}: "
                       f"SRCC {rows[-1]['srcc']:.4f} PLCC {rows[-1]['plcc']:.4f}", flush=True)
-                if not args.quick:  # partial results survive an interrupted run
+                if not args.quick:  # partial results survive an interrupted run (finish it with --resume)
                     Path(args.out).mkdir(parents=True, exist_ok=True)
-                    pd.DataFrame(rows).to_csv(Path(args.out) / "strategies.csv", index=False)
-    runs = pd.DataFrame(rows)
+                    pd.concat([done, pd.DataFrame(rows)], ignore_index=True).to_csv(runs_csv, index=False)
+    runs = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
     steps = step_times(rec, teacher, args, reps=2 if args.quick else 6, names=names)
     out = None if args.quick else Path(args.out)
     if out is not None:

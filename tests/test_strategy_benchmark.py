@@ -60,3 +60,19 @@ def test_paired_difference_and_verdicts(bench):
     assert pd.isna(s.loc[("balanced", "baseline"), "d_srcc_mean"])
     table = bench.format_table(bench.summarise(runs).assign(vs_baseline=1.0))
     assert "better" in table and "worse" in table and "tie" in table
+
+
+def test_resume_trains_only_the_missing_runs(bench):
+    names = ["baseline", "ohem", "mutual"]
+    plan = bench.missing_runs(pd.DataFrame(), names, seeds=2, variants=["balanced", "long-tailed"])
+    # the long-tailed variant trains only LONG_TAILED strategies (mutual is not one)
+    assert plan == [("balanced", "baseline", 1), ("balanced", "ohem", 1), ("balanced", "mutual", 1),
+                    ("long-tailed", "baseline", 1), ("long-tailed", "ohem", 1),
+                    ("balanced", "baseline", 2), ("balanced", "ohem", 2), ("balanced", "mutual", 2),
+                    ("long-tailed", "baseline", 2), ("long-tailed", "ohem", 2)]
+    done = _runs([("balanced", "baseline", 1, 0.5), ("balanced", "ohem", 1, 0.5), ("long-tailed", "ohem", 2, 0.3)])
+    left = bench.missing_runs(done, names, seeds=2, variants=["balanced", "long-tailed"])
+    assert left == [p for p in plan if p not in {("balanced", "baseline", 1), ("balanced", "ohem", 1),
+                                                  ("long-tailed", "ohem", 2)}]
+    assert bench.missing_runs(_runs([(v, n, k, 0.5) for v, n, k in plan]), names, 2,
+                              ["balanced", "long-tailed"]) == []
