@@ -42,7 +42,8 @@ STRATEGIES = {
     "baseline": "supervised",
     "ohem": ["ohem"],            # the pruned branch sees the same crop (x' = x)
     "ohem-crop": ["ohem"],       # ... an independent random sub-crop of it (side: OHEM_CROP_SCALE)
-    "mutual": ["mutual"],
+    "mutual": ["mutual"],        # Kaiming / Xavier head init, output layer rescaled (mutual.init: scaled)
+    "mutual-full-init": ["mutual"],  # ... raw Kaiming / Xavier draws (mutual.init: full; the old default)
     "distill": ["distill"],
     "ohem+distill": ["ohem", "distill"],
 }
@@ -112,7 +113,7 @@ def strategy_section(name: str, teacher: str | None) -> dict:
         if name == "ohem-crop":
             s["ohem"].update(view="crop", crop_scale=OHEM_CROP_SCALE)
     if "mutual" in spec:
-        s["mutual"] = {"peers": 2, "lam": 1.0}
+        s["mutual"] = {"peers": 2, "lam": 1.0, "init": "full" if name == "mutual-full-init" else "scaled"}
     if "distill" in spec:
         s["distill"] = {"teacher": teacher, "w_output": 1.0, "w_feature": 1.0}
     return s

@@ -166,6 +166,43 @@ def test_mutual_mimicry_target_carries_no_gradient():
         torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["scaled", "full", "none", True, False])
+def test_mutual_head_init_modes(mode):
+    """Kaiming (even peers) vs Xavier (odd peers) on every head Linear; "scaled" then brings the output
+    layer to a fresh head's std (0.01) with its bias, so peers start near the range centre."""
+    from biqa.strategies.composite import OUTPUT_INIT_STD
+
+    fresh = small_model(seed=1, preset="lite0-ml-mos")  # head: BN, dropout, Linear(1280, 256), GELU, Linear(256, 1)
+    strat = build_strategy("mutual", small_model(seed=1, preset="lite0-ml-mos"), mutual={"peers": 2, "init": mode})
+    kind = {True: "scaled", False: "none"}.get(mode, mode)
+    ref = [m for m in fresh.head.modules() if isinstance(m, torch.nn.Linear)]
+    for name, fam in (("model", "kaiming"), ("peer1", "xavier")):
+        hidden, out = [m for m in strat.nets[name].head.modules() if isinstance(m, torch.nn.Linear)]
+        fan_out, fan_in = hidden.weight.shape
+        if kind == "none":
+            if name == "model":
+                torch.testing.assert_close(hidden.weight, ref[0].weight)
+                torch.testing.assert_close(out.weight, ref[1].weight)
+            continue
+        # uniform draws: std = bound / sqrt(3); Kaiming (a=0): sqrt(2 / fan_in), Xavier: sqrt(2 / (fan_in + fan_out))
+        want = math.sqrt(2 / fan_in) if fam == "kaiming" else math.sqrt(2 / (fan_in + fan_out))
+        assert float(hidden.weight.detach().std()) == pytest.approx(want, rel=0.02)
+        if kind == "scaled":
+            assert float(out.weight.detach().std()) == pytest.approx(OUTPUT_INIT_STD, rel=1e-4)
+        else:
+            o_in = out.weight.shape[1]
+            want_out = math.sqrt(2 / o_in) if fam == "kaiming" else math.sqrt(2 / (o_in + 1))
+            assert float(out.weight.detach().std()) == pytest.approx(want_out, rel=0.15)
+        torch.testing.assert_close(out.bias, ref[1].bias)  # the range centre
+    heads = [strat.nets[n].head.mlp[-1].weight for n in ("model", "peer1")]
+    assert not torch.equal(*heads)
+
+
+def test_mutual_init_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="mutual.init"):
+        build_strategy("mutual", small_model(), mutual={"peers": 2, "init": "orthogonal"})
+
+
 def test_mutual_predicts_with_peer_mean():
     strat = build_strategy("mutual", small_model(), mutual={"peers": 3})
     for n in strat.nets.values():

@@ -42,10 +42,27 @@ from .supervised import supervised_terms
 COMPONENTS = ("ohem", "mutual", "distill")
 
 
-def _init_head(model: nn.Module, kind: str) -> None:
-    for m in model.head.modules():
-        if isinstance(m, nn.Linear):
-            (nn.init.kaiming_uniform_ if kind == "kaiming" else nn.init.xavier_uniform_)(m.weight)
+HEAD_INIT_MODES = ("scaled", "full", "none")
+OUTPUT_INIT_STD = 0.01  # the std of a fresh score head's output layer (biqa.heads), bias at the range centre
+
+
+def _init_head(model: nn.Module, kind: str, mode: str = "scaled") -> None:
+    """Re-initialise a peer's head: every Linear with Kaiming (``kind="kaiming"``) or Xavier uniform.
+
+    ``mode="scaled"`` then rescales the output layer (the last Linear) to std ``OUTPUT_INIT_STD`` and
+    keeps its bias, so the peer starts predicting near the middle of the label range like a fresh head
+    (at full scale, a 1280-feature score head starts with a spread of about a whole label range: see
+    the README's strategies benchmark); ``"full"`` keeps the raw draws; ``"none"`` leaves the head
+    alone."""
+    if mode == "none":
+        return
+    linears = [m for m in model.head.modules() if isinstance(m, nn.Linear)]
+    for m in linears:
+        (nn.init.kaiming_uniform_ if kind == "kaiming" else nn.init.xavier_uniform_)(m.weight)
+    if mode == "scaled" and linears:
+        with torch.no_grad():
+            w = linears[-1].weight
+            w.mul_(OUTPUT_INIT_STD / w.std().clamp_min(1e-12))
 
 
 def _first_member(net: nn.Module) -> nn.Module:
@@ -102,7 +119,9 @@ class Composite(Strategy):
             step, which costs the pruned branch about ``crop_scale**2`` of a full pass),
             ``include_linear`` (True), ``top_k`` rows in the hardest-samples table (200).
         mutual: ``peers`` (2, or a list of preset names; the first is the main model's),
-            ``lam`` (1.0), ``flip_odd`` (True), ``init`` (True: Kaiming/Xavier head init).
+            ``lam`` (1.0), ``flip_odd`` (True), ``init`` (head re-initialisation, Kaiming for even and
+            Xavier for odd peers: ``"scaled"`` (default, also ``true``): output layer rescaled to a
+            fresh head's small std; ``"full"``: raw draws; ``"none"`` (``false``): untouched).
         distill: ``teacher`` (checkpoint path, required), ``kd_loss`` (``"mse"`` | ``"l1"``),
             ``w_output`` (1.0), ``w_feature`` (1.0; 0 for MobileIQA pairs), ``w_stage`` (1.0),
             ``w_opinion`` (1.0): the last two for MobileIQA (MAL-head) teacher and student.
@@ -154,8 +173,11 @@ class Composite(Strategy):
             raise ValueError("mutual learning needs at least 2 peers")
         self.mutual_lam = float(cfg.get("lam", 1.0))
         flip_odd = bool(cfg.get("flip_odd", True))
-        if cfg.get("init", True):
-            _init_head(self.model, "kaiming")
+        init = cfg.get("init", "scaled")
+        init = {True: "scaled", False: "none"}.get(init, init) if isinstance(init, bool) else str(init)
+        if init not in HEAD_INIT_MODES:
+            raise ValueError(f"mutual.init must be one of {HEAD_INIT_MODES} (or true = scaled, false = none)")
+        _init_head(self.model, "kaiming", init)
         for k, name in enumerate(presets[1:], start=1):
             over = {"score_range": base.score_range, "higher_is_better": base.higher_is_better,
                     "hflip_input": flip_odd and k % 2 == 1}
@@ -163,8 +185,7 @@ class Composite(Strategy):
                 over["head_kwargs"] = base.head_kwargs
             peer = create_model(name, pretrained=ctx.get("pretrained", False),
                                 label_scale=ctx.get("label_scale", self.model.label_scale), **over)
-            if cfg.get("init", True):
-                _init_head(peer, "kaiming" if k % 2 == 0 else "xavier")
+            _init_head(peer, "kaiming" if k % 2 == 0 else "xavier", init)
             self._peers[f"peer{k}"] = peer
 
     def _build_teacher(self, cfg: dict) -> None:
