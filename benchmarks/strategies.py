@@ -138,43 +138,59 @@ def t_interval(x: np.ndarray) -> tuple[float, float]:
 
 
 def step_times(records: Path, teacher: str | None, args, reps: int, names: list[str]) -> pd.DataFrame:
-    """Seconds per training step (forward, loss, backward, update) on one fixed batch.
+    """Seconds per training step (forward, loss, backward, update) on one fixed batch, and the ratio to
+    the baseline.
 
     One strategy in memory at a time (interleaving several trainers step by step inflated the
-    multi-network strategies here); two passes in opposite orders, median over both passes' steps.
-    """
+    multi-network strategies here). Every strategy's block of steps sits between two baseline blocks
+    (B S1 B S2 B ...), and its ratio is to the mean of those two neighbours, so the machine's drift
+    (a shared host: the same strategy measured 1.1x-1.8x in different minutes) cancels; two passes in
+    opposite orders, the median of the two ratios (seconds: median over both passes' steps)."""
     from biqa.trainer import Trainer, collate
 
-    times: dict[str, list[float]] = {n: [] for n in names}
+    def block(name: str) -> list[float]:
+        cfg = base_config(records, Path(tmp) / name, args, strategy=strategy_section(name, teacher))
+        tr = Trainer(cfg)
+        b = collate([tr.train_ds[i] for i in range(args.batch_size)])
+        b["image"] = b["image"].contiguous(memory_format=torch.channels_last)
+        for net in tr.strategy.nets.values():
+            net.train()
+        tr.strategy.on_epoch_start(0)
+        out = []
+        for r in range(reps + 1):
+            t0 = time.perf_counter()
+            with tr._autocast():
+                loss, _ = tr.strategy.loss(b)
+            loss.backward()
+            tr.optimizer.step()
+            tr.optimizer.zero_grad(set_to_none=True)
+            if r > 0:  # first step = warm-up
+                out.append(time.perf_counter() - t0)
+        del tr
+        return out
+
+    others = [n for n in names if n != "baseline"]
+    times: dict[str, list[float]] = {n: [] for n in ["baseline", *others]}
+    ratios: dict[str, list[float]] = {n: [] for n in others}
     with tempfile.TemporaryDirectory() as tmp:
         if teacher is None and any("distill" in STRATEGIES[n] for n in names):
             from biqa.checkpoint import save_untrained
 
             # untrained lite2-mos: enough to time distillation
             teacher = save_untrained(Path(tmp) / "teacher.safetensors", "lite2-mos")
-        for order in (names, names[::-1]):
+        for order in (others, others[::-1]):
+            before = block("baseline")
+            times["baseline"] += before
             for name in order:
-                cfg = base_config(records, Path(tmp) / name, args, strategy=strategy_section(name, teacher))
-                tr = Trainer(cfg)
-                b = collate([tr.train_ds[i] for i in range(args.batch_size)])
-                b["image"] = b["image"].contiguous(memory_format=torch.channels_last)
-                for net in tr.strategy.nets.values():
-                    net.train()
-                tr.strategy.on_epoch_start(0)
-                for r in range(reps + 1):
-                    t0 = time.perf_counter()
-                    with tr._autocast():
-                        loss, _ = tr.strategy.loss(b)
-                    loss.backward()
-                    tr.optimizer.step()
-                    tr.optimizer.zero_grad(set_to_none=True)
-                    if r > 0:  # first step = warm-up
-                        times[name].append(time.perf_counter() - t0)
-                del tr
-    rows = [{"strategy": n, "step_seconds": float(np.median(v))} for n, v in times.items()]
-    df = pd.DataFrame(rows)
-    df["vs_baseline"] = df["step_seconds"] / df.loc[df["strategy"] == "baseline", "step_seconds"].iloc[0]
-    return df
+                t = block(name)
+                after = block("baseline")
+                times[name] += t
+                times["baseline"] += after
+                ratios[name].append(float(np.median(t)) / ((float(np.median(before)) + float(np.median(after))) / 2))
+                before = after
+    rows = [{"strategy": n, "step_seconds": float(np.median(v)),
+             "vs_baseline": 1.0 if n == "baseline" else float(np.median(ratios[n]))} for n, v in times.items()]
+    return pd.DataFrame(rows)
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
@@ -253,6 +269,7 @@ def main() -> None:
     ap.add_argument("--summarise", metavar="RUNS_CSV",
                     help="only the summary table, from a (possibly partial) strategies.csv and the step_time.csv "
                          "beside it")
+    ap.add_argument("--step-reps", type=int, default=6, help="timed steps per block in the step-time table")
     ap.add_argument("--resume", action="store_true",
                     help="keep the runs already in OUT/strategies.csv and train only the missing (variant, strategy, "
                          "seed) runs (a stopped run can be finished later; every run is seeded)")
@@ -271,7 +288,7 @@ def main() -> None:
     if "baseline" not in names:
         names.insert(0, "baseline")  # every comparison is paired with the baseline
     if args.step_time_only:
-        steps = step_times(Path(args.records), None, args, reps=2 if args.quick else 6, names=names)
+        steps = step_times(Path(args.records), None, args, reps=2 if args.quick else args.step_reps, names=names)
         print(steps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         if not args.quick:
             Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -334,7 +351,7 @@ def main() -> None:
                     Path(args.out).mkdir(parents=True, exist_ok=True)
                     pd.concat([done, pd.DataFrame(rows)], ignore_index=True).to_csv(runs_csv, index=False)
     runs = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
-    steps = step_times(rec, teacher, args, reps=2 if args.quick else 6, names=names)
+    steps = step_times(rec, teacher, args, reps=2 if args.quick else args.step_reps, names=names)
     out = None if args.quick else Path(args.out)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
