@@ -13,7 +13,7 @@ The table gives, per strategy: held-out SRCC / PLCC, mean and 95% t-interval ove
 difference to the baseline of the same seed (same training photos, same test images), mean and 95%
 t-interval over seeds, and a verdict: "better" / "worse" when that interval excludes 0, else "tie";
 and the step time relative to the baseline, measured in the same run (one trainer in memory at a time,
-two passes in opposite orders, median).
+each strategy's block of steps between two baseline blocks, two passes in opposite orders, median).
 
   python benchmarks/strategies.py            # full: needs data/synth (see configs/default_model.yaml)
   python benchmarks/strategies.py --quick    # CI smoke run on a few images
