@@ -315,6 +315,7 @@ def main() -> None:
         print(f"resuming: {len(done)} runs already in {runs_csv}", flush=True)
     variants = [("balanced", "split")] + ([] if args.no_long_tailed else [("long-tailed", "split_lt")])
     todo = missing_runs(done, names, args.seeds, [v for v, _ in variants])
+    pending = set(todo)
     rows = []
     t_start = time.time()
     teacher = args.teacher
@@ -333,7 +334,7 @@ def main() -> None:
         for variant, column in variants:
             n_train = int((splits[column] == "train").sum())
             for name in names:
-                if (variant, name, seed) not in todo:
+                if (variant, name, seed) not in pending:
                     continue
                 out = work / f"{variant}_{name}_s{seed}"
                 cfg = base_config(rec, out, args, seed=seed, strategy=strategy_section(name, teacher),

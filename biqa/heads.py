@@ -11,6 +11,15 @@ from torch import nn
 
 from .labels import distribution_moments
 
+OUTPUT_INIT_STD = 0.01  # std of a fresh score head's output weights (its bias sits at the range centre)
+
+
+def init_score_output_(last: nn.Linear, sigmoid: bool) -> None:
+    """Start a score head near the middle of the label range: small weights, bias 0.5 (0 before a
+    sigmoid, whose output is then 0.5)."""
+    nn.init.normal_(last.weight, std=OUTPUT_INIT_STD)
+    nn.init.constant_(last.bias, 0.0 if sigmoid else 0.5)
+
 
 class ScoreHead(nn.Module):
     """MOS regression: [BatchNorm] -> dropout -> [Linear -> GELU] -> Linear(1).
@@ -30,10 +39,7 @@ class ScoreHead(nn.Module):
         layers.append(nn.Linear(in_features, 1))
         self.mlp = nn.Sequential(*layers)
         self.sigmoid = sigmoid
-        # Start near the middle of the label range: small weights, bias 0.5.
-        last = self.mlp[-1]
-        nn.init.normal_(last.weight, std=0.01)
-        nn.init.constant_(last.bias, 0.0 if sigmoid else 0.5)
+        init_score_output_(self.mlp[-1], sigmoid)
 
     def forward(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
         z = self.mlp(feats).squeeze(-1)

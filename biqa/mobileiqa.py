@@ -61,6 +61,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
+from .heads import init_score_output_
+
 __all__ = ["LDABlock", "SpatialSelfAttention", "MAL", "MALHead", "StageFeatures", "lda_pool_slabs",
            "pool_bins", "check_offline_weights", "OFFLINE_ALTERNATIVES"]
 
@@ -210,9 +212,7 @@ class MALHead(nn.Module):
                                  nn.Linear(mlp_hidden, 1))
         self.sigmoid = bool(sigmoid)
         self.feature_dim = int(tail_channels)
-        last = self.mlp[-1]
-        nn.init.normal_(last.weight, std=0.01)  # start near the middle of the label range
-        nn.init.constant_(last.bias, 0.0 if sigmoid else 0.5)
+        init_score_output_(self.mlp[-1], sigmoid)  # start near the middle of the label range
 
     @property
     def stage_shape(self) -> tuple[int, int, int]:

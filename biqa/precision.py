@@ -10,8 +10,9 @@ backward was 5x its forward, and depthwise convolutions were most of it.
 :func:`float32_depthwise_` makes every depthwise convolution of a module run in float32 (autocast
 off for that layer, its input cast up), everything else still autocasts to bf16. A Lite0 training
 step of 16 crops at 224 px went from 1.15 s to 0.67 s in a bare loop, and the baseline step of
-``benchmarks/strategies.py --step-time-only`` (inside the trainer) from 1.21 s to 0.63 s. The weights, their names and the checkpoints are unchanged; only the
-arithmetic of those layers is done at higher precision. The trainer applies it to the networks it
+``benchmarks/strategies.py --step-time-only`` (inside the trainer) from 1.21 s to 0.63 s. The
+weights, their names and the checkpoints are unchanged; only the arithmetic of those layers is done
+at higher precision. The trainer applies it to the networks it
 trains when ``train.amp`` is on and the device is a CPU (``train.fp32_depthwise: auto``).
 """
 from __future__ import annotations

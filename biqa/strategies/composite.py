@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributed import all_gather_object, broadcast_masks_
+from ..heads import OUTPUT_INIT_STD
 from ..losses import parse_loss_spec
 from .base import Strategy
 from .pruning import magnitude_masks, masked_forward, prunable_weights, sparsity
@@ -43,7 +44,6 @@ COMPONENTS = ("ohem", "mutual", "distill")
 
 
 HEAD_INIT_MODES = ("scaled", "full", "none")
-OUTPUT_INIT_STD = 0.01  # the std of a fresh score head's output layer (biqa.heads), bias at the range centre
 
 
 def _init_head(model: nn.Module, kind: str, mode: str = "scaled") -> None:
@@ -174,7 +174,7 @@ class Composite(Strategy):
         self.mutual_lam = float(cfg.get("lam", 1.0))
         flip_odd = bool(cfg.get("flip_odd", True))
         init = cfg.get("init", "scaled")
-        init = {True: "scaled", False: "none"}.get(init, init) if isinstance(init, bool) else str(init)
+        init = ("scaled" if init else "none") if isinstance(init, bool) else str(init)
         if init not in HEAD_INIT_MODES:
             raise ValueError(f"mutual.init must be one of {HEAD_INIT_MODES} (or true = scaled, false = none)")
         _init_head(self.model, "kaiming", init)
