@@ -166,11 +166,11 @@ def _cmd_data_import(a) -> int:
 
     df, report = import_dataset(a.name, a.root, None if a.check else a.out, labels_only=a.labels_only,
                                 check_only=a.check, labels_file=a.labels_file, resize=a.resize,
-                                drop_bad=a.drop_bad)
+                                drop_bad=a.drop_bad, partial=a.partial)
     print(report.format(limit=a.limit) if hasattr(report, "format") else report)
     if not a.check and a.out:
         print(f"wrote {len(df)} records -> {a.out}")
-    return 0 if (report.ok or not a.strict) else 1
+    return 0 if report.ok else 1
 
 
 def _cmd_data_split(a) -> int:
@@ -366,7 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--check", action="store_true", help="report only, write nothing")
     i.add_argument("--resize", default=None, help="KonIQ: 1024x768 | 512x384; others: N or WxH resized copies")
     i.add_argument("--drop-bad", action="store_true", help="drop rows with missing images or bad MOS")
-    i.add_argument("--strict", action="store_true", help="exit status 1 when the report has problems")
+    i.add_argument("--partial", action="store_true",
+                   help="a copy lacking some images: drop and list their rows, accept fewer rows than the known "
+                        "count (default: a missing image makes the import NOT OK)")
+    i.add_argument("--strict", action="store_true",
+                   help="no effect, kept for old scripts: the exit status is 1 whenever the report is NOT OK")
     i.add_argument("--limit", type=int, default=50, help="problems listed per kind on screen")
     i.set_defaults(func=_cmd_data_import)
 

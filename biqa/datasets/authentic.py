@@ -91,7 +91,11 @@ def read_livec(root: Path, labels_file: Path | None, opts: dict) -> RawLabels:
     """LIVE In the Wild: ``Data/AllImages_release.mat`` (image names),
     ``Data/AllMOS_release.mat`` (MOS ~0-100) and ``Data/AllStdDev_release.mat``;
     images in ``Images/``.  The first 7 entries are the practice images
-    (``Images/trainingImages/``): they are dropped, leaving 1,162."""
+    (``Images/trainingImages/``): they are dropped, leaving 1,162.  The release's
+    ``README.txt`` is UT Austin's copyright notice (``DatasetInfo.notice_file``):
+    the import copies it beside the records.  A copy that stores the BMPs as
+    lossless WebP under the same stem is matched by stem; one that withholds
+    some images imports with ``partial=True``."""
     lf = labels_file or find_file(root, ["Data/AllMOS_release.mat", "AllMOS_release.mat"],
                                   what="MOS file", dataset="livec")
     names_f = find_file(lf.parent, ["AllImages_release.mat"], what="image-name file", dataset="livec")
@@ -99,12 +103,15 @@ def read_livec(root: Path, labels_file: Path | None, opts: dict) -> RawLabels:
     mos = mat_vector(load_mat(lf, ["AllMOS_release"], dataset="livec")["AllMOS_release"])
     if len(names) != len(mos):
         raise ValueError(f"livec: {names_f} lists {len(names)} images but {lf} has {len(mos)} MOS values")
-    std = None
+    std, notes = None, []
     std_f = lf.parent / "AllStdDev_release.mat"
     if std_f.is_file():
         std = mat_vector(load_mat(std_f, ["AllStdDev_release"], dataset="livec")["AllStdDev_release"])
         if len(std) != len(mos):
+            notes.append(f"no std column: {std_f} has {len(std)} values for {len(mos)} MOS values")
             std = None
+    else:
+        notes.append(f"no std column: {std_f} not found")
     img_dir = find_dir(root, ["Images"], near=[lf.parent.parent]) or Path(root) / "Images"
     practice = names[:LIVEC_PRACTICE]
     keep = slice(LIVEC_PRACTICE, None)
@@ -112,7 +119,7 @@ def read_livec(root: Path, labels_file: Path | None, opts: dict) -> RawLabels:
     if std is not None:
         df["std"] = std[keep]
     known = [str(img_dir / "trainingImages" / n) for n in practice] + [str(img_dir / n) for n in practice]
-    notes = [f"dropped the {len(practice)} practice images (first .mat entries: {', '.join(practice)})"]
+    notes.insert(0, f"dropped the {len(practice)} practice images (first .mat entries: {', '.join(practice)})")
     return RawLabels(df, lf, [(img_dir, False)], known_files=known, notes=notes)
 
 

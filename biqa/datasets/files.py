@@ -171,3 +171,87 @@ def mat_strings(a: np.ndarray) -> list[str]:
 
 def mat_vector(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, dtype=float).ravel()
+
+
+# ----------------------------------------------------------------------------- stand-ins under the same stem
+
+#: Formats that store pixels exactly.  A ``.webp`` or ``.tif`` counts only when
+#: its header says so (:func:`is_lossless_file`).
+LOSSLESS_EXTS = frozenset({".png", ".bmp", ".tif", ".tiff", ".webp"})
+_LOSSY_TIFF = frozenset({"jpeg", "tiff_jpeg", "webp"})
+
+
+def webp_is_lossless(path) -> bool | None:
+    """True for a still WebP whose image is a VP8L (lossless) bitstream, False for
+    VP8 (lossy, also with an alpha chunk) or an animation, None when the file is
+    not a readable WebP.  Reads only the RIFF chunk headers (a few bytes each)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+                return None
+            while True:
+                ch = f.read(8)
+                if len(ch) < 8:
+                    return None
+                tag, size = ch[:4], int.from_bytes(ch[4:], "little")
+                if tag == b"VP8L":
+                    return True
+                if tag in (b"VP8 ", b"ANIM", b"ANMF"):
+                    return False
+                f.seek(size + (size & 1), os.SEEK_CUR)  # VP8X, ICCP, ALPH, EXIF ...: skip (padded to even)
+    except OSError:
+        return None
+
+
+def is_lossless_file(path) -> bool:
+    """Whether ``path`` holds its pixels exactly: PNG and BMP always; a WebP only
+    with a VP8L bitstream (:func:`webp_is_lossless`); a TIFF unless its
+    compression is JPEG or WebP (header read by Pillow, no pixel decoding);
+    everything else (JPEG ...) not."""
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext in (".png", ".bmp"):
+        return True
+    if ext == ".webp":
+        return bool(webp_is_lossless(path))
+    if ext in (".tif", ".tiff"):
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                return str(im.info.get("compression", "raw")).lower() not in _LOSSY_TIFF
+        except OSError:
+            return False
+    return False
+
+
+def stem_index(index: dict[str, str]) -> dict[str, list[str]]:
+    """``{lower-cased absolute path without extension: [real paths]}`` of an :func:`image_index`."""
+    out: dict[str, list[str]] = {}
+    for key, real in index.items():
+        out.setdefault(os.path.splitext(key)[0], []).append(real)
+    for v in out.values():
+        v.sort()
+    return out
+
+
+_PREFERENCE = {".png": 0, ".bmp": 1, ".tif": 2, ".tiff": 2, ".webp": 3}
+
+
+def find_stand_in(path, stems: dict[str, list[str]], taken=frozenset()) -> tuple[str | None, list[str]]:
+    """A stand-in for the missing image ``path``: a file under the same stem
+    (same folder, case-insensitive) in a lossless format, other than the files
+    whose :func:`path_key` is in ``taken`` (labelled by other rows).
+
+    Returns ``(stand_in or None, lossy)`` where ``lossy`` lists the same-stem
+    files that were not accepted because they are (or may be) lossy, e.g.
+    ``100.jpg`` for ``100.bmp``: re-encoding changed the pixels the MOS was
+    given for, so they are reported, never used.  A lossless stand-in is
+    accepted for any original (decoding it gives the original's pixels).
+    """
+    cands = [c for c in stems.get(os.path.splitext(path_key(path))[0], [])
+             if path_key(c) != path_key(path) and path_key(c) not in taken]
+    good = sorted((c for c in cands if is_image(c) and is_lossless_file(c)),
+                  key=lambda c: (_PREFERENCE.get(os.path.splitext(c)[1].lower(), 9), c))
+    lossy = [c for c in cands if c not in good]
+    return (good[0] if good else None), lossy

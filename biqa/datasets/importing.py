@@ -12,11 +12,21 @@ Every row is checked; the :class:`ImportReport` lists *every* missing image
 file, every image file in the dataset's image folders that no label names
 ("extra"), every MOS outside the known range, other invalid rows, and any
 count that differs from the known facts (:mod:`biqa.datasets.registry`).
+
+A labelled image that is missing may be stored under the same stem in a
+lossless format (``100.bmp`` kept as ``100.webp``): such a stand-in is used and
+counted (:func:`~biqa.datasets.files.find_stand_in`); a lossy one (``100.jpg``)
+is never used, and is listed.  ``partial=True`` imports a copy that lacks some
+images: their rows are dropped and listed, and fewer rows than the known count
+are accepted.  A dataset whose licence asks for its notice in every copy
+(``DatasetInfo.notice_file``: LIVE Challenge's ``README.txt``) gets it copied
+next to the records (``<stem>.LICENSE.txt``).
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +36,7 @@ import pandas as pd
 from ..records import split_columns, validate_records, write_records
 from . import authentic, synthetic  # noqa: F401  (register the readers)
 from .base import READERS, RawLabels
-from .files import image_index, path_key
+from .files import _ci_child, find_stand_in, image_index, path_key, stem_index
 from .registry import get_info, resolve_name
 from .republished import dataset_from_filename, default_labels_file, is_republished, read_republished
 
@@ -37,7 +47,15 @@ KONIQ_SIZES = ("1024x768", "512x384")
 class ImportReport:
     """What an import found.  ``ok`` is False when an image is missing, a MOS is
     out of range or invalid, or a count differs from the known facts; extra
-    image files are listed but do not make the import fail."""
+    image files are listed but do not make the import fail.
+
+    ``substituted``: ``(labelled path, stand-in used)`` for images found under
+    the same stem in a lossless format.  ``lossy_substitutes``: ``(labelled
+    path, lossy file)`` pairs that were not used (the row counts as missing).
+    ``partial``: rows whose image is missing were dropped (``dropped_missing``)
+    instead of being problems.  ``notice``: the dataset's notice copied beside
+    the records (or None).
+    """
 
     dataset: str
     root: str
@@ -59,6 +77,11 @@ class ImportReport:
     split_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     dropped_rows: int = 0
+    partial: bool = False
+    dropped_missing: list[str] = field(default_factory=list)
+    substituted: list[tuple[str, str]] = field(default_factory=list)
+    lossy_substitutes: list[tuple[str, str]] = field(default_factory=list)
+    notice: str | None = None
     written: list[str] = field(default_factory=list)
 
     @property
@@ -69,6 +92,8 @@ class ImportReport:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["out_of_range"] = [[p, float(m)] for p, m in self.out_of_range]
         d["mos_range"] = list(self.mos_range)
+        d["substituted"] = [list(x) for x in self.substituted]
+        d["lossy_substitutes"] = [list(x) for x in self.lossy_substitutes]
         d["ok"] = self.ok
         return d
 
@@ -76,7 +101,10 @@ class ImportReport:
         return {"ok": self.ok, "rows": self.n_rows, "missing_files": len(self.missing_files),
                 "extra_files": len(self.extra_files), "out_of_range": len(self.out_of_range),
                 "invalid": len(self.invalid), "count_problems": list(self.count_problems),
-                "files_checked": self.files_checked, "dropped_rows": self.dropped_rows}
+                "files_checked": self.files_checked, "dropped_rows": self.dropped_rows,
+                "partial": self.partial, "dropped_missing": len(self.dropped_missing),
+                "substituted": len(self.substituted), "lossy_substitutes": len(self.lossy_substitutes),
+                "notice": self.notice}
 
     def format(self, limit: int | None = 50) -> str:
         """Readable report; at most ``limit`` entries per list (None = all)."""
@@ -112,9 +140,23 @@ class ImportReport:
         if problems:
             out.append("  problems:")
             out += problems
+        if self.dropped_missing:
+            if limit is None:
+                out.append(f"  partial copy: dropped {len(self.dropped_missing)} row(s) whose image is missing:")
+                out += listing(self.dropped_missing)
+            else:
+                out.append(f"  partial copy: dropped {len(self.dropped_missing)} row(s) whose image is missing "
+                           "(all listed in the .import.txt report / ImportReport.dropped_missing)")
+        if self.lossy_substitutes:
+            out.append(f"  {len(self.lossy_substitutes)} lossy stand-in(s) not used (its row counts as missing; "
+                       "only a lossless file may stand in for a missing image):")
+            out += listing([f"{a} -> {b}" for a, b in self.lossy_substitutes])
         if self.extra_files:
             out.append(f"  {len(self.extra_files)} extra image file(s) in the image folders, not in the labels:")
             out += listing(self.extra_files)
+        if self.substituted and limit is None:
+            out.append(f"  {len(self.substituted)} image(s) matched by stem to a lossless stand-in:")
+            out += listing([f"{a} -> {b}" for a, b in self.substituted])
         if self.dropped_rows:
             out.append(f"  dropped {self.dropped_rows} bad row(s) (drop_bad=True)")
         for n in self.notes:
@@ -233,6 +275,16 @@ def _resize_copies(paths: list[str], root: Path, dest: Path, size: tuple[int, in
     return out
 
 
+def _notice_file(name: str, labels_file: Path, root: Path) -> Path | None:
+    """The notice ``name`` (case-insensitive) next to the label file, one folder up, or in ``root``."""
+    lf = Path(labels_file)
+    for d in (lf.parent, lf.parent.parent, Path(root)):
+        c = _ci_child(d, name)
+        if c is not None and c.is_file():
+            return c
+    return None
+
+
 def _read(name: str, root: Path, labels_file: Path | None, republished: bool | None,
           opts: dict) -> tuple[str, RawLabels, bool]:
     if name is None or str(name).lower() in ("republished", "auto"):
@@ -260,6 +312,7 @@ def import_dataset(
     resize=None,
     republished: bool | None = None,
     drop_bad: bool = False,
+    partial: bool = False,
 ) -> tuple[pd.DataFrame, ImportReport]:
     """Import dataset ``name`` unpacked under ``root``; return ``(records, report)``.
 
@@ -285,9 +338,22 @@ def import_dataset(
             None: decide from ``labels_file``'s header.
         drop_bad: drop rows with a missing image, a MOS out of range or an
             invalid value (default: keep them and report them).
+        partial: the copy under ``root`` lacks some images on purpose (e.g. a
+            held-out part): rows whose image is missing are dropped and listed
+            (``report.dropped_missing``) rather than being problems, and fewer
+            rows than the known count are accepted (more still are not).
+            Default: strict, a missing image makes the import NOT OK.
+
+    A missing image found under the same stem in a lossless format (``.png``,
+    ``.bmp``, ``.tif``/``.tiff`` unless JPEG-compressed, ``.webp`` only with a
+    lossless VP8L bitstream, checked from the file header) is used instead and
+    counted (``report.substituted``, a note); a lossy one (``100.jpg`` for
+    ``100.bmp``) is not used and is listed (``report.lossy_substitutes``).
 
     Paths in the records are relative to the records CSV's folder when the
-    image lies inside it, else absolute.
+    image lies inside it, else absolute.  When the dataset ships a notice that
+    must travel with every copy (``DatasetInfo.notice_file``), writing the
+    records also copies it to ``<stem>.LICENSE.txt`` beside them.
     """
     root = Path(root).expanduser()
     lf = Path(labels_file).expanduser() if labels_file is not None else None
@@ -309,21 +375,34 @@ def import_dataset(
                           mos_range=info.mos_range, higher_is_better=info.higher_is_better,
                           expected_rows=info.n_images, expected_refs=info.n_refs,
                           files_checked=not labels_only, notes=list(raw.notes))
-    bad = np.zeros(len(df), dtype=bool)
+    absent = np.zeros(len(df), dtype=bool)
+    report.partial = bool(partial) and not labels_only
+    if partial and labels_only:
+        report.notes.append("partial ignored: labels only (image files not checked)")
 
-    # --- image files: missing and extra
+    # --- image files: missing (or kept under the same stem in another format) and extra
     if not labels_only:
         for d, _rec in raw.image_dirs:
             if not Path(d).is_dir():
                 report.notes.append(f"image folder not found: {d}")
         index = image_index(raw.image_dirs)
+        stems = None
         resolved, labelled = [], set()
         for i, p in enumerate(df["path"]):
             k = path_key(p)
             real = index.get(k) or (p if os.path.isfile(p) else None)
             if real is None:
-                report.missing_files.append(str(p))
-                bad[i] = True
+                if stems is None:
+                    stems = stem_index(index)
+                    taken = {path_key(q) for q in df["path"]}
+                real, lossy = find_stand_in(p, stems, taken)
+                if real is not None:
+                    report.substituted.append((str(p), real))
+                else:
+                    report.lossy_substitutes += [(str(p), c) for c in lossy]
+                    labelled |= {path_key(c) for c in lossy}  # listed as lossy stand-ins, not as extra
+            if real is None:
+                absent[i] = True
                 resolved.append(str(p))
             else:
                 labelled.add(path_key(real))
@@ -331,6 +410,23 @@ def import_dataset(
         df["path"] = resolved
         labelled |= {path_key(k) for k in raw.known_files}
         report.extra_files = sorted(real for k, real in index.items() if k not in labelled)
+        if report.substituted:
+            kinds: dict[str, int] = {}
+            for a, b in report.substituted:
+                kind = f"{Path(a).suffix.lower()} -> {Path(b).suffix.lower()}"
+                kinds[kind] = kinds.get(kind, 0) + 1
+            a, b = report.substituted[0]
+            report.notes.append(
+                f"{len(report.substituted)} image(s) matched by stem to a lossless stand-in ("
+                + ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items()))
+                + f"; e.g. {Path(a).name} -> {Path(b).name})")
+        if partial:
+            report.dropped_missing = [str(p) for p in df["path"][absent]]
+            df = df.loc[~absent].reset_index(drop=True)
+            absent = np.zeros(len(df), dtype=bool)
+        else:
+            report.missing_files = [str(p) for p in df["path"][absent]]
+    bad = absent.copy()
 
     # --- MOS range and other invalid values
     mos = pd.to_numeric(df["mos"], errors="coerce").to_numpy(dtype=float)
@@ -354,7 +450,14 @@ def import_dataset(
 
     # --- counts against the known facts
     report.n_rows = len(df)
-    if len(df) != info.n_images:
+    if report.partial:
+        n_labelled = len(df) + report.dropped_rows + len(report.dropped_missing)
+        if n_labelled > info.n_images:
+            report.count_problems.append(f"{n_labelled} labelled rows, expected at most {info.n_images} "
+                                         f"for {info.title}")
+        else:
+            report.notes.append(f"partial copy: {len(df)} of the {info.n_images} images of {info.title}")
+    elif len(df) != info.n_images:
         report.count_problems.append(f"{len(df)} rows, expected {info.n_images} for {info.title}")
     if "ref" in df.columns:
         report.n_refs = int(df["ref"].nunique())
@@ -388,6 +491,19 @@ def import_dataset(
             df.loc[present, "path"] = _resize_copies(df.loc[present, "path"].tolist(), root, dest, resize_copy)
             report.notes.append(f"resized copies (longer side / fit {tag}) in {dest}")
 
+    # --- the dataset's notice, which must travel with every copy
+    notice_src = _notice_file(info.notice_file, raw.labels_file, root) if info.notice_file else None
+    notice_dst = csv.with_name(csv.stem + ".LICENSE.txt") if (csv is not None and notice_src is not None) else None
+    if info.notice_file and notice_src is None:
+        report.notes.append(f"{info.title}'s notice {info.notice_file} not found next to the labels or in the root: "
+                            "its licence wants it in every copy, add it beside the records yourself")
+    elif notice_dst is not None:
+        if check_only:
+            report.notes.append(f"check only: would copy the notice {notice_src} to {notice_dst}")
+        else:
+            report.notes.append(f"the dataset's notice ({notice_src}) is copied beside the records as "
+                                f"{notice_dst.name}: keep it with every copy")
+
     # --- paths and writing
     if csv is not None:
         df["path"] = _relative(df["path"], csv.parent)
@@ -399,13 +515,22 @@ def import_dataset(
         "splits": report.split_counts, "labels_file": str(raw.labels_file), "root": str(root),
         "republished": is_rep, "labels_only": labels_only,
         "image_size": opts.get("size") or (f"{resize_copy[0]}x{resize_copy[1]}" if resize_copy else None),
+        "partial": report.partial,
+        "notice_file": (notice_dst.name if (notice_dst is not None and not check_only) else None),
+        "notice_source": os.path.abspath(notice_src) if notice_src is not None else None,
         "created_by": "biqa.datasets.import_dataset", "import": report.summary(),
     }
     df.attrs["meta"] = meta
     if csv is not None and not check_only:
         write_records(df, csv)
+        report.written = [str(csv)]
+        if notice_dst is not None:
+            shutil.copyfile(notice_src, notice_dst)
+            report.notice = str(notice_dst)
+            report.written.append(str(notice_dst))
+        meta["import"] = report.summary()
         m = write_meta(csv, meta)
         rep = csv.with_name(csv.stem + ".import.txt")
-        report.written = [str(csv), str(m), str(rep)]
+        report.written += [str(m), str(rep)]
         rep.write_text(report.format(limit=None) + "\n")
     return df, report

