@@ -1,0 +1,261 @@
+"""Held-out level ranking: does a quality model order 5 levels of a distortion correctly?
+
+Why this exists: the synthetic training data of biqa is made by :mod:`biqa.synth` (SciPy ndimage,
+NumPy and Pillow). A model can learn the quirks of those exact implementations (Pillow's JPEG
+tables, ndimage's kernel truncation, ...) rather than quality. This check shares no code with
+training: it never imports :mod:`biqa.synth`, and every distortion here has an implementation of its
+own, with OpenCV and NumPy's FFT. Its photos (:data:`HELDOUT_PHOTOS`) are excluded from training.
+
+The set: every photo (the reference, level 0) and 6 families x 5 strictly increasing severities.
+For every (photo, family) group of 6 images (reference + levels 1-5) :func:`evaluate` computes the
+Spearman SRCC between the score and -level (1.0: the model ranks all six correctly) and whether the
+reference scores strictly highest. Level 1 is meant to be mild but visible.
+
+Usage: python benchmarks/heldout_levels.py --model biqa-default [--model CKPT ...] [--quick]
+    [--data data/heldout_levels] [--out benchmarks/results/heldout_levels.csv] [--seed 0]
+Builds the set once (cached in --data), scores it with every model, prints a table and writes
+one CSV row per model x family plus an 'all' row.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PHOTOS_DIR = ROOT / ".." / "shared" / "data" / "photos"
+HELDOUT_PHOTOS = ["lomiri-wallpapers__Picture_1A_by_freespace", "lomiri-wallpapers__life_by_Aitzol_Berasategi",
+                  "lomiri-wallpapers__picosdeeuropa_by_Aitzol_Berasategi", "lxqt-themes__drop",
+                  "mate-backgrounds__YellowFlower", "matplotlib__grace_hopper",
+                  "plasma-workspace-wallpapers__EveningGlow__2560x1600", "scikit-image__rocket", "scikit-learn__china"]
+QUICK_PHOTOS, QUICK_SHORT_SIDE = 3, 256
+VERSION = 1  # bump when a distortion changes: the cached set is rebuilt
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def jpeg(img: np.ndarray, quality: int, rng=None) -> np.ndarray:
+    """Encode and decode with OpenCV's JPEG codec (libjpeg, 4:2:0) at ``quality``."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def gaussian_blur(img: np.ndarray, sigma: float, rng=None) -> np.ndarray:
+    """Multiply by the Gaussian transfer function exp(-2 pi^2 sigma^2 |f|^2) in the FFT domain. The
+    image is reflect-padded (by 4 sigma, then up to a fast DFT size) so nothing wraps around."""
+    h, w = img.shape[:2]
+    p = int(math.ceil(4 * sigma)) + 1
+    hh, ww = cv2.getOptimalDFTSize(h + 2 * p), cv2.getOptimalDFTSize(w + 2 * p)
+    x = np.pad(img.astype(np.float64), ((p, hh - h - p), (p, ww - w - p), (0, 0)), mode="reflect")
+    fy, fx = np.fft.fftfreq(hh)[:, None], np.fft.rfftfreq(ww)[None, :]
+    transfer = np.exp(-2 * np.pi ** 2 * sigma ** 2 * (fy ** 2 + fx ** 2))[..., None]
+    out = np.fft.irfft2(np.fft.rfft2(x, axes=(0, 1)) * transfer, s=(hh, ww), axes=(0, 1))
+    return _u8(out[p:p + h, p:p + w])
+
+
+def white_noise(img: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Additive Gaussian noise of std ``sigma`` (0-255 units) on the luma only: one noise field added
+    to R, G and B alike leaves the chroma (Cb, Cr) unchanged."""
+    noise = rng.standard_normal(img.shape[:2])
+    return _u8(img.astype(np.float64) + sigma * noise[..., None])
+
+
+def _to_linear(u8: np.ndarray) -> np.ndarray:
+    c = u8.astype(np.float64) / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _to_srgb(lin: np.ndarray) -> np.ndarray:
+    lin = np.clip(lin, 0.0, 1.0)
+    return _u8(255.0 * np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055))
+
+
+def contrast(img: np.ndarray, factor: float, rng=None) -> np.ndarray:
+    """Blend toward a grey of the image's mean luminance, in linear light: ``factor`` of the image is kept."""
+    lin = _to_linear(img)
+    mean_y = float((lin @ np.array([0.2126, 0.7152, 0.0722])).mean())  # Rec. 709 luminance
+    return _to_srgb(factor * lin + (1.0 - factor) * mean_y)
+
+
+def pixelate(img: np.ndarray, block: int, rng=None) -> np.ndarray:
+    """Replace every ``block`` x ``block`` square by its mean (edge squares padded by replication),
+    upscaled back with nearest neighbours."""
+    h, w = img.shape[:2]
+    hb, wb = -(-h // block), -(-w // block)
+    x = np.pad(img.astype(np.float64), ((0, hb * block - h), (0, wb * block - w), (0, 0)), mode="edge")
+    small = _u8(x.reshape(hb, block, wb, block, 3).mean(axis=(1, 3)))
+    return np.ascontiguousarray(cv2.resize(small, (wb * block, hb * block), interpolation=cv2.INTER_NEAREST)[:h, :w])
+
+
+def motion_kernel(length: int, angle: float) -> np.ndarray:
+    """A normalised ``length`` x ``length`` kernel: a 1-pixel (8-connected) line through the centre at
+    ``angle`` degrees, made point-symmetric so that it does not shift the image."""
+    canvas = np.zeros((length, length), np.uint8)
+    c, r, s = (length - 1) / 2, (length - 1) / 2, 16  # sub-pixel end points: 4 fractional bits
+    dx, dy = r * math.cos(math.radians(angle)), r * math.sin(math.radians(angle))
+    p0, p1 = (round((c - dx) * s), round((c - dy) * s)), (round((c + dx) * s), round((c + dy) * s))
+    cv2.line(canvas, p0, p1, 255, thickness=1, lineType=cv2.LINE_8, shift=4)
+    k = canvas.astype(np.float32)
+    k = k + k[::-1, ::-1]  # the rasterised line need not be symmetric about the centre
+    return k / k.sum()
+
+
+def motion_blur(img: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """Linear motion blur of ``length`` px at a random angle (one per photo, shared by its levels)."""
+    kernel = motion_kernel(int(length), float(rng.uniform(0.0, 180.0)))
+    return _u8(cv2.filter2D(img.astype(np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT_101))
+
+
+# family -> (function(img, parameter, rng), parameters of levels 1-5, from mild to strong)
+FAMILIES = {
+    "jpeg": (jpeg, (60, 40, 25, 12, 5)),
+    "gaussian_blur": (gaussian_blur, (0.8, 1.5, 2.5, 4.0, 6.0)),
+    "white_noise": (white_noise, (5, 10, 18, 28, 40)),
+    "contrast": (contrast, (0.93, 0.85, 0.72, 0.57, 0.42)),  # linear light: darks lift fast
+    "pixelate": (pixelate, (2, 4, 6, 9, 14)),
+    "motion_blur": (motion_blur, (3, 7, 11, 17, 25)),
+}
+LEVELS = 5
+
+
+def family_seed(seed: int, photo: str, family: str) -> int:
+    """A stable seed per (photo, family): every level draws the same random numbers (angle, noise
+    field), so severity is all that changes from one level to the next."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(photo.encode()), zlib.crc32(family.encode())])
+               .generate_state(1)[0])
+
+
+def distort(img: np.ndarray, family: str, level: int, seed: int = 0) -> np.ndarray:
+    """Level ``level`` (1-5) of ``family`` applied to a uint8 RGB image."""
+    fn, params = FAMILIES[family]
+    return fn(img, params[level - 1], np.random.default_rng(seed))
+
+
+def read_rgb(path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(path)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _resize(img: np.ndarray, max_side: int | None, short_side: int | None) -> np.ndarray:
+    h, w = img.shape[:2]
+    scale = min(1.0, max_side / max(h, w) if max_side else 1.0, short_side / min(h, w) if short_side else 1.0)
+    if scale >= 1.0:
+        return img
+    return cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def build(out_dir, photos_dir=PHOTOS_DIR, seed: int = 0, photos=HELDOUT_PHOTOS, max_side: int | None = None,
+          short_side: int | None = None) -> pd.DataFrame:
+    """Write every photo's reference and its 30 distorted versions as PNG under ``out_dir``, and
+    ``records.csv`` (path relative to ``out_dir``, photo, distortion: "reference" for level 0, level).
+    Photos are first downscaled (area) to at most ``max_side`` on the long side / ``short_side`` on the
+    short one. Nothing is redone when ``params.json`` shows the same parameters."""
+    out = Path(out_dir)
+    params = {"version": VERSION, "seed": seed, "photos": list(photos), "max_side": max_side,
+              "short_side": short_side, "families": {k: list(v[1]) for k, v in FAMILIES.items()}}
+    pfile, rfile = out / "params.json", out / "records.csv"
+    if pfile.exists() and rfile.exists() and json.loads(pfile.read_text()) == params:
+        df = pd.read_csv(rfile, keep_default_na=False)
+        if all((out / p).exists() for p in df["path"]):
+            return df
+    rows = []
+    for photo in photos:
+        ref = _resize(read_rgb(Path(photos_dir) / f"{photo}.png"), max_side, short_side)
+        (out / photo).mkdir(parents=True, exist_ok=True)
+        items = [("reference", 0, ref)] + [(fam, lv, distort(ref, fam, lv, family_seed(seed, photo, fam)))
+                                           for fam in FAMILIES for lv in range(1, LEVELS + 1)]
+        for fam, lv, img in items:
+            rel = f"{photo}/{fam}_{lv}.png"
+            cv2.imwrite(str(out / rel), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            rows.append({"path": rel, "photo": photo, "distortion": fam, "level": lv})
+    df = pd.DataFrame(rows)
+    df.to_csv(rfile, index=False)
+    pfile.write_text(json.dumps(params, indent=1))
+    return df
+
+
+def evaluate(df: pd.DataFrame, scores) -> tuple[pd.DataFrame, dict]:
+    """Per-family and overall level-ranking accuracy of ``scores`` (aligned with ``df``'s rows, or a
+    mapping from ``df.path`` to a score; higher = better quality).
+
+    Every (photo, family) group is the reference plus its 5 levels. ``srcc``: Spearman correlation
+    of score with -level (ties get average ranks; a constant score gives 0, no ranking at all);
+    ``ref_highest``: the reference scores strictly above all 5 levels. Groups with a missing (NaN)
+    score are left out. Returns (per family: srcc mean, ref_highest share, n groups) and the same
+    over all groups as a dict."""
+    s = df["path"].map(scores) if isinstance(scores, Mapping) else pd.Series(np.asarray(scores, float), index=df.index)
+    refs = df[df["level"] == 0].set_index("photo").index
+    ref_score = pd.Series(s[df["level"] == 0].to_numpy(), index=refs)
+    groups = []
+    for (photo, fam), g in df[df["level"] > 0].groupby(["photo", "distortion"], sort=False):
+        sc = np.r_[ref_score[photo], s[g.index].to_numpy()]
+        lv = np.r_[0, g["level"].to_numpy()]
+        if np.isnan(sc).any():
+            continue
+        rho = 0.0 if np.all(sc == sc[0]) else float(stats.spearmanr(sc, -lv).statistic)
+        groups.append({"photo": photo, "distortion": fam, "srcc": rho, "ref_highest": bool(sc[0] > sc[1:].max())})
+    g = pd.DataFrame(groups, columns=["photo", "distortion", "srcc", "ref_highest"])
+    per = g.groupby("distortion", sort=False).agg(srcc=("srcc", "mean"), ref_highest=("ref_highest", "mean"),
+                                                  n=("srcc", "size")).reset_index()
+    summary = {"srcc": float(g["srcc"].mean()) if len(g) else math.nan,
+               "ref_highest": float(g["ref_highest"].mean()) if len(g) else math.nan, "n": len(g)}
+    return per, summary
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True, help="trained model name or checkpoint (repeatable)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"{QUICK_PHOTOS} photos, short side {QUICK_SHORT_SIDE} (cached in DATA_quick)")
+    ap.add_argument("--data", default="data/heldout_levels", help="where the set is built (cached)")
+    ap.add_argument("--photos-dir", default=str(PHOTOS_DIR))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(HERE / "results" / "heldout_levels.csv"))
+    a = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    import biqa  # here, so that building and evaluating need no torch
+
+    photos, short, data = HELDOUT_PHOTOS, None, Path(a.data)
+    if a.quick:
+        photos, short, data = HELDOUT_PHOTOS[:QUICK_PHOTOS], QUICK_SHORT_SIDE, data.with_name(data.name + "_quick")
+    df = build(data, a.photos_dir, seed=a.seed, photos=photos, short_side=short)
+    print(f"{len(df)} images ({len(photos)} photos x (1 + {len(FAMILIES)} x {LEVELS})) in {data}")
+    rows = []
+    for model in a.model:
+        res = biqa.load(model).score([str(data / p) for p in df["path"]], progress=True)
+        if (res["error"].astype(str) != "").any():
+            print(f"{model}: {int((res['error'].astype(str) != '').sum())} images failed", file=sys.stderr)
+        per, summary = evaluate(df, res["score"].to_numpy())
+        rows += [{"model": model, **r} for r in per.to_dict("records")]
+        rows.append({"model": model, "distortion": "all", **summary})
+    table = pd.DataFrame(rows)
+    table.insert(1, "set", "quick" if a.quick else "full")
+    pd.set_option("display.width", 160)
+    for metric in ("srcc", "ref_highest"):
+        wide = table.pivot(index="model", columns="distortion", values=metric)
+        print(f"\n{metric} ({'mean over photos' if metric == 'srcc' else 'share of photos'}):")
+        print(wide[[*FAMILIES, "all"]].to_string(float_format=lambda v: f"{v:.3f}"))
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(a.out, index=False, float_format="%.4f")
+    print(f"\nwrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The held-out level-ranking set (benchmarks/heldout_levels.py): its distortions checked against
+independent facts (OpenCV's own Gaussian blur, measured noise std, ...) and its SRCC bookkeeping."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def hl():
+    spec = importlib.util.spec_from_file_location("heldout_levels", ROOT / "benchmarks" / "heldout_levels.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def img():
+    """96 x 96 RGB texture: sinusoids of several frequencies, an edge and a little seeded noise."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:96, 0:96].astype(float)
+    base = (0.5 + 0.2 * np.sin(xx / 2.0) * np.cos(yy / 3.0) + 0.1 * np.sin((xx + yy) / 1.3)
+            + 0.1 * (xx > 48) + 0.03 * rng.standard_normal((96, 96)))
+    rgb = np.stack([base, np.roll(base, 7, 1), 1.0 - 0.8 * base], -1)
+    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+
+
+def _levels(hl, img, family, seed=3):
+    return [hl.distort(img, family, lv, seed) for lv in range(1, 6)]
+
+
+def _luma(x):
+    return x.astype(float) @ np.array([0.299, 0.587, 0.114])
+
+
+def test_no_training_code(hl):
+    """Nothing the training data is made with: no biqa.synth, no scipy.ndimage, no Pillow."""
+    tree = ast.parse((ROOT / "benchmarks" / "heldout_levels.py").read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    names |= {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert not [m for m in names if m.startswith(("biqa.synth", "scipy.ndimage", "PIL"))], names
+
+
+def test_families_and_outputs(hl, img):
+    assert len(hl.FAMILIES) == 6 and all(len(p) == 5 for _, p in hl.FAMILIES.values())
+    for fam in hl.FAMILIES:
+        out = hl.distort(img, fam, 1, seed=5)
+        assert out.dtype == np.uint8 and out.shape == img.shape and not np.array_equal(out, img)
+        np.testing.assert_array_equal(out, hl.distort(img, fam, 1, seed=5))  # deterministic
+
+
+def test_fft_blur_matches_opencv(hl, img):
+    for sigma in (1.5, 2.5, 4.0):
+        ours = hl.gaussian_blur(img, sigma).astype(float)
+        k = 2 * int(np.ceil(5 * sigma)) + 1
+        ref = cv2.GaussianBlur(img.astype(np.float64), (k, k), sigma, borderType=cv2.BORDER_REFLECT_101)
+        inner = (slice(12, -12), slice(12, -12))
+        assert np.abs(ours[inner] - ref[inner]).max() <= 1.0  # rounding to uint8 only
+        assert np.abs(ours - ref).mean() < 0.6  # reflect padding: borders agree too
+
+
+def test_blur_removes_high_frequencies_monotonically(hl):
+    # broadband (white) content: a periodic texture could sit on a zero of the motion kernel's sinc
+    img = np.random.default_rng(2).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+
+    def hf_energy(x):
+        f = np.abs(np.fft.fft2(_luma(x) - _luma(x).mean())) ** 2
+        fy, fx = np.meshgrid(np.fft.fftfreq(96), np.fft.fftfreq(96), indexing="ij")
+        return f[np.hypot(fy, fx) > 0.15].sum()
+
+    for fam in ("gaussian_blur", "motion_blur"):
+        e = [hf_energy(img)] + [hf_energy(x) for x in _levels(hl, img, fam)]
+        assert all(a > b for a, b in zip(e, e[1:])), (fam, e)
+
+
+def test_noise_std_matches_parameter(hl):
+    flat = np.full((256, 256, 3), 128, np.uint8)
+    for lv, sigma in enumerate(hl.FAMILIES["white_noise"][1], 1):
+        out = hl.distort(flat, "white_noise", lv, seed=7).astype(float)
+        assert abs(out.mean() - 128) < 0.5
+        assert abs(out[..., 0].std() - sigma) < 0.05 * sigma + 0.3
+        np.testing.assert_array_equal(out[..., 0], out[..., 2])  # luma only: R, G, B get the same noise
+
+
+def test_contrast_reduces_luma_std_monotonically(hl, img):
+    stds = [_luma(img).std()] + [_luma(x).std() for x in _levels(hl, img, "contrast")]
+    assert all(a > b for a, b in zip(stds, stds[1:])), stds
+    grey = np.full((8, 8, 3), 90, np.uint8)
+    np.testing.assert_array_equal(hl.contrast(grey, 0.3), grey)  # a flat image is its own mean
+
+
+def test_pixelate_constant_blocks(hl, img):
+    for block in hl.FAMILIES["pixelate"][1]:
+        out = hl.pixelate(img, block).astype(int)
+        n = 96 // block
+        tiles = out[:n * block, :n * block].reshape(n, block, n, block, 3)
+        assert (tiles == tiles[:, :1, :, :1]).all()
+        mean = img[:block, :block].reshape(-1, 3).mean(0)
+        assert np.abs(out[0, 0] - mean).max() <= 0.5
+
+
+def test_jpeg_error_grows_as_quality_falls(hl, img):
+    mse = [((x.astype(float) - img) ** 2).mean() for x in _levels(hl, img, "jpeg")]
+    assert 0 < mse[0] and all(a < b for a, b in zip(mse, mse[1:])), mse
+
+
+def test_motion_kernel(hl):
+    for length in hl.FAMILIES["motion_blur"][1]:
+        k = hl.motion_kernel(length, 30.0)
+        assert k.shape == (length, length) and abs(k.sum() - 1) < 1e-6
+        np.testing.assert_allclose(k, k[::-1, ::-1], atol=1e-7)  # a line through the centre
+    np.testing.assert_allclose(hl.motion_kernel(7, 0.0)[3], 1 / 7, atol=1e-6)  # horizontal: the middle row
+
+
+def _table(photos=("a", "b"), fams=("jpeg", "contrast")):
+    rows = []
+    for p in photos:
+        rows.append({"path": f"{p}/reference_0.png", "photo": p, "distortion": "reference", "level": 0})
+        rows += [{"path": f"{p}/{f}_{lv}.png", "photo": p, "distortion": f, "level": lv}
+                 for f in fams for lv in range(1, 6)]
+    return pd.DataFrame(rows)
+
+
+def test_evaluate_hand_made_scores(hl):
+    df = _table()
+    by = {("a", "jpeg"): [5, 4, 3, 2, 1],  # perfect order, reference (6) highest
+          ("a", "contrast"): [7, 8, 9, 10, 11],  # fully reversed: every level above the reference
+          ("b", "jpeg"): [6, 4, 3, 2, 1],  # reference tied with level 1
+          ("b", "contrast"): [1, 2, 3, 4, 5]}  # worse is better
+    ref = {"a": 6.0, "b": 6.0}
+    s = [ref[r.photo] if r.level == 0 else by[(r.photo, r.distortion)][r.level - 1] for r in df.itertuples()]
+    per, summary = hl.evaluate(df, s)
+    per = per.set_index("distortion")
+    # hand-computed: (a, contrast) scores 6,7,8,9,10,11 for levels 0..5 -> -1.0;
+    # (b, jpeg) average ranks 5.5,5.5,4,3,2,1 vs 6,5,4,3,2,1 -> their Pearson r = 0.9856;
+    # (b, contrast) 6,1,2,3,4,5 vs 6,5,4,3,2,1: d = 0,4,2,0,2,4 -> 1 - 6*40/210 = -1/7
+    rho_tie = float(np.corrcoef([5.5, 5.5, 4, 3, 2, 1], [6, 5, 4, 3, 2, 1])[0, 1])
+    assert per.loc["jpeg", "srcc"] == pytest.approx((1.0 + rho_tie) / 2)
+    assert per.loc["contrast", "srcc"] == pytest.approx((-1.0 - 1 / 7) / 2)
+    assert per.loc["jpeg", "ref_highest"] == 0.5 and per.loc["contrast", "ref_highest"] == 0.5
+    assert (per["n"] == 2).all()
+    assert summary["srcc"] == pytest.approx((1.0 + rho_tie - 1.0 - 1 / 7) / 4)
+    assert summary["ref_highest"] == 0.5 and summary["n"] == 4
+
+
+def test_evaluate_edge_cases(hl):
+    df = _table(photos=("a",), fams=("jpeg",))
+    per, summary = hl.evaluate(df, np.full(len(df), 3.0))  # constant: no ranking, reference not highest
+    assert summary == {"srcc": 0.0, "ref_highest": 0.0, "n": 1}
+    scores = dict(zip(df["path"], [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]))  # a mapping by path works too
+    assert hl.evaluate(df, scores)[1] == {"srcc": 1.0, "ref_highest": 1.0, "n": 1}
+    s = [1.0, 0.9, np.nan, 0.7, 0.6, 0.5]  # a failed image: the group is left out
+    assert hl.evaluate(df, s)[1]["n"] == 0
+
+
+def test_build_writes_and_caches(hl, img, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "p.png"), cv2.cvtColor(np.tile(img, (2, 3, 1)), cv2.COLOR_RGB2BGR))  # 192 x 288
+    df = hl.build(tmp_path / "set", photos, seed=1, photos=["p"], short_side=64)
+    assert len(df) == 31 and (df["level"] == 0).sum() == 1
+    assert set(df.columns) == {"path", "photo", "distortion", "level"}
+    ref = hl.read_rgb(tmp_path / "set" / df["path"][0])
+    assert ref.shape == (64, 96, 3)
+    stamp = (tmp_path / "set" / df["path"][5]).stat().st_mtime_ns
+    again = hl.build(tmp_path / "set", photos, seed=1, photos=["p"], short_side=64)
+    pd.testing.assert_frame_equal(df, again)
+    assert (tmp_path / "set" / df["path"][5]).stat().st_mtime_ns == stamp  # cached, not rewritten
+    last = hl.read_rgb(tmp_path / "set" / df["path"].iloc[-1])  # motion blur 5: a seeded angle
+    redo = hl.build(tmp_path / "set", photos, seed=2, photos=["p"], short_side=64)  # new seed: rebuilt
+    assert not np.array_equal(hl.read_rgb(tmp_path / "set" / redo["path"].iloc[-1]), last)
