@@ -142,6 +142,11 @@ def _cmd_models(a) -> int:
     print("trained models (use with biqa score --model NAME):")
     for n, p in list_trained_models().items():
         print(f"  {n:<18} {p.name}{'' if p.is_file() else '  (missing!)'}")
+    from .classical import list_classical_models
+
+    print("classical models (biqa score/eval/gmad --model NAME; score = -raw, higher is better):")
+    for n, m in list_classical_models().items():
+        print(f"  {n:<18} {m.description}")
     print("presets (architectures for biqa train, model.preset=NAME):")
     for n in list_models(a.pattern):
         print(f"  {n:<18} {get_preset(n).description}")
@@ -239,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("score", help="score image files, folders (recursive) and globs")
     s.add_argument("inputs", nargs="*", help="files, folders or globs (default: the bundled example photos)")
-    s.add_argument("--model", "-m", default=None, help="trained model name or checkpoint (default: biqa-default)")
+    s.add_argument("--model", "-m", default=None,
+                   help="trained model name or checkpoint (default: biqa-default), or a classical model: brisque, "
+                        "niqe, piqe (score = -raw, higher is better; see biqa models)")
     s.add_argument("--out", "-o", help="write scores to FILE.csv or FILE.json")
     s.add_argument("--batch-size", "-b", type=int, default=8,
                    help="images a forward pass (at most 512K pixels of them); for a tiled image, its tiles a "
@@ -297,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate checkpoints on labelled records (several: a cross-dataset grid)")
     e.add_argument("checkpoint", nargs="+",
-                   help="checkpoint .safetensors, run folder, or trained model name (several: grid rows)")
+                   help="checkpoint .safetensors, run folder, trained model name, or brisque | niqe | piqe "
+                        "(several: grid rows)")
     e.add_argument("--data", required=True, nargs="+", action="extend",
                    help="records CSV(s), each optionally CSV:SPLIT or CSV:COLUMN=SPLIT (several: grid columns)")
     e.add_argument("--split", default="test", help="train | val | test | all (default: test)")
@@ -392,8 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gmad", help="gMAD competition: each model attacks the others' level bands on an image pool")
     g.add_argument("--models", nargs="+", required=True,
-                   help="[NAME=]SOURCE, 2 or more: trained model name (biqa-default), checkpoint, scores CSV "
-                        "(path,score), classical:sharpness | classical:noise, or column:COL of a records pool")
+                   help="[NAME=]SOURCE, 2 or more: trained model name (biqa-default), checkpoint, brisque | niqe | "
+                        "piqe, scores CSV (path,score), classical:sharpness | classical:noise, or column:COL of a "
+                        "records pool")
     g.add_argument("--pool", nargs="+", required=True, help="folders (recursive), globs, images, records CSVs")
     g.add_argument("--out", required=True, help="output folder (index.html, pairs.json, sheets/, scores/ ...)")
     g.add_argument("--levels", type=int, default=6, help="levels of each defender's score range (default 6)")

@@ -14,6 +14,8 @@ Models (:func:`parse_model_spec`), each written ``[NAME=]SOURCE``:
 
 - ``biqa-default`` (a trained model name) or a checkpoint path: scored with :func:`biqa.load`;
 - ``scores.csv``: precomputed scores (columns ``path, score``, e.g. from ``biqa score --out``);
+- ``brisque`` / ``niqe`` / ``piqe``: the classical models of :mod:`biqa.classical`, scored with
+  :func:`biqa.load` like a trained model (higher = better);
 - ``classical:sharpness`` / ``classical:noise``: the built-in classical baselines
   (:data:`CLASSICAL_SCORERS`: log variance of the Laplacian; minus Immerkaer's noise estimate);
 - ``column:mos``: a column of the pool's records CSV (e.g. the synthetic benchmark's labels).
@@ -112,7 +114,7 @@ CLASSICAL_SCORERS: dict[str, Callable[[str], float]] = {"sharpness": sharpness_s
 # ----------------------------------------------------------------------------------------------------
 @dataclass
 class ModelSpec:
-    """One competitor. ``kind``: trained | checkpoint | csv | classical | column."""
+    """One competitor. ``kind``: trained | checkpoint | classical-model | csv | classical | column."""
 
     name: str
     kind: str
@@ -137,11 +139,17 @@ def parse_model_spec(spec: str) -> ModelSpec:
     m = re.fullmatch(r"([A-Za-z0-9_.+-]+)=(.+)", spec)
     if m and not os.path.exists(spec):
         name, spec = m.group(1), m.group(2)
+    from .classical import is_classical
+
+    if spec.startswith("classical:") and is_classical(spec.split(":", 1)[1]):
+        spec = spec.split(":", 1)[1]  # classical:brisque is the model brisque
+    if is_classical(spec) and not os.path.exists(spec):  # BRISQUE / NIQE / PIQE: scored through biqa.load
+        return ModelSpec(name or spec.lower(), "classical-model", spec.lower())
     if spec.startswith("classical:"):
         key = spec.split(":", 1)[1]
         if key not in CLASSICAL_SCORERS:
             raise ValueError(f"unknown classical scorer {key!r}; available: "
-                             + ", ".join(f"classical:{k}" for k in CLASSICAL_SCORERS))
+                             + ", ".join(f"classical:{k}" for k in CLASSICAL_SCORERS) + ", brisque, niqe, piqe")
         return ModelSpec(name or key, "classical", spec)
     if spec.startswith("column:"):
         col = spec.split(":", 1)[1]
@@ -161,7 +169,8 @@ def parse_model_spec(spec: str) -> ModelSpec:
     except FileNotFoundError as e:
         raise FileNotFoundError(
             f"model {spec!r}: not a trained model name ({', '.join(sorted(TRAINED_MODELS))}), checkpoint, "
-            f"scores CSV (path,score), classical:{{{','.join(CLASSICAL_SCORERS)}}} or column:NAME ({e})") from None
+            f"scores CSV (path,score), brisque | niqe | piqe, classical:{{{','.join(CLASSICAL_SCORERS)}}} or "
+            f"column:NAME ({e})") from None
     stem = path.parent.name if path.stem == "best" else path.stem
     return ModelSpec(name or stem, "checkpoint", spec)
 

@@ -56,7 +56,8 @@ def resolve_checkpoint(name_or_path: str | os.PathLike | None) -> Path:
         raise ValueError(f"{name!r} is a model preset (an untrained architecture), not a trained model: train it "
                          f"with `biqa train` and pass the checkpoint, or use one of {sorted(TRAINED_MODELS)}")
     raise FileNotFoundError(f"no trained model or checkpoint named {name!r}; use a .safetensors checkpoint "
-                            f"from `biqa train` or one of {sorted(TRAINED_MODELS)}")
+                            f"from `biqa train`, one of {sorted(TRAINED_MODELS)} or a classical model "
+                            f"(brisque, niqe, piqe)")
 
 
 def collect_inputs(specs: list[str] | str, recursive: bool = True) -> list[str]:
@@ -366,7 +367,14 @@ def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "
     in 768-pixel tiles at full resolution, the score being the mean of the tile scores), ``"off"``
     (every image whole, however large), or a tile side ``N`` (every image larger than N x N is
     tiled); ``tile_overlap``: pixels shared by neighbouring tiles (default a 1/8 of the side). See
-    :mod:`biqa.tiling`."""
+    :mod:`biqa.tiling`.
+
+    ``brisque``, ``niqe`` and ``piqe`` load the classical baselines of :mod:`biqa.classical` (scores
+    higher-is-better, ``-raw``; CPU, whole images)."""
+    from .classical import is_classical, load_classical
+
+    if is_classical(name_or_checkpoint) and not Path(str(name_or_checkpoint)).exists():
+        return load_classical(str(name_or_checkpoint), backend=backend, threads=threads, peer=peer, **kwargs)
     path = resolve_checkpoint(name_or_checkpoint)
     is_onnx = path.suffix.lower() == ".onnx"
     backend = {"auto": "onnxruntime" if is_onnx else "torch", "ort": "onnxruntime", "onnx": "onnxruntime"}.get(
