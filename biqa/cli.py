@@ -144,7 +144,8 @@ def _cmd_models(a) -> int:
         print(f"  {n:<18} {p.name}{'' if p.is_file() else '  (missing!)'}")
     from .classical import list_classical_models
 
-    print("classical models (biqa score/eval/gmad --model NAME; score = -raw, higher is better):")
+    print("classical models (like a trained model: biqa score --model NAME, biqa eval NAME, biqa gmad --models NAME; "
+          "score = -raw, higher is better):")
     for n, m in list_classical_models().items():
         print(f"  {n:<18} {m.description}")
     print("presets (architectures for biqa train, model.preset=NAME):")
