@@ -24,9 +24,7 @@ from scipy.special import gamma as G
 from biqa.classical import _nss
 from biqa.classical._nss import aggd_fit, gaussian_window, imresize_half, mscn, rgb2gray_matlab
 
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
-if not PHOTOS.is_dir():  # CI: shared/ sits beside the clone
-    PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"  # shared/ beside the clone
 FACE = PHOTOS / "scipy__face.png"  # 1024x768, public domain
 needs_photos = pytest.mark.skipif(not FACE.is_file(), reason="shared/data/photos not found")
 

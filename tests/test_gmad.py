@@ -204,7 +204,8 @@ def test_model_specs(tmp_path, tiny_checkpoint):
     sp = parse_model_spec(tiny_checkpoint)
     assert sp.kind == "checkpoint" and sp.name == "tiny"
     with pytest.raises(ValueError, match="classical:sharpness"):
-        parse_model_spec("classical:brisque")
+        parse_model_spec("classical:nope")
+    assert parse_model_spec("classical:brisque").kind == "classical-model"  # = the model brisque (biqa.classical)
     with pytest.raises(FileNotFoundError, match="scores CSV"):
         parse_model_spec(str(tmp_path / "missing.csv"))
     with pytest.raises(FileNotFoundError, match="not a trained model name"):
