@@ -97,6 +97,22 @@ def _cmd_eval(a) -> int:
     return 0
 
 
+def _cmd_probe(a) -> int:
+    from .probe import DEFAULT_ALPHAS, fit_probe
+
+    alphas = [float(x) for x in a.alphas.split(",")] if a.alphas else DEFAULT_ALPHAS
+    label_range = [float(x) for x in a.label_range.split(",")] if a.label_range else None
+    res = fit_probe(a.records, a.out, split_column=a.split_column, preset=a.preset, alphas=alphas,
+                    label_range=label_range, features_cache=a.features, progress=not a.quiet)
+    print(f"linear probe on {res['records']} [{res['split_column'] or 'all rows'}]: {res['n_fit']} images fitted, "
+          f"alpha {res['alpha']:g} (validation SRCC {res['validation_srcc'][str(res['alpha'])]:.4f})")
+    if "test" in res:
+        t = res["test"]
+        print(f"test: SRCC {t['srcc']:.4f}  PLCC {t['plcc']:.4f}  (N = {t['n']})")
+    print(f"wrote {res['checkpoint']}")
+    return 0
+
+
 def _cmd_search(a) -> int:
     from .search import random_search
 
@@ -290,6 +306,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split column per number, e.g. split_lt_seed{} (default: from data.split_column, "
                         "else split_seed{})")
     t.set_defaults(func=_cmd_train)
+
+    pr = sub.add_parser("probe", help="fit a linear probe (frozen backbone + ridge head) on labelled records")
+    pr.add_argument("records", help="records CSV (biqa data import / split)")
+    pr.add_argument("--out", required=True, help="run folder: best.safetensors (+ the cached features.npz)")
+    pr.add_argument("--split-column", default=None,
+                    help="fit 'train', choose alpha on 'val', measure 'test' (default: the first split column; "
+                         "none: fit every row, alpha by 5-fold cross-validation)")
+    pr.add_argument("--preset", default="lite0-ml-linear", help="a preset with a BatchNorm + Linear score head")
+    pr.add_argument("--alphas", default=None, help="ridge penalties to try, comma-separated (default 1,3,...,3000)")
+    pr.add_argument("--label-range", default=None, help="lo,hi of the MOS (default: the records' meta)")
+    pr.add_argument("--features", default=None,
+                    help="feature cache (.npz; default OUT/features.npz): reused across runs on the same images")
+    pr.add_argument("--quiet", action="store_true")
+    pr.set_defaults(func=_cmd_probe)
 
     r = sub.add_parser("search", help="random hyper-parameter search with early-stopped trials")
     r.add_argument("config")

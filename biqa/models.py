@@ -87,6 +87,10 @@ register_preset(ModelPreset(
     pooling="multilevel",
     description="EfficientNet-Lite0, mean+std pooled from all 5 stages + MLP MOS head (the default model)"))
 register_preset(ModelPreset(
+    "lite0-ml-linear", "tf_efficientnet_lite0", "score", {"norm": True}, 224, pooling="multilevel",
+    description="EfficientNet-Lite0 (frozen ImageNet weights), mean+std pooled from all 5 stages + a linear head "
+                "on standardised features (the linear probe; biqa.probe fits it)"))
+register_preset(ModelPreset(
     "resnet18-mos", "resnet18", "score", {}, 384,
     description="ResNet-18 + MOS regression (the OHEM paper's backbone; ImageNet weights from a local file)"))
 register_preset(ModelPreset(

@@ -1,0 +1,336 @@
+"""Linear quality heads on a frozen ImageNet backbone: features, fitting, checkpoints.
+
+A frozen backbone plus a linear head is the cheapest model that learns from human opinions: the
+backbone's multi-level statistics (mean and std of each of EfficientNet-Lite0's 5 stages, 1,024
+numbers, see :class:`biqa.models.MultiLevelPool`) are computed once per image, and the head is a
+closed-form ridge regression (the *linear probe*) or a convex fit that adds within-photo ranking
+constraints from synthetic distortions (:func:`fit_linear`). The result is an ordinary biqa
+checkpoint of the ``lite0-ml-linear`` preset (BatchNorm with the features' mean/std as running
+statistics, then one Linear layer), so it scores, tiles, exports to ONNX and evaluates like any
+trained model.
+
+Python::
+
+    from biqa.probe import FeatureExtractor, fit_linear, save_linear_checkpoint
+    fx = FeatureExtractor()                        # lite0-ml-linear, ImageNet weights (offline)
+    X = fx.paths(train_paths)                      # [N, 1024] float32
+    head = fit_linear(X, z_train, alpha=10.0)      # ridge on standardised features
+    save_linear_checkpoint(head, "runs/probe/best.safetensors", label_scale=...)
+
+CLI: ``biqa probe RECORDS.csv --out runs/probe`` (alpha chosen on the validation rows).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .data import Resolution, load_image
+
+PROBE_PRESET = "lite0-ml-linear"
+BN_EPS = 1e-5  # BatchNorm1d's eps: the head's standardisation uses sqrt(var + eps), exactly as the network does
+
+
+# ----------------------------------------------------------------------------- features
+
+class FeatureExtractor:
+    """Pooled backbone features of a preset (``features`` output of :class:`biqa.models.IQAModel`).
+
+    Images are seen whole at their native resolution (``resolution="full"``), as the scorer sees
+    images up to its tiling threshold; inputs of one size are batched together.
+    """
+
+    def __init__(self, preset: str = PROBE_PRESET, *, pretrained: bool | str = True, batch_size: int = 8,
+                 device: str = "cpu"):
+        from .models import create_model
+
+        self.preset_name = preset
+        self.model = create_model(preset, pretrained=pretrained).eval().to(device)
+        self.model.to(memory_format=torch.channels_last)
+        self.mean, self.std = self.model.preset.normalisation()
+        self._m = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self._s = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.num_features = int(self.model.backbone.num_features)
+
+    @torch.inference_mode()
+    def _forward_u8(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
+        x = ((x - self._m) / self._s).to(self.device).contiguous(memory_format=torch.channels_last)
+        return self.model.backbone(x).float().cpu().numpy()
+
+    def arrays(self, images: Sequence[np.ndarray], *, progress: bool = False, desc: str = "features") -> np.ndarray:
+        """Features of uint8 ``H x W x 3`` arrays (any sizes; equal sizes are batched)."""
+        out = np.zeros((len(images), self.num_features), np.float32)
+        groups: dict[tuple, list[int]] = {}
+        for i, a in enumerate(images):
+            groups.setdefault(a.shape, []).append(i)
+        bar = _bar(len(images), progress, desc)
+        for idx in groups.values():
+            for k in range(0, len(idx), self.batch_size):
+                part = idx[k:k + self.batch_size]
+                out[part] = self._forward_u8(np.stack([images[i] for i in part]))
+                bar.update(len(part))
+        bar.close()
+        return out
+
+    def paths(self, paths: Sequence[str], *, resolution: str = "full", progress: bool = True,
+              desc: str = "features") -> np.ndarray:
+        """Features of image files, decoded as the scorer decodes them (RGB, EXIF applied)."""
+        res = Resolution.parse(resolution)
+        out = np.zeros((len(paths), self.num_features), np.float32)
+        bar = _bar(len(paths), progress, desc)
+        pending: dict[tuple, list[tuple[int, np.ndarray]]] = {}
+
+        def flush(key):
+            items = pending.pop(key)
+            out[[i for i, _ in items]] = self._forward_u8(np.stack([a for _, a in items]))
+            bar.update(len(items))
+
+        for i, p in enumerate(paths):
+            a = np.asarray(load_image(str(p), res), dtype=np.uint8)
+            pending.setdefault(a.shape, []).append((i, a))
+            if len(pending[a.shape]) >= self.batch_size:
+                flush(a.shape)
+        for key in list(pending):
+            flush(key)
+        bar.close()
+        return out
+
+
+def _bar(total: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="img", leave=False)
+
+
+def cached_path_features(paths: Sequence[str], cache: str | os.PathLike, extractor: FeatureExtractor | None = None,
+                         *, preset: str = PROBE_PRESET, resolution: str = "full", progress: bool = True) -> np.ndarray:
+    """:meth:`FeatureExtractor.paths`, cached in an ``.npz`` keyed by the files' paths, sizes and
+    modification times, the preset and the resolution; only files not in the cache are computed."""
+    cache = Path(cache)
+    keys = [_file_key(p) for p in paths]
+    tag = f"{preset}|{resolution}"
+    have: dict[str, np.ndarray] = {}
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        if str(z["tag"]) == tag:
+            have = dict(zip(z["keys"].tolist(), z["X"]))
+    todo = [i for i, k in enumerate(keys) if k not in have]
+    if todo:
+        extractor = extractor or FeatureExtractor(preset)
+        X = extractor.paths([paths[i] for i in todo], resolution=resolution, progress=progress)
+        for i, x in zip(todo, X):
+            have[keys[i]] = x
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        all_keys = sorted(have)
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, tag=np.array(tag), keys=np.array(all_keys), X=np.stack([have[k] for k in all_keys]))
+        os.replace(tmp, cache)
+    return np.stack([have[k] for k in keys]).astype(np.float32)
+
+
+def _file_key(p) -> str:
+    st = os.stat(p)
+    return hashlib.sha1(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- the head
+
+@dataclass
+class LinearHead:
+    """``z = b + sum_i w_i (x_i - mu_i) / sd_i`` with ``sd = sqrt(var + eps)``."""
+
+    w: np.ndarray
+    b: float
+    mu: np.ndarray
+    var: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    @property
+    def sd(self) -> np.ndarray:
+        return np.sqrt(self.var + BN_EPS)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return ((np.asarray(X, np.float64) - self.mu) / self.sd) @ self.w + self.b
+
+
+def standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(X, np.float64)
+    return X.mean(0), X.var(0)
+
+
+def fit_ridge(X: np.ndarray, y: np.ndarray, alpha: float, *, stats=None) -> LinearHead:
+    """Ridge regression on standardised features (closed form; the intercept is not penalised).
+
+    Minimises ``sum (y - b - Xs w)^2 + alpha * |w|^2``.
+    """
+    mu, var = stats if stats is not None else standardiser(X)
+    Xs = (np.asarray(X, np.float64) - mu) / np.sqrt(var + BN_EPS)
+    y = np.asarray(y, np.float64)
+    xm, ym = Xs.mean(0), y.mean()
+    Xc = Xs - xm
+    A = Xc.T @ Xc + alpha * np.eye(Xs.shape[1])
+    w = np.linalg.solve(A, Xc.T @ (y - ym))
+    return LinearHead(w, float(ym - xm @ w), mu, var, {"alpha": float(alpha), "kind": "ridge"})
+
+
+def fit_linear(X: np.ndarray, y: np.ndarray, alpha: float, *, pairs: tuple[np.ndarray, np.ndarray] | None = None,
+               rank_weight: float = 0.0, margin: float = 0.0, stats=None, max_iter: int = 200) -> LinearHead:
+    """A linear head fitted to opinion scores, optionally with ranking constraints.
+
+    Minimises ``mean (y - b - Xs w)^2 + (alpha / n) |w|^2 + rank_weight * mean relu(margin - (s_hi - s_lo))^2``
+    where ``(X_hi, X_lo) = pairs`` are features of image pairs whose first member is known to be
+    better (e.g. a photo above its distorted version, a milder level above a stronger one), and
+    ``s = b + Xs w``. Without pairs (or ``rank_weight=0``) this is :func:`fit_ridge`. Convex: solved
+    by L-BFGS in float64 from the ridge solution.
+    """
+    head = fit_ridge(X, y, alpha, stats=stats)
+    if pairs is None or rank_weight <= 0 or len(pairs[0]) == 0:
+        return head
+    sd = head.sd
+    Xs = torch.from_numpy((np.asarray(X, np.float64) - head.mu) / sd)
+    D = torch.from_numpy((np.asarray(pairs[0], np.float64) - np.asarray(pairs[1], np.float64)) / sd)
+    yt = torch.from_numpy(np.asarray(y, np.float64))
+    n = len(yt)
+    w = torch.tensor(head.w, requires_grad=True)
+    b = torch.tensor(head.b, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
+                            history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = ((Xs @ w + b - yt) ** 2).mean() + alpha / n * (w @ w) \
+            + rank_weight * torch.relu(margin - D @ w).pow(2).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        viol = float((D @ w < margin).double().mean())
+    return LinearHead(w.detach().numpy().copy(), float(b.detach()), head.mu, head.var,
+                      {"alpha": float(alpha), "kind": "ranked", "rank_weight": float(rank_weight),
+                       "margin": float(margin), "n_pairs": int(len(D)), "pairs_violated": viol})
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def linear_model(head: LinearHead, *, preset: str = PROBE_PRESET, label_scale=None, pretrained: bool | str = True):
+    """An :class:`biqa.models.IQAModel` of ``preset`` whose head computes ``head`` (in ``z`` units)."""
+    from .models import create_model
+
+    model = create_model(preset, pretrained=pretrained, label_scale=label_scale).eval()
+    bn, lin = model.head.mlp[0], model.head.mlp[-1]
+    if not isinstance(bn, torch.nn.BatchNorm1d) or not isinstance(lin, torch.nn.Linear) or lin.in_features != len(head.w):
+        raise ValueError(f"preset {preset!r} has no BatchNorm1d -> Linear({len(head.w)}, 1) head")
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.from_numpy(head.mu))
+        bn.running_var.copy_(torch.from_numpy(head.var))
+        bn.weight.fill_(1.0)
+        bn.bias.zero_()
+        lin.weight.copy_(torch.from_numpy(head.w).view(1, -1))
+        lin.bias.fill_(head.b)
+    return model
+
+
+def save_linear_checkpoint(head: LinearHead, path: str | os.PathLike, *, label_scale, preset: str = PROBE_PRESET,
+                           config: dict | None = None, metrics: dict | None = None, extra: dict | None = None) -> Path:
+    """Save ``head`` on its frozen backbone as an ordinary biqa checkpoint (scores at full resolution)."""
+    from .checkpoint import save_checkpoint
+    from .labels import LabelScale
+
+    if isinstance(label_scale, dict):
+        label_scale = LabelScale.from_dict(label_scale)
+    model = linear_model(head, preset=preset, label_scale=label_scale)
+    mean, std = model.preset.normalisation()
+    meta = {"preset": model.preset.to_dict(), "label_scale": label_scale.to_dict(),
+            "preprocessing": {"mean": list(mean), "std": list(std), "crop_size": model.preset.input_size,
+                              "resolution": "full"},
+            "config": config or {}, "metrics": metrics or {}, "strategy": "linear-head",
+            "head_fit": _jsonable(head.info), **(extra or {})}
+    return save_checkpoint(path, {"model": model}, meta)
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in d.items()}
+
+
+# ----------------------------------------------------------------------------- selection
+
+def select_alpha(X_tr, y_tr, X_val, y_val, alphas: Iterable[float], **fit_kwargs) -> tuple[float, dict[float, float]]:
+    """The ``alpha`` whose fit has the best validation SRCC (ties: the larger alpha)."""
+    from scipy.stats import spearmanr
+
+    scores = {}
+    for a in alphas:
+        head = fit_linear(X_tr, y_tr, a, **fit_kwargs)
+        scores[float(a)] = float(spearmanr(head.predict(X_val), y_val)[0])
+    best = max(scores, key=lambda a: (round(scores[a], 6), a))
+    return best, scores
+
+
+DEFAULT_ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
+
+
+def fit_probe(records: str | os.PathLike, out: str | os.PathLike, *, split_column: str | None = None,
+              preset: str = PROBE_PRESET, alphas: Sequence[float] = DEFAULT_ALPHAS, label_range=None,
+              higher_is_better: bool | None = None, features_cache: str | os.PathLike | None = None,
+              progress: bool = True) -> dict:
+    """Fit a linear probe on a records CSV and save it as ``out/best.safetensors``.
+
+    Rows whose split is ``train`` are fitted; ``alpha`` is chosen by validation SRCC on the ``val``
+    rows (without val rows: by 5-fold cross-validation on train), then the head is refitted on train +
+    val. ``test`` rows, if any, are only measured. Without a split column every row is fitted (alpha by
+    5-fold cross-validation). Label range and direction come from the records' sidecar meta (as in
+    ``biqa train``), else ``label_range``.
+    """
+    from scipy.stats import pearsonr, spearmanr
+
+    from .datasets.importing import read_meta
+    from .labels import LabelScale
+    from .records import load_records, resolve_path, split_columns
+
+    records = Path(records)
+    df = load_records(records)
+    meta = read_meta(records) or {}
+    lo, hi = label_range or meta.get("mos_range") or (float(df["mos"].min()), float(df["mos"].max()))
+    hib = meta.get("higher_is_better", True) if higher_is_better is None else higher_is_better
+    scale = LabelScale(float(lo), float(hi), bool(hib))
+    col = split_column or (split_columns(df)[0] if split_columns(df) else None)
+    parts = df[col].fillna("").astype(str).to_numpy() if col else np.full(len(df), "train")
+    paths = [resolve_path(p, records.parent) for p in df["path"]]
+    cache = features_cache or Path(out) / "features.npz"
+    X = cached_path_features(paths, cache, preset=preset, progress=progress)
+    z = np.asarray(scale.normalise(df["mos"].to_numpy(float)), float)
+    tr, va, te = parts == "train", parts == "val", parts == "test"
+    if va.any():
+        alpha, val_scores = select_alpha(X[tr], z[tr], X[va], z[va], alphas)
+    else:  # 5-fold cross-validation on the training rows
+        idx = np.flatnonzero(tr)
+        folds = np.random.default_rng(0).permutation(len(idx)) % 5
+        cv = {float(a): [] for a in alphas}
+        for k in range(5):
+            f_tr, f_va = idx[folds != k], idx[folds == k]
+            for a in alphas:
+                cv[float(a)].append(float(spearmanr(fit_ridge(X[f_tr], z[f_tr], a).predict(X[f_va]), z[f_va])[0]))
+        val_scores = {a: float(np.mean(v)) for a, v in cv.items()}
+        alpha = max(val_scores, key=lambda a: (round(val_scores[a], 6), a))
+    fit = tr | va
+    head = fit_ridge(X[fit], z[fit], alpha)
+    result = {"records": str(records), "split_column": col, "n_fit": int(fit.sum()), "alpha": alpha,
+              "validation_srcc": {str(k): v for k, v in val_scores.items()}}
+    if te.any():
+        p = scale.denormalise(head.predict(X[te]))
+        result["test"] = {"n": int(te.sum()), "srcc": float(spearmanr(p, df["mos"][te])[0]),
+                          "plcc": float(pearsonr(p, df["mos"][te])[0])}
+    ckpt = save_linear_checkpoint(head, Path(out) / "best.safetensors", label_scale=scale, preset=preset,
+                                  config={"probe": {k: v for k, v in result.items() if k != "validation_srcc"}},
+                                  metrics=result.get("test", {}))
+    result["checkpoint"] = str(ckpt)
+    return result
