@@ -170,7 +170,8 @@ class Trainer:
                         if len(self.test_df) >= 3 else None)
         s = dict(cfg["strategy"])
         self.strategy = build_strategy(s.pop("name"), model, **s, context={
-            "pretrained": cfg["model"].get("pretrained", False), "label_scale": self.scale})
+            "pretrained": cfg["model"].get("pretrained", False), "label_scale": self.scale,
+            "crop_size": self.crop, "seed": seed})
         for net in list(self.strategy.nets.values()) + list(self.strategy.frozen.values()):
             net.to(self.device)
             if cfg["train"].get("channels_last"):

@@ -10,7 +10,7 @@ from .base import Strategy
 from .composite import COMPONENTS, Composite
 from .supervised import Supervised, supervised_terms
 
-STRATEGIES = ("supervised",) + COMPONENTS
+STRATEGIES = ("supervised", "ranking") + COMPONENTS
 
 
 def build_strategy(name, model, *, context: dict | None = None, **kwargs) -> Strategy:
@@ -18,6 +18,11 @@ def build_strategy(name, model, *, context: dict | None = None, **kwargs) -> Str
     ``["ohem", "distill"]`` ...) and its options (``loss``, ``ohem``, ``mutual``, ``distill``)."""
     names = [name] if isinstance(name, str) else list(name or [])
     names = [n for n in names if n != "supervised"]
+    if names == ["ranking"]:
+        from .ranking import Ranking
+
+        ctx = context or {}
+        return Ranking(model, crop_size=int(ctx.get("crop_size", 224)), seed=int(ctx.get("seed", 0)), **kwargs)
     if not names:
         extra = sorted(k for k in kwargs if k != "loss")
         if extra:

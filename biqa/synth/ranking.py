@@ -1,0 +1,215 @@
+"""Within-photo ranking groups: a pristine crop and 5 increasingly distorted versions of it.
+
+Human opinion scores say how good a photo is; they say little about *which change* makes a photo
+worse. Synthetic distortions say exactly that, without any label scale: a photo is better than any
+degraded version of itself, and a milder degradation is better than a stronger one of the same
+kind. :func:`ranking_groups` makes such groups, and :func:`group_pairs` turns them into (better,
+worse) index pairs for a ranking loss (:func:`biqa.probe.fit_linear`).
+
+What keeps a model from learning one implementation instead of the distortion:
+
+- crops of random size (256-512 px) from the 768 px photos and from the high-resolution originals
+  downscaled 2-4x (content and scale variety);
+- continuous severities: level k's parameter is interpolated at ``k + U(-0.4, 0.4)`` between the
+  5 KADID-style levels of :mod:`biqa.synth.distortions`;
+- several implementations per family: biqa's own (SciPy/NumPy/Pillow, KADID-10k's 25 types) and
+  Pillow variants written here (Gaussian and box blur filters, 4:4:4 JPEG, down/up-sampling blur,
+  pixelation by resizing, contrast enhancement, signal-dependent noise).
+
+Only degradations whose direction is unambiguous are used (no brightening, darkening, saturation
+or sharpening changes: a photo may look better after them).
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from .distortions import DISTORTIONS
+
+LEVELS = 5
+
+
+def _pil(a: np.ndarray) -> Image.Image:
+    return Image.fromarray(a)
+
+
+def _arr(im: Image.Image) -> np.ndarray:
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def _interp(params: Sequence[float], t: float) -> float:
+    """Parameter at fractional level ``t`` in [0.6, 5.4] (linear between the 5 levels, extrapolated at the ends)."""
+    p = np.asarray(params, float)
+    k = int(np.clip(np.floor(t), 1, 4))
+    return float(p[k - 1] + (t - k) * (p[k] - p[k - 1]))
+
+
+# Pillow variants: (family, name, fn(uint8 image, t in [0.6, 5.4], rng) -> uint8 image)
+def _pil_gaussian(a, t, rng):
+    return _arr(_pil(a).filter(ImageFilter.GaussianBlur(_interp((0.7, 1.2, 2.2, 3.5, 5.5), t))))
+
+
+def _pil_box(a, t, rng):
+    return _arr(_pil(a).filter(ImageFilter.BoxBlur(_interp((0.8, 1.5, 2.5, 4.0, 6.0), t))))
+
+
+def _resample_blur(a, t, rng):
+    f = _interp((1.5, 2.2, 3.2, 4.5, 6.5), t)
+    h, w = a.shape[:2]
+    small = _pil(a).resize((max(8, round(w / f)), max(8, round(h / f))), Image.BILINEAR)
+    return _arr(small.resize((w, h), Image.BICUBIC))
+
+
+def _pil_jpeg444(a, t, rng):
+    q = int(round(_interp((55, 35, 20, 10, 4), t)))
+    buf = io.BytesIO()
+    _pil(a).save(buf, format="JPEG", quality=max(1, q), subsampling=0)
+    buf.seek(0)
+    return _arr(Image.open(buf))
+
+
+def _pil_pixelate(a, t, rng):
+    b = _interp((2.0, 3.5, 5.5, 8.0, 12.0), t)
+    h, w = a.shape[:2]
+    small = _pil(a).resize((max(2, round(w / b)), max(2, round(h / b))), Image.BOX)
+    return _arr(small.resize((w, h), Image.NEAREST))
+
+
+def _pil_contrast(a, t, rng):
+    return _arr(ImageEnhance.Contrast(_pil(a)).enhance(_interp((0.85, 0.7, 0.55, 0.42, 0.3), t)))
+
+
+def _shot_noise(a, t, rng):
+    """Signal-dependent (Poisson-like) noise: std grows with the square root of the intensity."""
+    k = _interp((0.02, 0.04, 0.065, 0.09, 0.13), t)
+    x = a.astype(np.float32) / 255.0
+    y = x + rng.standard_normal(x.shape).astype(np.float32) * k * np.sqrt(np.maximum(x, 1e-3))
+    return np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+PIL_VARIANTS: dict[str, tuple[str, Callable]] = {
+    "pil_gaussian_blur": ("blur", _pil_gaussian),
+    "pil_box_blur": ("blur", _pil_box),
+    "resample_blur": ("blur", _resample_blur),
+    "pil_jpeg444": ("jpeg", _pil_jpeg444),
+    "pil_pixelate": ("pixelate", _pil_pixelate),
+    "pil_contrast": ("contrast", _pil_contrast),
+    "shot_noise": ("noise", _shot_noise),
+}
+
+# biqa.synth types used (family of each); the rest change brightness, colour saturation or sharpness,
+# which can make a photo look better, so "the reference is best" would not hold.
+SYNTH_TYPES: dict[str, str] = {
+    "gaussian_blur": "blur", "lens_blur": "blur", "motion_blur": "motion_blur", "color_diffusion": "color",
+    "color_shift": "color", "color_quantization": "quantization", "jpeg2000": "jpeg2000", "jpeg": "jpeg",
+    "white_noise": "noise", "white_noise_color": "noise", "impulse_noise": "noise",
+    "multiplicative_noise": "noise", "denoise": "noise", "jitter": "spatial",
+    "non_eccentricity_patch": "spatial", "pixelate": "pixelate", "quantization": "quantization",
+    "color_block": "spatial", "contrast_change": "contrast",
+}
+_SCALAR = {k for k in SYNTH_TYPES if not isinstance(DISTORTIONS[k].params[0], tuple)}
+
+
+def implementations() -> dict[str, str]:
+    """Every implementation name -> its family."""
+    return {**{f"synth_{k}": f for k, f in SYNTH_TYPES.items()}, **{k: f for k, (f, _) in PIL_VARIANTS.items()}}
+
+
+def apply(impl: str, img: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
+    """Implementation ``impl`` at fractional level ``t`` on a uint8 RGB image."""
+    if impl in PIL_VARIANTS:
+        return PIL_VARIANTS[impl][1](img, t, rng)
+    key = impl[len("synth_"):]
+    d = DISTORTIONS[key]
+    x = img.astype(np.float32) / 255.0
+    if key in _SCALAR:
+        p = _interp(d.params, t)
+        if isinstance(d.params[0], (int, np.integer)):  # palette sizes, block sizes, JPEG qualities
+            p = max(1, int(round(p)))
+        out = d.fn(x, p, rng)
+    else:
+        out = d(x, int(np.clip(round(t), 1, LEVELS)), rng)
+    return np.clip(np.asarray(out, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Group:
+    photo: str
+    impl: str
+    family: str
+    levels: list[float]          # fractional levels of images[1:], increasing
+    images: list[np.ndarray]     # [reference, level 1 .. level 5], uint8 RGB
+
+
+def _crop(img: np.ndarray, rng: np.random.Generator, lo: int = 256, hi: int = 512, square: bool = False) -> np.ndarray:
+    h, w = img.shape[:2]
+    side = int(rng.integers(lo, hi + 1))
+    ch, cw = min(h, side), min(w, side if square else int(side * rng.uniform(0.75, 1.33)))
+    if square and (ch < side or cw < side):  # a source smaller than the crop: upscale it first
+        f = side / min(h, w)
+        img = np.asarray(Image.fromarray(img).resize((max(side, round(w * f)), max(side, round(h * f))),
+                                                     Image.BICUBIC))
+        h, w = img.shape[:2]
+        ch = cw = side
+    y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return np.ascontiguousarray(img[y:y + ch, x:x + cw])
+
+
+def load_sources(photos: Sequence[Path], originals: Sequence[Path] = (), rng: np.random.Generator | None = None
+                 ) -> list[tuple[str, np.ndarray]]:
+    """(stem, uint8 image) for every photo, and every original downscaled by a random 2-4x."""
+    rng = rng or np.random.default_rng(0)
+    out = []
+    for p in photos:
+        out.append((Path(p).stem, np.asarray(Image.open(p).convert("RGB"))))
+    for p in originals:
+        im = Image.open(p).convert("RGB")
+        f = rng.uniform(2.0, 4.0)
+        im = im.resize((max(256, round(im.width / f)), max(256, round(im.height / f))), Image.LANCZOS)
+        out.append((Path(p).stem, np.asarray(im)))
+    return out
+
+
+def ranking_groups(sources: Sequence[tuple[str, np.ndarray]], n_groups: int, *, seed: int = 0,
+                   impls: Sequence[str] | None = None, crop: tuple[int, int] = (256, 512),
+                   square: bool = False) -> list[Group]:
+    """``n_groups`` groups, each a random crop of a random source with one implementation at 5
+    increasing continuous severities. Implementations are drawn family-balanced (a family first,
+    then one of its implementations). ``crop``: the side range; ``square``: square crops of exactly
+    that side (``crop=(s, s)``). Deterministic for a given ``seed``."""
+    rng = np.random.default_rng(seed)
+    table = implementations()
+    impls = list(impls or table)
+    families = sorted({table[i] for i in impls})
+    groups = []
+    for _ in range(n_groups):
+        stem, img = sources[int(rng.integers(len(sources)))]
+        fam = families[int(rng.integers(len(families)))]
+        options = [i for i in impls if table[i] == fam]
+        impl = options[int(rng.integers(len(options)))]
+        ref = _crop(img, rng, *crop, square=square)
+        ts = [k + float(rng.uniform(-0.4, 0.4)) for k in range(1, LEVELS + 1)]
+        sub = np.random.default_rng(rng.integers(2**63))
+        state = sub.bit_generator.state
+        images = [ref]
+        for t in ts:  # the same random draws at every level: only the severity changes
+            sub.bit_generator.state = state
+            images.append(apply(impl, ref, t, sub))
+        groups.append(Group(stem, impl, fam, ts, images))
+    return groups
+
+
+def group_pairs(n_groups: int, size: int = LEVELS + 1) -> np.ndarray:
+    """(better, worse) index pairs into the flattened groups: the reference above every level, and
+    each level above the next (``[P, 2]``)."""
+    pairs = []
+    for g in range(n_groups):
+        base = g * size
+        pairs += [(base, base + k) for k in range(1, size)]
+        pairs += [(base + k, base + k + 1) for k in range(1, size - 1)]
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)

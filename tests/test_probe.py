@@ -1,0 +1,192 @@
+"""Linear heads on frozen features (biqa.probe), ranking groups (biqa.synth.ranking) and the recipe."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+
+from biqa.probe import BN_EPS, LinearHead, fit_linear, fit_ridge, linear_model, save_linear_checkpoint, select_alpha
+from biqa.recipe import HELDOUT_PHOTOS, RANK_VAL_PHOTOS
+from biqa.synth.ranking import LEVELS, apply, group_pairs, implementations, ranking_groups
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _data(n=60, f=12, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, f)) * rng.uniform(0.1, 10, size=f) + rng.normal(size=f) * 5
+    w = rng.normal(size=f)
+    y = ((X - X.mean(0)) / X.std(0)) @ w * 0.1 + 0.5 + rng.normal(scale=0.05, size=n)
+    return X, y
+
+
+def test_ridge_matches_augmented_least_squares():
+    X, y = _data()
+    alpha = 3.0
+    head = fit_ridge(X, y, alpha)
+    # independent: least squares on [Xs 1; sqrt(alpha) I 0] (the intercept is not penalised)
+    Xs = (X - X.mean(0)) / np.sqrt(X.var(0) + BN_EPS)
+    n, f = Xs.shape
+    A = np.vstack([np.hstack([Xs, np.ones((n, 1))]), np.hstack([np.sqrt(alpha) * np.eye(f), np.zeros((f, 1))])])
+    sol = np.linalg.lstsq(A, np.concatenate([y, np.zeros(f)]), rcond=None)[0]
+    np.testing.assert_allclose(head.w, sol[:f], atol=1e-8)
+    assert head.b == pytest.approx(sol[f], abs=1e-8)
+    np.testing.assert_allclose(head.predict(X), A[:n] @ sol, atol=1e-8)
+
+
+def test_ranked_fit_matches_scipy_on_the_same_objective():
+    X, y = _data(f=6)
+    rng = np.random.default_rng(1)
+    hi, lo = X[rng.integers(0, 60, 40)], X[rng.integers(0, 60, 40)]
+    alpha, lam, m = 2.0, 5.0, 0.05
+    head = fit_linear(X, y, alpha, pairs=(hi, lo), rank_weight=lam, margin=m)
+    sd = np.sqrt(X.var(0) + BN_EPS)
+    Xs, D = (X - X.mean(0)) / sd, (hi - lo) / sd
+
+    def obj(v):
+        w, b = v[:-1], v[-1]
+        return np.mean((Xs @ w + b - y) ** 2) + alpha / len(y) * w @ w + lam * np.mean(np.maximum(0, m - D @ w) ** 2)
+
+    ref = minimize(obj, np.zeros(X.shape[1] + 1), method="BFGS", options={"gtol": 1e-10})
+    assert obj(np.append(head.w, head.b)) == pytest.approx(ref.fun, rel=1e-6, abs=1e-10)
+    np.testing.assert_allclose(head.w, ref.x[:-1], atol=1e-4)
+    # the ranking penalty of the ranked fit is below plain ridge's (which minimises the rest alone)
+    ridge = fit_ridge(X, y, alpha)
+    hinge = lambda w: np.mean(np.maximum(0, m - D @ w) ** 2)  # noqa: E731
+    assert hinge(head.w) < hinge(ridge.w)
+
+
+def test_select_alpha_picks_the_best_validation_srcc():
+    X, y = _data(n=120)
+    best, scores = select_alpha(X[:80], y[:80], X[80:], y[80:], (0.1, 10.0, 1e5))
+    assert scores[best] == max(scores.values())
+    assert scores[1e5] < scores[best]
+
+
+def test_linear_model_computes_the_head_on_its_backbone_features():
+    rng = np.random.default_rng(0)
+    f = 1024
+    head = LinearHead(rng.normal(size=f) * 0.01, 0.4, rng.normal(size=f), rng.uniform(0.5, 2, size=f))
+    model = linear_model(head, pretrained=False)
+    x = torch.rand(2, 3, 64, 80)
+    with torch.inference_mode():
+        out = model(x)
+        feats = model.backbone(x).double().numpy()
+    np.testing.assert_allclose(out["z"].double().numpy(), head.predict(feats), atol=1e-5)
+
+
+def test_saved_checkpoint_scores_like_the_head(tmp_path):
+    import biqa
+    from biqa.labels import LabelScale
+
+    rng = np.random.default_rng(1)
+    f = 1024
+    head = LinearHead(rng.normal(size=f) * 0.01, 0.5, rng.normal(size=f), rng.uniform(0.5, 2, size=f))
+    path = save_linear_checkpoint(head, tmp_path / "probe.safetensors", label_scale=LabelScale(1.0, 5.0))
+    scorer = biqa.load(str(path))
+    x = torch.rand(3, 3, 96, 128)
+    df = scorer.score(x)
+    model = linear_model(head, pretrained=True)
+    mean, std = model.preset.normalisation()
+    xn = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        feats = model.backbone(xn).double().numpy()
+    np.testing.assert_allclose(df["score"].to_numpy(), 1.0 + 4.0 * head.predict(feats), atol=1e-4)
+
+
+def test_group_pairs_structure():
+    p = group_pairs(2)
+    assert p.shape == (2 * (LEVELS + LEVELS - 1), 2)
+    assert (0, 1) in map(tuple, p) and (0, 5) in map(tuple, p) and (4, 5) in map(tuple, p) and (6, 11) in map(tuple, p)
+    assert np.all(p[:, 0] < p[:, 1]) and p.max() == 11
+
+
+@pytest.mark.parametrize("impl", sorted(implementations()))
+def test_every_implementation_degrades_monotonically(impl):
+    rng = np.random.default_rng(0)
+    base = np.clip(np.kron(rng.uniform(40, 215, (12, 12, 3)), np.ones((8, 8, 1))) + rng.normal(0, 3, (96, 96, 3)),
+                   0, 255).astype(np.uint8)
+    dists = []
+    for t in (1.0, 3.0, 5.0):
+        out = apply(impl, base, t, np.random.default_rng(7))
+        assert out.shape == base.shape and out.dtype == np.uint8
+        dists.append(np.abs(out.astype(float) - base).mean())
+    assert dists[0] > 0 and dists[0] <= dists[1] <= dists[2] + 1e-9, dists
+
+
+def test_ranking_groups_are_deterministic_and_family_labelled():
+    rng = np.random.default_rng(0)
+    src = [("a", (rng.uniform(0, 255, (300, 320, 3))).astype(np.uint8))]
+    g1 = ranking_groups(src, 3, seed=5, crop=(96, 128))
+    g2 = ranking_groups(src, 3, seed=5, crop=(96, 128))
+    table = implementations()
+    for a, b in zip(g1, g2):
+        assert a.impl == b.impl and table[a.impl] == a.family and len(a.images) == LEVELS + 1
+        assert all(np.array_equal(x, y) for x, y in zip(a.images, b.images))
+        assert np.all(np.diff(a.levels) > 0)
+
+
+def test_recipe_holds_out_the_level_ranking_photos():
+    spec = importlib.util.spec_from_file_location("heldout_levels", ROOT / "benchmarks" / "heldout_levels.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert tuple(mod.HELDOUT_PHOTOS) == HELDOUT_PHOTOS
+    assert not set(RANK_VAL_PHOTOS) & set(HELDOUT_PHOTOS)
+
+
+def _photo_dir(tmp_path, names=("a", "b")):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    d = tmp_path / "photos"
+    d.mkdir()
+    for n in names:
+        Image.fromarray(rng.uniform(0, 255, (80, 96, 3)).astype(np.uint8)).save(d / f"{n}.png")
+    return d
+
+
+def test_ranking_pool_excludes_the_heldout_photos_and_is_cached(tmp_path):
+    from biqa.strategies.ranking import ranking_pool
+
+    d = _photo_dir(tmp_path, ("a", HELDOUT_PHOTOS[0]))
+    cache = tmp_path / "pool.npz"
+    pool = ranking_pool(d, None, 3, 48, seed=1, cache=cache, progress=False)
+    assert pool.shape == (3, 6, 48, 48, 3) and pool.dtype == np.uint8 and cache.is_file()
+    again = ranking_pool(d, None, 3, 48, seed=1, cache=cache, progress=False)
+    assert np.array_equal(pool, again)
+    from biqa.recipe import source_files
+
+    photos, _ = source_files(d, None)
+    assert [p.stem for p in photos] == ["a"]
+
+
+def test_ranking_strategy_loss_is_supervised_plus_squared_hinge_on_group_pairs(tmp_path):
+    from biqa.losses import SCORE_LOSSES
+    from biqa.models import create_model
+    from biqa.strategies import build_strategy
+
+    torch.manual_seed(0)
+    model = create_model("lite0-ml-linear", pretrained=False).train()
+    d = _photo_dir(tmp_path)
+    strat = build_strategy("ranking", model, loss="mse", ranking={"weight": 2.0, "margin": 0.5, "groups": 2,
+                                                                     "groups_per_step": 1, "photos": str(d),
+                                                                     "originals": None},
+                           context={"crop_size": 48, "seed": 0})
+    extra = strat.ranking_batch()
+    strat.ranking_batch = lambda: extra
+    batch = {"image": torch.randn(4, 3, 48, 48), "z": torch.rand(4)}
+    torch.manual_seed(1)
+    total, terms = strat.loss(batch)
+    torch.manual_seed(1)
+    z = model(torch.cat([batch["image"], extra]))["z"]
+    pairs = [(0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (1, 2), (2, 3), (3, 4), (4, 5)]
+    r = torch.stack([torch.relu(0.5 - (z[4 + i] - z[4 + j])) ** 2 for i, j in pairs]).mean()
+    expected = SCORE_LOSSES["mse"](z[:4], batch["z"]) + 2.0 * r
+    assert float(total.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    assert terms["rank"] == pytest.approx(float(r), rel=1e-5)
+    with pytest.raises(ValueError, match="unknown option"):
+        build_strategy("ranking", model, ranking={"wieght": 1.0, "photos": str(d)}, context={"crop_size": 48})
