@@ -1,0 +1,257 @@
+"""LIVE Challenge protocol: 10 seeded 70/10/20 splits, the default-model recipe and its ablations.
+
+For every split (records column ``split_seedN``: train / val / test), every frozen-feature variant
+chooses its hyper-parameters by 5-fold cross-validation on train + val (more stable than the 88
+validation photos alone), is fitted on train + val, and is measured on the test part, which no choice
+ever saw. Fine-tuned variants (``--finetune``) use the val part for the best epoch. Besides SRCC/PLCC against human opinions (N = 176 test
+photos per split), each variant's split-1 model ranks the held-out distortion levels of
+``benchmarks/heldout_levels.py`` (9 photos no model saw, distortions made by code that training
+never uses).
+
+Variants (all on the frozen EfficientNet-Lite0 multi-level features of the default model):
+
+- ``probe``: ridge regression on LIVE Challenge (the linear probe), alpha by cross-validation;
+- ``recipe``: the probe plus within-photo ranking pairs from synthetic distortions (all
+  implementations: biqa.synth and the Pillow variants); ranking weight and margin: the best level
+  SRCC of ranking groups from validation photos among the settings whose cross-validated LIVE
+  Challenge SRCC is within 0.01 of the probe's (:func:`biqa.recipe.select_params`);
+- ``recipe-synth-only``: the same with biqa.synth's implementations only (one per family);
+- ``recipe-no-originals``: ranking crops from the 768 px photos only (no high-resolution originals);
+- classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
+
+Usage::
+
+    python benchmarks/livec_protocol.py                 # all 10 splits (features cached in data/features)
+    python benchmarks/livec_protocol.py --quick         # 2 splits, small ranking sets (CI smoke run)
+
+Writes ``livec_protocol.csv`` (one row per variant and split: srcc, plcc, ...) and
+``livec_protocol_summary.csv`` (mean and std over splits, level ranking) under ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import pearsonr, spearmanr
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from biqa.probe import FeatureExtractor, cached_path_features  # noqa: E402
+from biqa.recipe import RANK_VAL_PHOTOS, build_ranking_set, fit_recipe, select_params, source_files  # noqa: E402
+
+SHARED = ROOT / ".." / "shared" / "data"
+LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
+
+
+def heldout_module():
+    spec = importlib.util.spec_from_file_location("heldout_levels", HERE / "heldout_levels.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:
+    """The LIVE Challenge records with ``split_seedN`` columns (imported and split if absent)."""
+    from biqa.datasets import add_splits, import_dataset
+    from biqa.records import read_records, resolve_path, write_records
+
+    if not path.is_file():
+        _, report = import_dataset("livec", LIVEC_ROOT, path, partial=True)
+        if not report.ok:
+            raise SystemExit(str(report))
+    df = read_records(path)
+    missing = [s for s in seeds if f"split_seed{s}" not in df.columns]
+    if missing:
+        df = add_splits(df, scheme="random", ratios=(70, 10, 20), seeds=sorted(set(seeds) | set(missing)))
+        write_records(df, path)
+    df["abspath"] = [resolve_path(p, path.parent) for p in df["path"]]
+    return df
+
+
+def metrics(pred, mos) -> tuple[float, float]:
+    return float(spearmanr(pred, mos)[0]), float(pearsonr(pred, mos)[0])
+
+
+def finetune_protocol(config: str, name: str, df: pd.DataFrame, records: Path, seeds: list[int], feats: Path,
+                      out_csv: Path, runs: Path, hl, hdf, hdir: Path, overrides: list[str]) -> pd.DataFrame:
+    """Train ``config`` once per split (its ``model.init_from`` replaced by that split's linear probe when
+    the config starts from one); rows appended to ``out_csv`` as splits finish. Splits already in
+    ``out_csv`` are skipped, and a split killed mid-run resumes from its last epoch."""
+    import biqa
+    from biqa.config import load_config
+    from biqa.probe import fit_probe
+    from biqa.trainer import Trainer
+
+    done = pd.read_csv(out_csv) if out_csv.is_file() else pd.DataFrame(columns=["variant", "split"])
+    uses_probe = bool(load_config(config).get("model", {}).get("init_from"))
+    for s in seeds:
+        if ((done["variant"] == name) & (done["split"] == s)).any():
+            print(f"{name} split {s}: done already (in {out_csv})")
+            continue
+        t = time.time()
+        run = runs / name / f"s{s}"
+        ov = [f"data.split_column=split_seed{s}", f"out_dir={run}", "progress=false", *overrides]
+        if uses_probe:
+            probe = fit_probe(records, runs / "probe" / f"s{s}", split_column=f"split_seed{s}",
+                              features_cache=feats / "livec.npz", progress=False)
+            ov.append(f"model.init_from={probe['checkpoint']}")
+        trainer = Trainer(load_config(config, ov), resume=(run / "state.pt").is_file())
+        summary = trainer.fit()
+        test = summary["test"]
+        row = {"variant": name, "split": s, "srcc": test["srcc"]["value"], "plcc": test["plcc"]["value"],
+               "n_test": test["n"], "best_epoch": summary["best_epoch"], "minutes": (time.time() - t) / 60}
+        if s == seeds[0]:
+            sc = biqa.load(str(run / "best.safetensors")).score([str(hdir / p) for p in hdf["path"]])
+            _, hs = hl.evaluate(hdf, sc["score"].to_numpy(float))
+            row.update(level_srcc=hs["srcc"], ref_highest=hs["ref_highest"], level_groups=hs["n"])
+        done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+        out_csv.parent.mkdir(parents=True, exist_ok=True)
+        done.to_csv(out_csv, index=False, float_format="%.4f")
+        print(f"{name} split {s}: SRCC {row['srcc']:.4f} PLCC {row['plcc']:.4f} (best epoch {row['best_epoch']}, "
+              f"{row['minutes']:.1f} min)", flush=True)
+    return done
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", default=str(ROOT / "data" / "livec" / "livec.csv"))
+    ap.add_argument("--seeds", default="1-10")
+    ap.add_argument("--groups", type=int, default=800, help="training ranking groups (6 images each)")
+    ap.add_argument("--val-groups", type=int, default=120)
+    ap.add_argument("--quick", action="store_true", help="2 splits, 48 + 24 ranking groups, heldout set --quick")
+    ap.add_argument("--old-default", action="store_true", help="also score biqa-default v2 (needs its weights file)")
+    ap.add_argument("--features", default=str(ROOT / "data" / "features"))
+    ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--finetune", default=None, metavar="CONFIG",
+                    help="instead of the frozen-feature variants: train CONFIG on every split (resumable; rows in "
+                         "OUT/livec_finetune.csv)")
+    ap.add_argument("--name", default=None, help="variant name of --finetune (default: the config's stem)")
+    ap.add_argument("--runs", default=str(ROOT / "runs" / "livec_protocol"))
+    ap.add_argument("overrides", nargs="*", help="key=value overrides for --finetune's config")
+    a = ap.parse_args(argv)
+    from biqa.datasets.splits import parse_seeds
+
+    seeds = parse_seeds("1-2" if a.quick and a.seeds == "1-10" else a.seeds)
+    if a.quick:
+        a.groups, a.val_groups = 48, 24
+    feats = Path(a.features)
+    t0 = time.time()
+    df = livec_records(Path(a.records), seeds)
+    fx = FeatureExtractor()
+    X = cached_path_features(df["abspath"].tolist(), feats / "livec.npz", fx)
+    z = df["mos"].to_numpy(float) / 100.0
+    print(f"LIVE Challenge: {len(df)} photos, features {X.shape} ({time.time() - t0:.0f} s)")
+    hl = heldout_module()
+    hdir = ROOT / "data" / ("heldout_levels_quick" if a.quick else "heldout_levels")
+    hdf = hl.build(hdir, SHARED / "photos", photos=hl.HELDOUT_PHOTOS[:hl.QUICK_PHOTOS] if a.quick
+                   else hl.HELDOUT_PHOTOS, short_side=hl.QUICK_SHORT_SIDE if a.quick else None)
+    if a.finetune:
+        name = a.name or Path(a.finetune).stem
+        out_csv = Path(a.out) / ("livec_finetune_quick.csv" if a.quick else "livec_finetune.csv")
+        ov = ["train.epochs=1", "train.max_steps_per_epoch=3"] if a.quick else []
+        per = finetune_protocol(a.finetune, name, df, Path(a.records), seeds, feats, out_csv, Path(a.runs), hl, hdf,
+                                hdir, ov + a.overrides)
+        mine = per[per["variant"] == name]
+        print(f"\n{name}: {len(mine)} splits, SRCC {mine['srcc'].mean():.4f} +- {mine['srcc'].std(ddof=0):.4f}, "
+              f"PLCC {mine['plcc'].mean():.4f} +- {mine['plcc'].std(ddof=0):.4f}; wrote {out_csv}")
+        return 0
+
+    photos, originals = source_files(SHARED / "photos", SHARED / "originals", exclude=(*RANK_VAL_PHOTOS,
+                                     *heldout_module().HELDOUT_PHOTOS))
+    vphotos, voriginals = source_files(SHARED / "photos", SHARED / "originals", only=RANK_VAL_PHOTOS)
+    tag = "quick_" if a.quick else ""
+    from biqa.synth.ranking import implementations
+
+    synth_only = [k for k in implementations() if k.startswith("synth_")]
+    rank = {
+        "recipe": build_ranking_set(photos, originals, a.groups, seed=1, extractor=fx,
+                                    cache=feats / f"{tag}rank_train.npz"),
+        "recipe-synth-only": build_ranking_set(photos, originals, a.groups, seed=1, extractor=fx, impls=synth_only,
+                                               cache=feats / f"{tag}rank_train_synth_only.npz"),
+        "recipe-no-originals": build_ranking_set(photos, [], a.groups, seed=1, extractor=fx,
+                                                 cache=feats / f"{tag}rank_train_no_originals.npz"),
+    }
+    rank_val = build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fx,
+                                 cache=feats / f"{tag}rank_val.npz")
+    print(f"ranking groups: {a.groups} train ({len(photos)} photos + {len(originals)} originals), "
+          f"{a.val_groups} val ({len(vphotos)} photos) ({time.time() - t0:.0f} s)")
+
+    HX = cached_path_features([str(hdir / p) for p in hdf["path"]], feats / f"{tag}heldout_levels.npz", fx)
+
+    rows = []
+    for s in seeds:
+        parts = df[f"split_seed{s}"].astype(str).to_numpy()
+        fit = np.isin(parts, ["train", "val"])
+        te = parts == "test"
+        for name, ranking in [("probe", None), *rank.items()]:
+            p, rep = select_params(X[fit], z[fit], ranking, rank_val, seed=s)
+            head = fit_recipe(X[fit], z[fit], ranking, p)
+            srcc, plcc = metrics(head.predict(X[te]), z[te])
+            row = {"variant": name, "split": s, "srcc": srcc, "plcc": plcc, "n_test": int(te.sum()),
+                   "alpha": p.alpha, "rank_weight": p.rank_weight, "margin": p.margin, "cv_srcc": rep["cv_srcc"],
+                   "val_level_srcc": rep["val_level_srcc"]}
+            if s == seeds[0]:
+                _, hs = hl.evaluate(hdf, head.predict(HX))
+                row.update(level_srcc=hs["srcc"], ref_highest=hs["ref_highest"], level_groups=hs["n"])
+            rows.append(row)
+            print(f"split {s:2d} {name:22s} SRCC {srcc:.4f} PLCC {plcc:.4f}  (alpha {p.alpha:g}, "
+                  f"rank {p.rank_weight:g}, margin {p.margin:g})", flush=True)
+
+    fixed = ["brisque", "niqe", "piqe"] + (["biqa-default"] if a.old_default else [])
+    import biqa
+
+    for name in fixed:
+        try:
+            scorer = biqa.load(name)
+        except Exception as e:  # an optional extra that is not installed
+            print(f"skipping {name}: {e}")
+            continue
+        cache = feats / f"{tag}scores_{name}.npz"
+        paths = df["abspath"].tolist() + [str(hdir / p) for p in hdf["path"]]
+        z_ = np.load(cache) if cache.is_file() else None
+        if z_ is not None and z_["paths"].tolist() == paths:
+            allsc = z_["scores"]
+        else:
+            allsc = scorer.score(paths, progress=True)["score"].to_numpy(float)
+            np.savez(cache, paths=np.array(paths), scores=allsc)
+        sc, hsc = allsc[:len(df)], allsc[len(df):]
+        _, hs = hl.evaluate(hdf, hsc)
+        label = "biqa-default v2" if name == "biqa-default" else name
+        for s in seeds:
+            te = df[f"split_seed{s}"].astype(str).to_numpy() == "test"
+            srcc, plcc = metrics(sc[te], z[te])
+            row = {"variant": label, "split": s, "srcc": srcc, "plcc": plcc, "n_test": int(te.sum())}
+            if s == seeds[0]:
+                row.update(level_srcc=hs["srcc"], ref_highest=hs["ref_highest"], level_groups=hs["n"])
+            rows.append(row)
+
+    per = pd.DataFrame(rows)
+    summary = per.groupby("variant", sort=False).agg(
+        splits=("split", "size"), srcc_mean=("srcc", "mean"), srcc_std=("srcc", lambda v: v.std(ddof=0)),
+        plcc_mean=("plcc", "mean"), plcc_std=("plcc", lambda v: v.std(ddof=0)),
+        level_srcc=("level_srcc", "first"), ref_highest=("ref_highest", "first")).reset_index()
+    base = per[per.variant == "probe"].set_index("split")["srcc"]
+    summary["d_srcc_vs_probe"] = [
+        float((per[per.variant == v].set_index("split")["srcc"] - base).mean()) for v in summary["variant"]]
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "livec_protocol_quick" if a.quick else "livec_protocol"
+    per.to_csv(out / f"{stem}.csv", index=False, float_format="%.4f")
+    summary.to_csv(out / f"{stem}_summary.csv", index=False, float_format="%.4f")
+    pd.set_option("display.width", 200)
+    print(f"\nLIVE Challenge, {len(seeds)} splits (test N = {int(per['n_test'].iloc[0])} each); level ranking on "
+          f"{'the quick' if a.quick else 'the'} held-out set (split {seeds[0]} models):")
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"wrote {out / f'{stem}.csv'} and {out / f'{stem}_summary.csv'} ({time.time() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
