@@ -15,7 +15,7 @@ t-interval over seeds, and a verdict: "better" / "worse" when that interval excl
 and the step time relative to the baseline, measured in the same run (one trainer in memory at a time,
 each strategy's block of steps between two baseline blocks, two passes in opposite orders, median).
 
-  python benchmarks/strategies.py            # full: needs data/synth (see configs/default_model.yaml)
+  python benchmarks/strategies.py            # full: needs data/synth (README: "The synthetic-distortion benchmark")
   python benchmarks/strategies.py --quick    # CI smoke run on a few images
   python benchmarks/strategies.py --step-time-only
   python benchmarks/strategies.py --resume --teacher T  # finish a stopped run: only the runs missing

@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="run folder: best.safetensors (+ the cached features.npz)")
     pr.add_argument("--split-column", default=None,
                     help="fit 'train', choose alpha on 'val', measure 'test' (default: the first split column; "
-                         "none: fit every row, alpha by 5-fold cross-validation)")
+                         "'none': fit every row, alpha by 5-fold cross-validation)")
     pr.add_argument("--preset", default="lite0-ml-linear", help="a preset with a BatchNorm + Linear score head")
     pr.add_argument("--alphas", default=None, help="ridge penalties to try, comma-separated (default 1,3,...,3000)")
     pr.add_argument("--label-range", default=None, help="lo,hi of the MOS (default: the records' meta)")

@@ -302,7 +302,10 @@ def fit_probe(records: str | os.PathLike, out: str | os.PathLike, *, split_colum
     lo, hi = label_range or meta.get("mos_range") or (float(df["mos"].min()), float(df["mos"].max()))
     hib = meta.get("higher_is_better", True) if higher_is_better is None else higher_is_better
     scale = LabelScale(float(lo), float(hi), bool(hib))
-    col = split_column or (split_columns(df)[0] if split_columns(df) else None)
+    if split_column in ("none", "all"):
+        col = None
+    else:
+        col = split_column or (split_columns(df)[0] if split_columns(df) else None)
     parts = df[col].fillna("").astype(str).to_numpy() if col else np.full(len(df), "train")
     paths = [resolve_path(p, records.parent) for p in df["path"]]
     cache = features_cache or Path(out) / "features.npz"

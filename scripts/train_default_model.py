@@ -1,0 +1,96 @@
+"""Train biqa-default v3 and ship it (biqa/weights/biqa-default.safetensors).
+
+    python scripts/train_default_model.py            # ~10 min on 2 CPU cores, most of it features
+    python scripts/train_default_model.py --no-ship  # train only (runs/biqa-default-v3/best.safetensors)
+
+The recipe (biqa.recipe): EfficientNet-Lite0 with its ImageNet weights, frozen; mean and std of each
+of its 5 stages (1,024 features); a linear head fitted to the 880 LIVE Challenge photos' mean opinion
+scores with within-photo ranking pairs of synthetic distortions (400 groups from 42 pristine photos and
+their high-resolution originals, 26 implementations in 10 families). Ridge penalty, ranking weight and
+margin are chosen by 5-fold cross-validation on LIVE Challenge and by level ranking on groups from 6
+other photos (biqa.recipe.select_params); the 9 photos of benchmarks/heldout_levels.py are never used.
+Every step caches its output (data/features), so a killed run continues where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHARED = ROOT / ".." / "shared" / "data"
+LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
+CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and A.C. Bovik, UT Austin): trained on "
+          "the 880 of its 1,162 photos present in ../shared. Its copyright notice (the database's README.txt) "
+          "travels with every copy of the database; these weights contain none of its images.")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", default=str(ROOT / "data" / "livec" / "livec.csv"))
+    ap.add_argument("--features", default=str(ROOT / "data" / "features"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "biqa-default-v3"))
+    ap.add_argument("--groups", type=int, default=400, help="training ranking groups (6 images each)")
+    ap.add_argument("--val-groups", type=int, default=60, help="ranking groups of the validation photos")
+    ap.add_argument("--no-ship", action="store_true", help="do not overwrite biqa/weights/biqa-default.safetensors")
+    a = ap.parse_args(argv)
+
+    from biqa.checkpoint import export_checkpoint
+    from biqa.datasets import import_dataset
+    from biqa.labels import LabelScale
+    from biqa.probe import FeatureExtractor, cached_path_features, save_linear_checkpoint
+    from biqa.recipe import HELDOUT_PHOTOS, RANK_VAL_PHOTOS, build_ranking_set, fit_recipe, select_params, source_files
+    from biqa.records import read_records, resolve_path
+
+    t0 = time.time()
+    records, feats, out = Path(a.records), Path(a.features), Path(a.out)
+    if not records.is_file():
+        _, report = import_dataset("livec", LIVEC_ROOT, records, partial=True)
+        print(report)
+        if not report.ok:
+            return 1
+    df = read_records(records)
+    fx = FeatureExtractor()
+    X = cached_path_features([resolve_path(p, records.parent) for p in df["path"]], feats / "livec.npz", fx)
+    z = df["mos"].to_numpy(float) / 100.0
+    photos, originals = source_files(SHARED / "photos", SHARED / "originals", exclude=(*HELDOUT_PHOTOS, *RANK_VAL_PHOTOS))
+    vphotos, voriginals = source_files(SHARED / "photos", SHARED / "originals", only=RANK_VAL_PHOTOS)
+    ranking = build_ranking_set(photos, originals, a.groups, seed=1, extractor=fx, cache=feats / "rank_train.npz")
+    rank_val = build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fx, cache=feats / "rank_val.npz")
+    print(f"features: {len(df)} LIVE Challenge photos, {ranking.n_groups} + {rank_val.n_groups} ranking groups "
+          f"({time.time() - t0:.0f} s)")
+    params, rep = select_params(X, z, ranking, rank_val, seed=0)
+    head = fit_recipe(X, z, ranking, params)
+    print(f"chosen: alpha {params.alpha:g}, ranking weight {params.rank_weight:g}, margin {params.margin:g} "
+          f"(5-fold CV SRCC {rep['cv_srcc']:.4f}, probe {rep['probe_cv_srcc']:.4f}; validation level SRCC "
+          f"{rep['val_level_srcc']:.4f}); {head.info.get('pairs_violated', 0):.1%} of training pairs below the margin")
+    scale = LabelScale(1.0, 5.0)  # z = MOS / 100 -> score = 1 + 4 * MOS / 100
+    provenance = {
+        "name": "biqa-default", "version": 3,
+        "trained_on": ("LIVE Challenge: the 880 photos in ../shared (MOS 0-100 of ~175 people each; the score is "
+                       "1 + 4 * MOS / 100) and within-photo ranking of synthetic distortions of 42 pristine photos "
+                       "(biqa.synth.ranking); backbone EfficientNet-Lite0 with its ImageNet weights, frozen. "
+                       "Scores on a 1-5 scale, higher is better."),
+        "credit": CREDIT, "reproduce": "python scripts/train_default_model.py",
+        "recipe": {"alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
+                   "ranking_groups": ranking.n_groups, "ranking_photos": [p.stem for p in photos],
+                   "ranking_originals": [p.stem for p in originals], "selection": rep},
+    }
+    ckpt = save_linear_checkpoint(head, out / "best.safetensors", label_scale=scale, extra=provenance,
+                                  metrics={"cv_srcc": rep["cv_srcc"], "val_level_srcc": rep["val_level_srcc"]})
+    (out / "recipe.json").write_text(json.dumps(provenance["recipe"], indent=2))
+    print(f"wrote {ckpt} ({time.time() - t0:.0f} s)")
+    if a.no_ship:
+        return 0
+    dst = ROOT / "biqa" / "weights" / "biqa-default.safetensors"
+    export_checkpoint(ckpt, dst, half=True)
+    print(f"shipped {dst} ({dst.stat().st_size / 1e6:.1f} MB, float16 weights)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
