@@ -11,12 +11,14 @@ never uses).
 Variants (all on the frozen EfficientNet-Lite0 multi-level features of the default model):
 
 - ``probe``: ridge regression on LIVE Challenge (the linear probe), alpha by cross-validation;
-- ``recipe``: the probe plus within-photo ranking pairs from synthetic distortions (all
+- ``recipe-linear``: the probe plus within-photo ranking pairs from synthetic distortions (all
   implementations: biqa.synth and the Pillow variants); ranking weight and margin: the best level
   SRCC of ranking groups from validation photos among the settings whose cross-validated LIVE
   Challenge SRCC is within 0.01 of the probe's (:func:`biqa.recipe.select_params`);
-- ``recipe-synth-only``: the same with biqa.synth's implementations only (one per family);
-- ``recipe-no-originals``: ranking crops from the 768 px photos only (no high-resolution originals);
+- ``recipe`` (the default model's): recipe-linear plus a residual MLP beside the linear layer that
+  learns the ranking pairs a linear head cannot order, chosen by the same rule;
+- ``recipe-synth-only``: ``recipe-linear`` with biqa.synth's implementations only (one per family);
+- ``recipe-no-originals``: ``recipe-linear`` with ranking crops from the 768 px photos only (no originals);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
@@ -190,19 +192,21 @@ def main(argv=None) -> int:
         parts = df[f"split_seed{s}"].astype(str).to_numpy()
         fit = np.isin(parts, ["train", "val"])
         te = parts == "test"
-        for name, ranking in [("probe", None), *rank.items()]:
-            p, rep = select_params(X[fit], z[fit], ranking, rank_val, seed=s)
+        for name, ranking in [("probe", None), ("recipe-linear", rank["recipe"]), *rank.items()]:
+            p, rep = select_params(X[fit], z[fit], ranking, rank_val, seed=s, residual=name == "recipe")
             head = fit_recipe(X[fit], z[fit], ranking, p)
             srcc, plcc = metrics(head.predict(X[te]), z[te])
             row = {"variant": name, "split": s, "srcc": srcc, "plcc": plcc, "n_test": int(te.sum()),
-                   "alpha": p.alpha, "rank_weight": p.rank_weight, "margin": p.margin, "cv_srcc": rep["cv_srcc"],
+                   "alpha": p.alpha, "rank_weight": p.rank_weight, "margin": p.margin,
+                   "residual_weight": p.residual_weight, "residual_lam": p.residual_lam, "cv_srcc": rep["cv_srcc"],
                    "val_level_srcc": rep["val_level_srcc"]}
             if s == seeds[0]:
                 _, hs = hl.evaluate(hdf, head.predict(HX))
                 row.update(level_srcc=hs["srcc"], ref_highest=hs["ref_highest"], level_groups=hs["n"])
             rows.append(row)
             print(f"split {s:2d} {name:22s} SRCC {srcc:.4f} PLCC {plcc:.4f}  (alpha {p.alpha:g}, "
-                  f"rank {p.rank_weight:g}, margin {p.margin:g})", flush=True)
+                  f"rank {p.rank_weight:g}, margin {p.margin:g}, residual {p.residual_weight:g}/{p.residual_lam:g})",
+                  flush=True)
 
     fixed = ["brisque", "niqe", "piqe"] + (["biqa-default"] if a.old_default else [])
     import biqa

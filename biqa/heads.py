@@ -22,15 +22,17 @@ def init_score_output_(last: nn.Linear, sigmoid: bool) -> None:
 
 
 class ScoreHead(nn.Module):
-    """MOS regression: [BatchNorm] -> dropout -> [Linear -> GELU] -> Linear(1).
+    """MOS regression: [BatchNorm] -> dropout -> [Linear -> GELU] -> Linear(1) [+ residual MLP].
 
     ``norm=True`` standardises each feature with batch statistics (running averages at
     test time): multi-level pooled statistics differ in scale by orders of magnitude.
     """
 
     def __init__(self, in_features: int, hidden: int = 0, dropout: float = 0.0, sigmoid: bool = False,
-                 norm: bool = False):
+                 norm: bool = False, residual: int = 0):
         super().__init__()
+        if residual and (not norm or hidden or dropout > 0):
+            raise ValueError("ScoreHead: residual needs norm=True, no hidden layer and no dropout")
         layers: list[nn.Module] = [nn.BatchNorm1d(in_features)] if norm else []
         layers += [nn.Dropout(dropout)] if dropout > 0 else []
         if hidden:
@@ -40,9 +42,20 @@ class ScoreHead(nn.Module):
         self.mlp = nn.Sequential(*layers)
         self.sigmoid = sigmoid
         init_score_output_(self.mlp[-1], sigmoid)
+        # residual=H: a small MLP beside the linear layer, on the same standardised features, starting at 0
+        # (biqa.probe.fit_residual trains it to rank distortions while staying near 0 on scored photos)
+        self.residual = None
+        if residual:
+            self.residual = nn.Sequential(nn.Linear(in_features, residual), nn.GELU(), nn.Linear(residual, 1))
+            nn.init.zeros_(self.residual[2].weight)
+            nn.init.zeros_(self.residual[2].bias)
 
     def forward(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
-        z = self.mlp(feats).squeeze(-1)
+        if self.residual is None:
+            z = self.mlp(feats).squeeze(-1)
+        else:
+            xb = self.mlp[0](feats)
+            z = (self.mlp[1](xb) + self.residual(xb)).squeeze(-1)
         return {"z": torch.sigmoid(z) if self.sigmoid else z}
 
 

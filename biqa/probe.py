@@ -145,20 +145,32 @@ def _file_key(p) -> str:
 
 @dataclass
 class LinearHead:
-    """``z = b + sum_i w_i (x_i - mu_i) / sd_i`` with ``sd = sqrt(var + eps)``."""
+    """``z = b + sum_i w_i s_i [+ r(s)]`` on standardised features ``s = (x - mu) / sqrt(var + eps)``.
+
+    ``residual`` (optional): ``{"W1": [H, F], "b1": [H], "W2": [1, H], "b2": [1]}``, the MLP
+    ``r(s) = W2 gelu(W1 s + b1) + b2`` beside the linear term (:func:`fit_residual`)."""
 
     w: np.ndarray
     b: float
     mu: np.ndarray
     var: np.ndarray
     info: dict = field(default_factory=dict)
+    residual: dict | None = None
 
     @property
     def sd(self) -> np.ndarray:
         return np.sqrt(self.var + BN_EPS)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return ((np.asarray(X, np.float64) - self.mu) / self.sd) @ self.w + self.b
+        S = (np.asarray(X, np.float64) - self.mu) / self.sd
+        out = S @ self.w + self.b
+        if self.residual is not None:
+            from scipy.special import erf
+
+            r = self.residual
+            h = S @ np.asarray(r["W1"], np.float64).T + r["b1"]
+            out = out + (0.5 * h * (1.0 + erf(h / np.sqrt(2.0)))) @ np.asarray(r["W2"], np.float64)[0] + r["b2"][0]
+        return out
 
 
 def standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -219,13 +231,64 @@ def fit_linear(X: np.ndarray, y: np.ndarray, alpha: float, *, pairs: tuple[np.nd
                        "margin": float(margin), "n_pairs": int(len(D)), "pairs_violated": viol})
 
 
+def fit_residual(head: LinearHead, X: np.ndarray, ranking_X: np.ndarray, pairs: np.ndarray, *, weight: float,
+                 margin: float, lam: float, hidden: int = 64, epochs: int = 300, lr: float = 1e-3,
+                 seed: int = 0) -> LinearHead:
+    """Add a small MLP ``r`` beside a fitted linear head (which stays fixed) so that ranking pairs are
+    ordered where a linear function of the features cannot order them (e.g. added noise against
+    texture), while ``r`` stays near zero on the opinion-scored images ``X``:
+
+        minimise  weight * mean relu(margin - (z_hi - z_lo))^2  +  lam * mean r(X)^2
+
+    with ``z = linear + r`` on the ranking images ``ranking_X`` and ``pairs`` (better, worse) indices
+    into them. Full-batch AdamW (weight decay 0.01) for ``epochs`` steps from ``r = 0``; seeded.
+    """
+    torch.manual_seed(seed)
+    sd = head.sd
+
+    def std(A):
+        return torch.tensor((np.asarray(A, np.float64) - head.mu) / sd, dtype=torch.float32)
+
+    S, R = std(X), std(ranking_X)
+    w = torch.tensor(head.w, dtype=torch.float32)
+    P = torch.as_tensor(np.asarray(pairs), dtype=torch.long)
+    net = torch.nn.Sequential(torch.nn.Linear(S.shape[1], hidden), torch.nn.GELU(), torch.nn.Linear(hidden, 1))
+    torch.nn.init.zeros_(net[2].weight)
+    torch.nn.init.zeros_(net[2].bias)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-2)
+    lin_r = R @ w + head.b
+    for _ in range(epochs):
+        opt.zero_grad()
+        z = lin_r + net(R).squeeze(-1)
+        gap = z[P[:, 0]] - z[P[:, 1]]
+        loss = weight * torch.relu(margin - gap).pow(2).mean() + lam * net(S).squeeze(-1).pow(2).mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        gap = (lin_r + net(R).squeeze(-1))[P[:, 0]] - (lin_r + net(R).squeeze(-1))[P[:, 1]]
+    res = {"W1": net[0].weight.detach().double().numpy(), "b1": net[0].bias.detach().double().numpy(),
+           "W2": net[2].weight.detach().double().numpy(), "b2": net[2].bias.detach().double().numpy()}
+    info = {**head.info, "residual": {"hidden": hidden, "weight": weight, "margin": margin, "lam": lam,
+                                      "epochs": epochs, "pairs_below_margin": float((gap < margin).float().mean())}}
+    return LinearHead(head.w, head.b, head.mu, head.var, info, res)
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
-def linear_model(head: LinearHead, *, preset: str = PROBE_PRESET, label_scale=None, pretrained: bool | str = True):
-    """An :class:`biqa.models.IQAModel` of ``preset`` whose head computes ``head`` (in ``z`` units)."""
+RESIDUAL_PRESET = "lite0-ml-linres"
+
+
+def linear_model(head: LinearHead, *, preset: str | None = None, label_scale=None, pretrained: bool | str = True):
+    """An :class:`biqa.models.IQAModel` of ``preset`` whose head computes ``head`` (in ``z`` units).
+    Default preset: ``lite0-ml-linear``, or ``lite0-ml-linres`` for a head with a residual MLP."""
     from .models import create_model
 
+    preset = preset or (RESIDUAL_PRESET if head.residual is not None else PROBE_PRESET)
     model = create_model(preset, pretrained=pretrained, label_scale=label_scale).eval()
+    res_net = getattr(model.head, "residual", None)
+    if (head.residual is None) != (res_net is None) or (
+            res_net is not None and res_net[0].out_features != len(head.residual["b1"])):
+        raise ValueError(f"preset {preset!r} does not match the head's residual MLP")
     bn, lin = model.head.mlp[0], model.head.mlp[-1]
     if not isinstance(bn, torch.nn.BatchNorm1d) or not isinstance(lin, torch.nn.Linear) or lin.in_features != len(head.w):
         raise ValueError(f"preset {preset!r} has no BatchNorm1d -> Linear({len(head.w)}, 1) head")
@@ -236,10 +299,14 @@ def linear_model(head: LinearHead, *, preset: str = PROBE_PRESET, label_scale=No
         bn.bias.zero_()
         lin.weight.copy_(torch.from_numpy(head.w).view(1, -1))
         lin.bias.fill_(head.b)
+        if res_net is not None:
+            for layer, (wk, bk) in ((res_net[0], ("W1", "b1")), (res_net[2], ("W2", "b2"))):
+                layer.weight.copy_(torch.from_numpy(np.asarray(head.residual[wk])))
+                layer.bias.copy_(torch.from_numpy(np.asarray(head.residual[bk])))
     return model
 
 
-def save_linear_checkpoint(head: LinearHead, path: str | os.PathLike, *, label_scale, preset: str = PROBE_PRESET,
+def save_linear_checkpoint(head: LinearHead, path: str | os.PathLike, *, label_scale, preset: str | None = None,
                            config: dict | None = None, metrics: dict | None = None, extra: dict | None = None) -> Path:
     """Save ``head`` on its frozen backbone as an ordinary biqa checkpoint (scores at full resolution)."""
     from .checkpoint import save_checkpoint
@@ -258,7 +325,7 @@ def save_linear_checkpoint(head: LinearHead, path: str | os.PathLike, *, label_s
 
 
 def _jsonable(d: dict) -> dict:
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in d.items()}
+    return {k: (_jsonable(v) if isinstance(v, dict) else v.item() if hasattr(v, "item") else v) for k, v in d.items()}
 
 
 # ----------------------------------------------------------------------------- selection

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .probe import DEFAULT_ALPHAS, PROBE_PRESET, FeatureExtractor, LinearHead, fit_linear, fit_ridge
+from .probe import DEFAULT_ALPHAS, PROBE_PRESET, FeatureExtractor, LinearHead, fit_linear, fit_residual, fit_ridge
 
 # Photos that no model of the recipe may see: the held-out level-ranking check
 # (benchmarks/heldout_levels.py HELDOUT_PHOTOS; a test checks that the two lists agree).
@@ -132,6 +132,8 @@ class RecipeParams:
     alpha: float = 100.0          # ridge penalty on standardised features
     rank_weight: float = 1.0      # weight of the ranking term (0: the plain linear probe)
     margin: float = 0.02          # required score gap of a ranking pair, in z units (MOS / 100 for LIVE Challenge)
+    residual_weight: float = 0.0  # > 0: add the residual MLP (biqa.probe.fit_residual) with this ranking weight
+    residual_lam: float = 100.0   # its penalty on being non-zero on the opinion-scored photos
     extra: dict = field(default_factory=dict)
 
 
@@ -140,12 +142,17 @@ def fit_recipe(X: np.ndarray, z: np.ndarray, ranking: RankingSet | None, params:
     Features are standardised with the statistics of the opinion-scored images."""
     pairs = ranking.pair_features() if ranking is not None and params.rank_weight > 0 else None
     head = fit_linear(X, z, params.alpha, pairs=pairs, rank_weight=params.rank_weight, margin=params.margin)
+    if ranking is not None and params.residual_weight > 0:
+        head = fit_residual(head, X, ranking.X, ranking.pairs, weight=params.residual_weight, margin=params.margin,
+                            lam=params.residual_lam)
     head.info.update({"recipe": asdict(params)})
     return head
 
 
 RANK_WEIGHTS = (3.0, 10.0, 30.0, 100.0)
 MARGINS = (0.03, 0.06, 0.1)
+RESIDUAL_WEIGHTS = (3.0, 10.0)
+RESIDUAL_LAMS = (100.0,)
 LIVEC_TOL = 0.01  # the ranking term may cost at most this much validation SRCC against the best plain probe
 
 
@@ -159,15 +166,17 @@ def _oof(X, z, folds, fit) -> np.ndarray:
 
 
 def select_params(X, z, ranking: RankingSet | None, rank_val: RankingSet | None, *, weights=RANK_WEIGHTS,
-                  margins=MARGINS, alphas=DEFAULT_ALPHAS, tol: float = LIVEC_TOL, n_folds: int = 5,
-                  seed: int = 0) -> tuple[RecipeParams, dict]:
+                  margins=MARGINS, alphas=DEFAULT_ALPHAS, residual: bool = True, tol: float = LIVEC_TOL,
+                  n_folds: int = 5, seed: int = 0) -> tuple[RecipeParams, dict]:
     """Recipe parameters chosen by cross-validation on the opinion-scored fitting data ``(X, z)``.
 
     1. alpha: the best out-of-fold SRCC of the plain probe (``n_folds``-fold, pooled predictions);
     2. with a ranking set: among the (weight, margin) whose out-of-fold SRCC is within ``tol`` of the
        probe's (agreement with people comes first), the one whose fit on all of ``(X, z)`` gives the
        validation ranking groups ``rank_val`` (photos no training pair uses) the best mean level SRCC.
-       If none is within ``tol``, the plain probe (weight 0).
+       If none is within ``tol``, the plain probe (weight 0);
+    3. with ``residual``: the same rule over the residual MLP's (weight, lam) on top of step 2's
+       choice, kept only if it ranks the validation groups better than the linear head alone.
     Returns the parameters and a report (``probe_cv_srcc``, ``cv_srcc``, ``val_level_srcc``).
     """
     from scipy.stats import spearmanr
@@ -185,6 +194,20 @@ def select_params(X, z, ranking: RankingSet | None, rank_val: RankingSet | None,
     for w in weights:
         for m in margins:
             p = RecipeParams(alpha=alpha, rank_weight=w, margin=m)
+            s = float(spearmanr(_oof(X, z, folds, lambda A, b: fit_recipe(A, b, ranking, p)), z)[0])
+            if s < cv[alpha] - tol:
+                continue
+            level = float(rank_val.level_srcc(fit_recipe(X, z, ranking, p).predict(rank_val.X)).mean())
+            if level > best_level:
+                best, best_level = p, level
+                report.update(cv_srcc=s, val_level_srcc=level)
+    if not residual or best.rank_weight == 0:
+        return best, report
+    linear = best
+    for rw in RESIDUAL_WEIGHTS:
+        for lam in RESIDUAL_LAMS:
+            p = RecipeParams(alpha=linear.alpha, rank_weight=linear.rank_weight, margin=linear.margin,
+                             residual_weight=rw, residual_lam=lam)
             s = float(spearmanr(_oof(X, z, folds, lambda A, b: fit_recipe(A, b, ranking, p)), z)[0])
             if s < cv[alpha] - tol:
                 continue

@@ -6,8 +6,9 @@
 The recipe (biqa.recipe): EfficientNet-Lite0 with its ImageNet weights, frozen; mean and std of each
 of its 5 stages (1,024 features); a linear head fitted to the 880 LIVE Challenge photos' mean opinion
 scores with within-photo ranking pairs of synthetic distortions (400 groups from 42 pristine photos and
-their high-resolution originals, 26 implementations in 10 families). Ridge penalty, ranking weight and
-margin are chosen by 5-fold cross-validation on LIVE Challenge and by level ranking on groups from 6
+their high-resolution originals, 26 implementations in 10 families), and optionally a small residual
+MLP beside it for the pairs a linear head cannot order. Ridge penalty, ranking weight, margin and the
+residual are chosen by 5-fold cross-validation on LIVE Challenge and by level ranking on groups from 6
 other photos (biqa.recipe.select_params); the 9 photos of benchmarks/heldout_levels.py are never used.
 Every step caches its output (data/features), so a killed run continues where it stopped.
 """
@@ -65,7 +66,8 @@ def main(argv=None) -> int:
           f"({time.time() - t0:.0f} s)")
     params, rep = select_params(X, z, ranking, rank_val, seed=0)
     head = fit_recipe(X, z, ranking, params)
-    print(f"chosen: alpha {params.alpha:g}, ranking weight {params.rank_weight:g}, margin {params.margin:g} "
+    print(f"chosen: alpha {params.alpha:g}, ranking weight {params.rank_weight:g}, margin {params.margin:g}, "
+          f"residual MLP weight {params.residual_weight:g} (lam {params.residual_lam:g}) "
           f"(5-fold CV SRCC {rep['cv_srcc']:.4f}, probe {rep['probe_cv_srcc']:.4f}; validation level SRCC "
           f"{rep['val_level_srcc']:.4f}); {head.info.get('pairs_violated', 0):.1%} of training pairs below the margin")
     scale = LabelScale(1.0, 5.0)  # z = MOS / 100 -> score = 1 + 4 * MOS / 100
@@ -77,6 +79,7 @@ def main(argv=None) -> int:
                        "Scores on a 1-5 scale, higher is better."),
         "credit": CREDIT, "reproduce": "python scripts/train_default_model.py",
         "recipe": {"alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
+                   "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
                    "ranking_groups": ranking.n_groups, "ranking_photos": [p.stem for p in photos],
                    "ranking_originals": [p.stem for p in originals], "selection": rep},
     }

@@ -190,3 +190,44 @@ def test_ranking_strategy_loss_is_supervised_plus_squared_hinge_on_group_pairs(t
     assert terms["rank"] == pytest.approx(float(r), rel=1e-5)
     with pytest.raises(ValueError, match="unknown option"):
         build_strategy("ranking", model, ranking={"wieght": 1.0, "photos": str(d)}, context={"crop_size": 48})
+
+
+def test_residual_head_in_the_network_matches_numpy():
+    from scipy.special import erf
+
+    rng = np.random.default_rng(3)
+    f, h = 1024, 64
+    res = {"W1": rng.normal(size=(h, f)) * 0.05, "b1": rng.normal(size=h) * 0.1, "W2": rng.normal(size=(1, h)) * 0.1,
+           "b2": np.array([0.05])}
+    head = LinearHead(rng.normal(size=f) * 0.01, 0.4, rng.normal(size=f), rng.uniform(0.5, 2, size=f), residual=res)
+    model = linear_model(head, pretrained=False)
+    assert model.preset.name == "lite0-ml-linres"
+    x = torch.rand(2, 3, 64, 80)
+    with torch.inference_mode():
+        z = model(x)["z"].double().numpy()
+        feats = model.backbone(x).double().numpy()
+    s = (feats - head.mu) / np.sqrt(head.var + BN_EPS)
+    hid = s @ res["W1"].T + res["b1"]
+    expected = s @ head.w + head.b + (0.5 * hid * (1 + erf(hid / np.sqrt(2)))) @ res["W2"][0] + res["b2"][0]
+    np.testing.assert_allclose(z, expected, atol=1e-4)
+
+
+def test_fit_residual_orders_pairs_a_linear_head_cannot():
+    from biqa.probe import fit_residual
+
+    # scored photos: z depends linearly on x0; ranking pairs want |x1| small to be better (not linear)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4)) * [1, 0.1, 1, 1]  # scored photos: x1 small (undistorted)
+    y = 0.1 * X[:, 0] + 0.5
+    head = fit_ridge(X, y, 1.0)
+    base = rng.normal(size=(60, 4)) * [1, 0.1, 1, 1]
+    worse = base.copy()
+    worse[:, 1] += rng.choice([-2.0, 2.0], size=60)  # distortion pushes x1 either way
+    RX = np.vstack([base, worse])
+    pairs = np.stack([np.arange(60), np.arange(60, 120)], 1)
+    lin_ok = np.mean(head.predict(base) - head.predict(worse) > 0.05)
+    fitted = fit_residual(head, X, RX, pairs, weight=10.0, margin=0.05, lam=10.0, hidden=16, epochs=400)
+    res_ok = np.mean(fitted.predict(base) - fitted.predict(worse) > 0.05)
+    assert lin_ok < 0.6 and res_ok > 0.95
+    # and it stays near the linear head on the scored photos
+    assert np.abs(fitted.predict(X) - head.predict(X)).mean() < 0.02
