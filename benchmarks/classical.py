@@ -35,23 +35,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 SHARED_PHOTOS = HERE.parent.parent / "shared" / "data" / "photos"
 METHODS = ("brisque", "niqe", "piqe")
-
-
-def make_jpegs(out: Path, n: int, size=(1024, 768), photos: Path = SHARED_PHOTOS) -> list[str]:
-    srcs = sorted(p for p in photos.glob("*.png") if not p.name.startswith("lomiri"))
-    if not srcs:
-        raise SystemExit(f"no photos in {photos}: pass --photos DIR")
-    paths = []
-    for i in range(n):
-        im = Image.open(srcs[i % len(srcs)]).convert("RGB")
-        w, h = size
-        s = max(w / im.width, h / im.height)
-        im = im.resize((max(w, round(im.width * s)), max(h, round(im.height * s))), Image.BICUBIC)
-        x, y = (im.width - w) // 2, (im.height - h) // 2
-        p = out / f"{i:03d}.jpg"
-        im.crop((x, y, x + w, y + h)).save(p, quality=90)
-        paths.append(str(p))
-    return paths
+sys.path.insert(0, str(HERE))
+from throughput import make_jpegs  # noqa: E402  (the same 1024x768 JPEGs as the throughput benchmark)
 
 
 def time_methods(paths: list[str], repeats: int) -> pd.DataFrame:

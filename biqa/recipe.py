@@ -188,12 +188,12 @@ def select_params(X, z, ranking: RankingSet | None, rank_val: RankingSet | None,
     report = {"probe_cv_srcc": cv[alpha], "cv_srcc": cv[alpha], "val_level_srcc": None}
     if ranking is None or rank_val is None:
         return best, report
-    if rank_val is not None:
-        report["val_level_srcc"] = float(rank_val.level_srcc(fit_ridge(X, z, alpha).predict(rank_val.X)).mean())
+    report["val_level_srcc"] = float(rank_val.level_srcc(fit_ridge(X, z, alpha).predict(rank_val.X)).mean())
     best_level = -np.inf
-    for w in weights:
-        for m in margins:
-            p = RecipeParams(alpha=alpha, rank_weight=w, margin=m)
+
+    def consider(candidates):
+        nonlocal best, best_level
+        for p in candidates:
             s = float(spearmanr(_oof(X, z, folds, lambda A, b: fit_recipe(A, b, ranking, p)), z)[0])
             if s < cv[alpha] - tol:
                 continue
@@ -201,18 +201,10 @@ def select_params(X, z, ranking: RankingSet | None, rank_val: RankingSet | None,
             if level > best_level:
                 best, best_level = p, level
                 report.update(cv_srcc=s, val_level_srcc=level)
-    if not residual or best.rank_weight == 0:
-        return best, report
-    linear = best
-    for rw in RESIDUAL_WEIGHTS:
-        for lam in RESIDUAL_LAMS:
-            p = RecipeParams(alpha=linear.alpha, rank_weight=linear.rank_weight, margin=linear.margin,
-                             residual_weight=rw, residual_lam=lam)
-            s = float(spearmanr(_oof(X, z, folds, lambda A, b: fit_recipe(A, b, ranking, p)), z)[0])
-            if s < cv[alpha] - tol:
-                continue
-            level = float(rank_val.level_srcc(fit_recipe(X, z, ranking, p).predict(rank_val.X)).mean())
-            if level > best_level:
-                best, best_level = p, level
-                report.update(cv_srcc=s, val_level_srcc=level)
+
+    consider([RecipeParams(alpha=alpha, rank_weight=w, margin=m) for w in weights for m in margins])
+    if residual and best.rank_weight > 0:
+        lin = best
+        consider([RecipeParams(alpha=alpha, rank_weight=lin.rank_weight, margin=lin.margin, residual_weight=rw,
+                               residual_lam=lam) for rw in RESIDUAL_WEIGHTS for lam in RESIDUAL_LAMS])
     return best, report

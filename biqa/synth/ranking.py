@@ -58,11 +58,15 @@ def _pil_box(a, t, rng):
     return _arr(_pil(a).filter(ImageFilter.BoxBlur(_interp((0.8, 1.5, 2.5, 4.0, 6.0), t))))
 
 
-def _resample_blur(a, t, rng):
-    f = _interp((1.5, 2.2, 3.2, 4.5, 6.5), t)
+def _down_up(a, f: float, down, up, least: int):
+    """Downscale by ``f`` with filter ``down`` (at least ``least`` px a side), back up with ``up``."""
     h, w = a.shape[:2]
-    small = _pil(a).resize((max(8, round(w / f)), max(8, round(h / f))), Image.BILINEAR)
-    return _arr(small.resize((w, h), Image.BICUBIC))
+    small = _pil(a).resize((max(least, round(w / f)), max(least, round(h / f))), down)
+    return _arr(small.resize((w, h), up))
+
+
+def _resample_blur(a, t, rng):
+    return _down_up(a, _interp((1.5, 2.2, 3.2, 4.5, 6.5), t), Image.BILINEAR, Image.BICUBIC, 8)
 
 
 def _pil_jpeg444(a, t, rng):
@@ -74,10 +78,7 @@ def _pil_jpeg444(a, t, rng):
 
 
 def _pil_pixelate(a, t, rng):
-    b = _interp((2.0, 3.5, 5.5, 8.0, 12.0), t)
-    h, w = a.shape[:2]
-    small = _pil(a).resize((max(2, round(w / b)), max(2, round(h / b))), Image.BOX)
-    return _arr(small.resize((w, h), Image.NEAREST))
+    return _down_up(a, _interp((2.0, 3.5, 5.5, 8.0, 12.0), t), Image.BOX, Image.NEAREST, 2)
 
 
 def _pil_contrast(a, t, rng):
