@@ -265,7 +265,8 @@ def fit_residual(head: LinearHead, X: np.ndarray, ranking_X: np.ndarray, pairs: 
         loss.backward()
         opt.step()
     with torch.no_grad():
-        gap = (lin_r + net(R).squeeze(-1))[P[:, 0]] - (lin_r + net(R).squeeze(-1))[P[:, 1]]
+        z = lin_r + net(R).squeeze(-1)
+        gap = z[P[:, 0]] - z[P[:, 1]]
     res = {"W1": net[0].weight.detach().double().numpy(), "b1": net[0].bias.detach().double().numpy(),
            "W2": net[2].weight.detach().double().numpy(), "b2": net[2].bias.detach().double().numpy()}
     info = {**head.info, "residual": {"hidden": hidden, "weight": weight, "margin": margin, "lam": lam,

@@ -49,15 +49,6 @@ class RankingSet:
     def n_groups(self) -> int:
         return len(self.photo)
 
-    def subset(self, keep_group: np.ndarray) -> "RankingSet":
-        from .synth.ranking import group_pairs
-
-        keep_group = np.asarray(keep_group, bool)
-        rows = np.repeat(keep_group, 6)
-        idx = np.flatnonzero(keep_group)
-        return RankingSet(self.X[rows], group_pairs(len(idx)), [self.photo[i] for i in idx],
-                          [self.impl[i] for i in idx], [self.family[i] for i in idx])
-
     def pair_features(self) -> tuple[np.ndarray, np.ndarray]:
         return self.X[self.pairs[:, 0]], self.X[self.pairs[:, 1]]
 
