@@ -32,7 +32,6 @@ Writes ``livec_protocol.csv`` (one row per variant and split: srcc, plcc, ...) a
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -46,34 +45,29 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from biqa.probe import FeatureExtractor, cached_path_features  # noqa: E402
-from biqa.recipe import RANK_VAL_PHOTOS, build_ranking_set, fit_recipe, select_params, source_files  # noqa: E402
+from biqa.recipe import build_ranking_set, ensure_livec, fit_recipe, ranking_sources, select_params  # noqa: E402
+sys.path.insert(0, str(HERE))
+import heldout_levels as hl  # noqa: E402  (the held-out level-ranking check, benchmarks/heldout_levels.py)
 
 SHARED = ROOT / ".." / "shared" / "data"
 LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 
 
-def heldout_module():
-    spec = importlib.util.spec_from_file_location("heldout_levels", HERE / "heldout_levels.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:
     """The LIVE Challenge records with ``split_seedN`` columns (imported and split if absent)."""
-    from biqa.datasets import add_splits, import_dataset
-    from biqa.records import read_records, resolve_path, write_records
+    from biqa.datasets import add_splits
+    from biqa.records import write_records
 
-    if not path.is_file():
-        _, report = import_dataset("livec", LIVEC_ROOT, path, partial=True)
-        if not report.ok:
-            raise SystemExit(str(report))
-    df = read_records(path)
+    try:
+        df = ensure_livec(path, LIVEC_ROOT)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     missing = [s for s in seeds if f"split_seed{s}" not in df.columns]
     if missing:
-        df = add_splits(df, scheme="random", ratios=(70, 10, 20), seeds=sorted(set(seeds) | set(missing)))
+        df = add_splits(df.drop(columns="abspath"), scheme="random", ratios=(70, 10, 20),
+                        seeds=sorted(set(seeds) | set(missing)))
         write_records(df, path)
-    df["abspath"] = [resolve_path(p, path.parent) for p in df["path"]]
+        df = ensure_livec(path, LIVEC_ROOT)
     return df
 
 
@@ -150,7 +144,6 @@ def main(argv=None) -> int:
     X = cached_path_features(df["abspath"].tolist(), feats / "livec.npz", fx)
     z = df["mos"].to_numpy(float) / 100.0
     print(f"LIVE Challenge: {len(df)} photos, features {X.shape} ({time.time() - t0:.0f} s)")
-    hl = heldout_module()
     hdir = ROOT / "data" / ("heldout_levels_quick" if a.quick else "heldout_levels")
     hdf = hl.build(hdir, SHARED / "photos", photos=hl.HELDOUT_PHOTOS[:hl.QUICK_PHOTOS] if a.quick
                    else hl.HELDOUT_PHOTOS, short_side=hl.QUICK_SHORT_SIDE if a.quick else None)
@@ -165,9 +158,7 @@ def main(argv=None) -> int:
               f"PLCC {mine['plcc'].mean():.4f} +- {mine['plcc'].std(ddof=0):.4f}; wrote {out_csv}")
         return 0
 
-    photos, originals = source_files(SHARED / "photos", SHARED / "originals", exclude=(*RANK_VAL_PHOTOS,
-                                     *heldout_module().HELDOUT_PHOTOS))
-    vphotos, voriginals = source_files(SHARED / "photos", SHARED / "originals", only=RANK_VAL_PHOTOS)
+    (photos, originals), (vphotos, voriginals) = ranking_sources(SHARED / "photos", SHARED / "originals")
     tag = "quick_" if a.quick else ""
     from biqa.synth.ranking import implementations
 

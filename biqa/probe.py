@@ -128,12 +128,24 @@ def cached_path_features(paths: Sequence[str], cache: str | os.PathLike, extract
         X = extractor.paths([paths[i] for i in todo], resolution=resolution, progress=progress)
         for i, x in zip(todo, X):
             have[keys[i]] = x
-        cache.parent.mkdir(parents=True, exist_ok=True)
         all_keys = sorted(have)
-        tmp = cache.with_name(cache.name + ".tmp.npz")
-        np.savez(tmp, tag=np.array(tag), keys=np.array(all_keys), X=np.stack([have[k] for k in all_keys]))
-        os.replace(tmp, cache)
+        save_npz_atomic(cache, tag=np.array(tag), keys=np.array(all_keys), X=np.stack([have[k] for k in all_keys]))
     return np.stack([have[k] for k in keys]).astype(np.float32)
+
+
+def save_npz_atomic(path: str | os.PathLike, **arrays) -> Path:
+    """``np.savez`` to ``path`` through a temporary file and a rename (a killed run leaves no torn cache)."""
+    from .checkpoint import _atomic_write_bytes
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    _atomic_write_bytes(path, write)
+    return path
 
 
 def _file_key(p) -> str:

@@ -18,11 +18,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .probe import DEFAULT_ALPHAS, PROBE_PRESET, FeatureExtractor, LinearHead, fit_linear, fit_residual, fit_ridge
+if TYPE_CHECKING:
+    import pandas as pd
+
+from .probe import (DEFAULT_ALPHAS, PROBE_PRESET, FeatureExtractor, LinearHead, fit_linear, fit_residual, fit_ridge,
+                    save_npz_atomic)
 
 # Photos that no model of the recipe may see: the held-out level-ranking check
 # (benchmarks/heldout_levels.py HELDOUT_PHOTOS; a test checks that the two lists agree).
@@ -33,6 +37,24 @@ HELDOUT_PHOTOS = ("lomiri-wallpapers__Picture_1A_by_freespace", "lomiri-wallpape
 # Photos whose ranking groups validate the ranking weight (never in training pairs).
 RANK_VAL_PHOTOS = ("lomiri-wallpapers__Bridge_by_Sander_Klootwijk", "lxqt-themes__beam", "mate-backgrounds__Storm",
                    "scikit-image__coffee", "plasma-workspace-wallpapers__Kite__2560x1600", "scipy__face")
+
+
+def ensure_livec(records, livec_root) -> "pd.DataFrame":
+    """The LIVE Challenge records at ``records`` (with ``abspath``), imported from ``livec_root`` first
+    when the CSV does not exist yet (partial copy: the photos present). Raises ``ValueError`` with the
+    import report when that import is not OK."""
+    from .datasets import import_dataset
+    from .records import read_records, resolve_path
+
+    records = Path(records)
+    if not records.is_file():
+        _, report = import_dataset("livec", livec_root, records, partial=True)
+        print(report)
+        if not report.ok:
+            raise ValueError(f"LIVE Challenge import from {livec_root} is not OK:\n{report}")
+    df = read_records(records)
+    df["abspath"] = [resolve_path(p, records.parent) for p in df["path"]]
+    return df
 
 
 @dataclass
@@ -65,16 +87,27 @@ class RankingSet:
         return out
 
 
-def source_files(photos_dir, originals_dir=None, *, exclude: Sequence[str] = HELDOUT_PHOTOS,
+def source_files(photos_dir, originals_dir=None, *, exclude: Sequence[str] = (),
                  only: Sequence[str] | None = None) -> tuple[list[Path], list[Path]]:
-    """Photos (and high-resolution originals) by stem, without ``exclude``; ``only`` keeps just those stems."""
+    """Photos (and high-resolution originals) by stem, never :data:`HELDOUT_PHOTOS`, without ``exclude``;
+    ``only`` keeps just those stems."""
+    drop = set(HELDOUT_PHOTOS) | set(exclude)
+
     def ok(p: Path) -> bool:
-        return p.stem not in set(exclude) and (only is None or p.stem in set(only))
+        return p.stem not in drop and (only is None or p.stem in set(only))
 
     photos = sorted(p for p in Path(photos_dir).glob("*.png") if ok(p))
     originals = sorted(p for p in Path(originals_dir).glob("*") if p.suffix.lower() in (".jpg", ".png") and ok(p)) \
         if originals_dir and Path(originals_dir).is_dir() else []
     return photos, originals
+
+
+def ranking_sources(photos_dir, originals_dir=None) -> tuple[tuple[list[Path], list[Path]],
+                                                             tuple[list[Path], list[Path]]]:
+    """(photos, originals) for the recipe's training ranking groups, and for its validation groups
+    (:data:`RANK_VAL_PHOTOS`); the held-out check photos are in neither."""
+    return (source_files(photos_dir, originals_dir, exclude=RANK_VAL_PHOTOS),
+            source_files(photos_dir, originals_dir, only=RANK_VAL_PHOTOS))
 
 
 def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_groups: int, *, seed: int = 0,
@@ -111,10 +144,8 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
     bar.close()
     rs = RankingSet(np.concatenate(X), group_pairs(len(photo)), photo, impl, family)
     if cache is not None:
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(str(cache) + ".tmp.npz")
-        np.savez(tmp, key=np.array(key), X=rs.X, photo=np.array(photo), impl=np.array(impl), family=np.array(family))
-        tmp.replace(cache)
+        save_npz_atomic(cache, key=np.array(key), X=rs.X, photo=np.array(photo), impl=np.array(impl),
+                        family=np.array(family))
     return rs
 
 

@@ -41,25 +41,21 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     from biqa.checkpoint import export_checkpoint
-    from biqa.datasets import import_dataset
     from biqa.labels import LabelScale
     from biqa.probe import FeatureExtractor, cached_path_features, save_linear_checkpoint
-    from biqa.recipe import HELDOUT_PHOTOS, RANK_VAL_PHOTOS, build_ranking_set, fit_recipe, select_params, source_files
-    from biqa.records import read_records, resolve_path
+    from biqa.recipe import build_ranking_set, ensure_livec, fit_recipe, ranking_sources, select_params
 
     t0 = time.time()
     records, feats, out = Path(a.records), Path(a.features), Path(a.out)
-    if not records.is_file():
-        _, report = import_dataset("livec", LIVEC_ROOT, records, partial=True)
-        print(report)
-        if not report.ok:
-            return 1
-    df = read_records(records)
+    try:
+        df = ensure_livec(records, LIVEC_ROOT)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 1
     fx = FeatureExtractor()
-    X = cached_path_features([resolve_path(p, records.parent) for p in df["path"]], feats / "livec.npz", fx)
+    X = cached_path_features(df["abspath"].tolist(), feats / "livec.npz", fx)
     z = df["mos"].to_numpy(float) / 100.0
-    photos, originals = source_files(SHARED / "photos", SHARED / "originals", exclude=(*HELDOUT_PHOTOS, *RANK_VAL_PHOTOS))
-    vphotos, voriginals = source_files(SHARED / "photos", SHARED / "originals", only=RANK_VAL_PHOTOS)
+    (photos, originals), (vphotos, voriginals) = ranking_sources(SHARED / "photos", SHARED / "originals")
     ranking = build_ranking_set(photos, originals, a.groups, seed=1, extractor=fx, cache=feats / "rank_train.npz")
     rank_val = build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fx, cache=feats / "rank_val.npz")
     print(f"features: {len(df)} LIVE Challenge photos, {ranking.n_groups} + {rank_val.n_groups} ranking groups "

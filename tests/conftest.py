@@ -55,3 +55,15 @@ def save_untrained_checkpoint(path, seed: int = 0, preset: str = "lite0-mos") ->
 def tiny_checkpoint(tmp_path_factory) -> str:
     """An (untrained) lite0 checkpoint."""
     return save_untrained_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", seed=0)
+
+
+def load_benchmark(name: str):
+    """A script of benchmarks/ (``name`` without .py) imported as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

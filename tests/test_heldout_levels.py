@@ -3,7 +3,7 @@ independent facts (OpenCV's own Gaussian blur, measured noise std, ...) and its 
 from __future__ import annotations
 
 import ast
-import importlib.util
+from conftest import load_benchmark
 from pathlib import Path
 
 import cv2
@@ -16,10 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def hl():
-    spec = importlib.util.spec_from_file_location("heldout_levels", ROOT / "benchmarks" / "heldout_levels.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("heldout_levels")
 
 
 @pytest.fixture(scope="module")

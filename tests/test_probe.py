@@ -1,7 +1,7 @@
 """Linear heads on frozen features (biqa.probe), ranking groups (biqa.synth.ranking) and the recipe."""
 from __future__ import annotations
 
-import importlib.util
+from conftest import load_benchmark
 from pathlib import Path
 
 import numpy as np
@@ -131,10 +131,7 @@ def test_ranking_groups_are_deterministic_and_family_labelled():
 
 
 def test_recipe_holds_out_the_level_ranking_photos():
-    spec = importlib.util.spec_from_file_location("heldout_levels", ROOT / "benchmarks" / "heldout_levels.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert tuple(mod.HELDOUT_PHOTOS) == HELDOUT_PHOTOS
+    assert tuple(load_benchmark("heldout_levels").HELDOUT_PHOTOS) == HELDOUT_PHOTOS
     assert not set(RANK_VAL_PHOTOS) & set(HELDOUT_PHOTOS)
 
 

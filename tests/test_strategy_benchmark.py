@@ -1,7 +1,7 @@
 """The strategies benchmark's statistics: paired differences to the baseline and their verdicts."""
 from __future__ import annotations
 
-import importlib.util
+from conftest import load_benchmark
 import math
 from pathlib import Path
 
@@ -15,10 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_strategies", ROOT / "benchmarks" / "strategies.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("strategies")
 
 
 def _runs(rows):

@@ -39,10 +39,10 @@ def ranking_pool(photos, originals, n_groups: int, size: int, *, seed: int = 0, 
     """``[n_groups, 6, size, size, 3]`` uint8: square ranking groups (cached in ``cache`` when given)."""
     from tqdm.auto import tqdm
 
-    from ..recipe import HELDOUT_PHOTOS, source_files
+    from ..recipe import source_files
     from ..synth.ranking import load_sources, ranking_groups
 
-    ph, orig = source_files(photos, originals, exclude=(*HELDOUT_PHOTOS, *exclude))
+    ph, orig = source_files(photos, originals, exclude=exclude)  # never the held-out check photos
     if not ph and not orig:
         raise FileNotFoundError(f"ranking: no pristine photos in {photos} / {originals} (PNG/JPEG files)")
     key = json.dumps({"photos": [p.name for p in ph], "originals": [p.name for p in orig], "n": n_groups,
@@ -58,10 +58,9 @@ def ranking_pool(photos, originals, n_groups: int, size: int, *, seed: int = 0, 
         g = ranking_groups(sources, 1, seed=seed * 1_000_003 + i, crop=(size, size), square=True)[0]
         out[i] = np.stack(g.images)
     if cache:
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(str(cache) + ".tmp.npz")
-        np.savez(tmp, key=np.array(key), groups=out)
-        tmp.replace(cache)
+        from ..probe import save_npz_atomic
+
+        save_npz_atomic(cache, key=np.array(key), groups=out)
     return out
 
 
