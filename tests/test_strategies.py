@@ -94,14 +94,71 @@ def test_pruned_branch_leaves_running_statistics_alone():
     assert any(not torch.equal(before[k], v) for k, v in model.named_buffers())
 
 
-def test_ohem_records_per_sample_disagreement():
-    strat = build_strategy("ohem", small_model(), loss="mse", ohem={"ratio": 0.7})
+def _pruned_copy(model, masks):
+    """An independent pruned network: a deep copy with its masked weights multiplied out."""
+    import copy
+
+    ref = copy.deepcopy(model)
+    with torch.no_grad():
+        params = dict(ref.named_parameters())
+        for name, m in masks.items():
+            params[name].mul_(m)
+    return ref
+
+
+@pytest.mark.parametrize("lam", [0.5, 2.0])
+def test_ohem_loss_and_disagreement_recomputed_by_hand(lam):
+    """L = MSE(f, y) + MSE(f_p, y) + lam * MSE(f, f_p) (METHODS.md section 1), with the pruned network
+    rebuilt independently as a masked deep copy; the hard-sample table holds |f - f_p| per index."""
+    model = small_model().eval()  # no dropout: both computations see the same function
+    strat = build_strategy("ohem", model, loss="mse", ohem={"ratio": 0.7, "lam": lam})
     strat.on_epoch_start(0)
-    loss, terms = strat.loss(batch())
-    assert {"sup", "ohem_pruned_sup", "ohem_consistency"} <= set(terms)
+    b = batch(n=5)
+    b["index"] = torch.tensor([7, 3, 11, 0, 4])
+    loss, terms = strat.loss(b)
+    pruned = _pruned_copy(model, strat.masks["model"])
+    with torch.no_grad():
+        f, fp = model(b["image"])["z"], pruned(b["image"])["z"]
+    mse = lambda a, c: float(((a - c) ** 2).mean())  # noqa: E731
+    want = mse(f, b["z"]) + mse(fp, b["z"]) + lam * mse(f, fp)
+    assert float(loss.detach()) == pytest.approx(want, rel=1e-5)
+    assert terms["ohem_consistency"] == pytest.approx(mse(f, fp), rel=1e-5)  # recorded before the weight lam
     table = strat.epoch_report(0)["hard_samples"]
-    assert sorted(table["index"]) == [0, 1, 2, 3]
-    assert table["disagreement"].is_monotonic_decreasing
+    gap = dict(zip(b["index"].tolist(), (f - fp).abs().tolist()))
+    assert len(table) == 5 and list(table["rank"]) == [1, 2, 3, 4, 5]
+    for i, d in zip(table["index"], table["disagreement"]):
+        assert d == pytest.approx(gap[int(i)], rel=1e-5)
+    assert list(table["index"]) == sorted(gap, key=lambda i: -gap[i])
+
+
+def test_ohem_consistency_has_no_stop_gradient():
+    """The consistency term pulls both branches together: its gradient on the shared weights is that of
+    MSE(f, f_p) through both f and f_p; stopping either side's gradient gives a measurably different one."""
+    from torch.func import functional_call
+
+    model = small_model().eval()
+    strat = build_strategy("ohem", model, loss="mse", ohem={"ratio": 0.7, "lam": 1.0})
+    strat.on_epoch_start(0)
+    masks = strat.masks["model"]
+    b = batch()
+    params = dict(model.named_parameters())
+
+    def grads(detach_full=False, detach_pruned=False):
+        model.zero_grad()
+        f = model(b["image"])["z"]
+        fp = functional_call(model, {**params, **{k: params[k] * m for k, m in masks.items()}},
+                             (b["image"],))["z"]
+        f_, fp_ = (f.detach() if detach_full else f), (fp.detach() if detach_pruned else fp)
+        (((f - b["z"]) ** 2).mean() + ((fp - b["z"]) ** 2).mean() + ((f_ - fp_) ** 2).mean()).backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]).clone()
+
+    want = grads()
+    model.zero_grad()
+    strat.loss(b)[0].backward()
+    got = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+    for variant in (grads(detach_full=True), grads(detach_pruned=True)):
+        assert (variant - want).norm() > 1e-3 * want.norm()  # the check can tell a stop-gradient apart
 
 
 def test_ohem_crop_view_is_a_smaller_sub_image():
@@ -125,32 +182,72 @@ def test_ohem_crop_view_is_a_smaller_sub_image():
         build_strategy("ohem", small_model(), ohem={"view": "crop", "crop_scale": 0.0})
 
 
-def test_ohem_refresh_policies():
+def _refresh_log(refresh, epochs=3, steps_per_epoch=4, **ohem):
+    """(epoch, step) at which the masks were recomputed, for a refresh policy: the weights are perturbed
+    before every step, so a refresh always changes the masks."""
     model = small_model()
-    strat = build_strategy("ohem", model, ohem={"refresh": 2})
-    strat.on_epoch_start(0)
-    first = {k: v.clone() for k, v in strat.masks["model"].items()}
-    with torch.no_grad():
-        for p in model.backbone.parameters():
-            p.add_(torch.randn_like(p))
-    strat.on_step_end(0)
-    assert all(torch.equal(first[k], strat.masks["model"][k]) for k in first)  # not yet
-    strat.on_step_end(1)
-    assert any(not torch.equal(first[k], strat.masks["model"][k]) for k in first)  # refreshed at step 2
+    strat = build_strategy("ohem", model, ohem={"refresh": refresh, **ohem})
+    log, step, last = [], 0, None
+
+    def changed():
+        nonlocal last
+        cur = {k: v.clone() for k, v in strat.masks["model"].items()} if strat.masks else None
+        diff = last is None or any(not torch.equal(last[k], cur[k]) for k in cur)
+        last = cur
+        return diff
+
+    for epoch in range(epochs):
+        strat.on_epoch_start(epoch)
+        if changed():
+            log.append((epoch, "start"))
+        for _ in range(steps_per_epoch):
+            with torch.no_grad():
+                for p in model.backbone.parameters():
+                    p.add_(torch.randn_like(p))
+            strat.on_step_end(step)
+            step += 1
+            if changed():
+                log.append((epoch, step))
+    return log
+
+
+def test_ohem_refresh_policies():
+    assert _refresh_log("stage") == [(0, "start")]  # default stage_epochs [0]: once
+    assert _refresh_log("stage", stage_epochs=[0, 2]) == [(0, "start"), (2, "start")]
+    assert _refresh_log("epoch") == [(0, "start"), (1, "start"), (2, "start")]
+    assert _refresh_log(3) == [(0, "start"), (0, 3), (1, 6), (2, 9), (2, 12)]  # every 3 optimiser steps
+
+
+@pytest.mark.parametrize("bad", ["online", "Epoch", "never", 0, -2, 1.5, True, "3"])
+def test_ohem_refresh_rejects_unknown_policies(bad):
+    with pytest.raises(ValueError, match="ohem.refresh"):
+        build_strategy("ohem", small_model(), ohem={"refresh": bad})
+
+
+def test_ohem_stage_epochs_must_be_epoch_numbers():
+    with pytest.raises(ValueError, match="stage_epochs"):
+        build_strategy("ohem", small_model(), ohem={"refresh": "stage", "stage_epochs": ["first"]})
 
 
 # ----------------------------------------------------------------------- DML
+@pytest.mark.parametrize("lam", [0.5, 1.0])
+def test_mutual_loss_recomputed_by_hand(lam):
+    """Per peer k: MSE(z_k, y) + lam * MSE(z_k, z_j) (METHODS.md section 2); the total is their sum."""
+    strat = build_strategy("mutual", small_model(), loss="mse", mutual={"peers": 2, "lam": lam})
+    peer0, peer1 = strat.nets["model"].eval(), strat.nets["peer1"].eval()
+    b = batch()
+    with torch.no_grad():
+        z0, z1 = peer0(b["image"])["z"], peer1(b["image"])["z"]
+    mse = lambda a, c: float(((a - c) ** 2).mean())  # noqa: E731
+    want = mse(z0, b["z"]) + mse(z1, b["z"]) + 2 * lam * mse(z0, z1)
+    assert float(strat.loss(b)[0].detach()) == pytest.approx(want, rel=1e-5)
+
+
 def test_mutual_mimicry_target_carries_no_gradient():
     strat = build_strategy("mutual", small_model(), loss="mse", mutual={"peers": 2})
     peer0, peer1 = strat.nets["model"].eval(), strat.nets["peer1"].eval()  # no dropout: comparable gradients
     assert peer1.preset.hflip_input and not peer0.preset.hflip_input
     b = batch()
-    out0, out1 = peer0(b["image"]), peer1(b["image"])
-    # the mimicry term of peer 0 alone must not move peer 1
-    mim0 = torch.nn.functional.mse_loss(out0["z"], out1["z"].detach())
-    peer1.zero_grad()
-    mim0.backward()
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in peer1.parameters())
     # in the full loss, peer 1's gradient equals that of its own terms only
     strat.nets["model"].zero_grad()
     peer1.zero_grad()
@@ -169,7 +266,8 @@ def test_mutual_mimicry_target_carries_no_gradient():
 @pytest.mark.parametrize("mode", ["scaled", "full", "none", True, False])
 def test_mutual_head_init_modes(mode):
     """Kaiming (even peers) vs Xavier (odd peers) on every head Linear; "scaled" then brings the output
-    layer to a fresh head's std (0.01) with its bias, so peers start near the range centre."""
+    layer to a fresh head's std (0.01) times the family's gain, with its bias, so peers start near the
+    range centre."""
     from biqa.strategies.composite import OUTPUT_INIT_STD
 
     fresh = small_model(seed=1, preset="lite0-ml-mos")  # head: BN, dropout, Linear(1280, 256), GELU, Linear(256, 1)
@@ -187,8 +285,9 @@ def test_mutual_head_init_modes(mode):
         # uniform draws: std = bound / sqrt(3); Kaiming (a=0): sqrt(2 / fan_in), Xavier: sqrt(2 / (fan_in + fan_out))
         want = math.sqrt(2 / fan_in) if fam == "kaiming" else math.sqrt(2 / (fan_in + fan_out))
         assert float(hidden.weight.detach().std()) == pytest.approx(want, rel=0.02)
-        if kind == "scaled":
-            assert float(out.weight.detach().std()) == pytest.approx(OUTPUT_INIT_STD, rel=1e-4)
+        if kind == "scaled":  # a fresh head's std times the family's gain (Kaiming: the ReLU gain sqrt(2))
+            gain = math.sqrt(2) if fam == "kaiming" else 1.0
+            assert float(out.weight.detach().std()) == pytest.approx(OUTPUT_INIT_STD * gain, rel=1e-4)
         else:
             o_in = out.weight.shape[1]
             want_out = math.sqrt(2 / o_in) if fam == "kaiming" else math.sqrt(2 / (o_in + 1))
@@ -196,6 +295,67 @@ def test_mutual_head_init_modes(mode):
         torch.testing.assert_close(out.bias, ref[1].bias)  # the range centre
     heads = [strat.nets[n].head.mlp[-1].weight for n in ("model", "peer1")]
     assert not torch.equal(*heads)
+
+
+def test_mutual_single_linear_heads_start_measurably_apart():
+    """lite0-mos's head is one Linear(1280, 1): Kaiming's and Xavier's draws have the same std there
+    (sqrt(2/1280) vs sqrt(2/1281)), so the default init must keep the families' gains apart (Kaiming
+    sqrt(2) : Xavier 1) while staying near a fresh head's scale (no whole-range initial spread)."""
+    from biqa.strategies.composite import OUTPUT_INIT_STD
+
+    strat = build_strategy("mutual", small_model(seed=3), mutual={"peers": 3})
+    stds = {}
+    for name in ("model", "peer1", "peer2"):
+        (out,) = [m for m in strat.nets[name].head.modules() if isinstance(m, torch.nn.Linear)]
+        stds[name] = float(out.weight.detach().std())
+    assert stds["model"] / stds["peer1"] == pytest.approx(math.sqrt(2), rel=1e-3)  # Kaiming / Xavier
+    assert stds["peer2"] == pytest.approx(stds["model"], rel=1e-3)  # even peers: Kaiming again
+    assert max(stds.values()) <= 1.5 * OUTPUT_INIT_STD
+    x = batch(n=8)["image"]
+    with torch.no_grad():
+        z = {n: strat.nets[n].eval()(x)["z"] for n in ("model", "peer1")}
+    assert float((z["model"] - z["peer1"]).abs().mean()) > 1e-3  # the peers' first predictions differ
+
+
+def _trained_lite0(records, out):
+    Trainer(_cfg(records, out, "supervised")).fit()
+    return str(out / "best.safetensors")
+
+
+def test_mutual_with_init_from_gives_every_peer_the_checkpoint(tiny_records, tmp_path):
+    """model.init_from: the loaded head is kept (no re-draw) and every peer starts from the checkpoint."""
+    ckpt = _trained_lite0(tiny_records, tmp_path / "a")
+    want = read_state_dicts(ckpt)["model"]
+    cfg = _cfg(tiny_records, tmp_path / "b", "mutual", mutual={"peers": 2})
+    cfg["model"]["init_from"] = ckpt
+    trainer = Trainer(cfg)
+    for name in ("model", "peer1"):
+        got = trainer.strategy.nets[name].state_dict()
+        assert got.keys() == want.keys()
+        for k in want:
+            assert torch.equal(got[k].cpu(), want[k]), (name, k)
+    assert trainer.strategy.nets["peer1"].preset.hflip_input  # the view still differs
+    # an explicit init re-draws every head, the loaded ones included
+    cfg = _cfg(tiny_records, tmp_path / "c", "mutual", mutual={"peers": 2, "init": "scaled"})
+    cfg["model"]["init_from"] = ckpt
+    nets = Trainer(cfg).strategy.nets
+    assert not torch.equal(nets["model"].head.mlp[-1].weight.detach().cpu(), want["head.mlp.1.weight"])
+    assert torch.equal(nets["peer1"].backbone.conv_stem.weight.detach().cpu(), want["backbone.conv_stem.weight"])
+    cfg = _cfg(tiny_records, tmp_path / "d", "mutual", mutual={"peers": ["lite0-mos", "lite1-mos"]})
+    cfg["model"]["init_from"] = ckpt
+    with pytest.raises(ValueError, match="init_from"):
+        Trainer(cfg)
+
+
+def test_mutual_with_init_backbone_from_gives_every_peer_the_backbone(tiny_records, tmp_path):
+    ckpt = _trained_lite0(tiny_records, tmp_path / "a")
+    want = read_state_dicts(ckpt)["model"]
+    cfg = _cfg(tiny_records, tmp_path / "b", "mutual", mutual={"peers": 2})
+    cfg["model"]["init_backbone_from"] = ckpt
+    nets = Trainer(cfg).strategy.nets
+    for name in ("model", "peer1"):
+        bb = nets[name].backbone.state_dict()
+        assert all(torch.equal(bb[k].cpu(), want["backbone." + k]) for k in bb), name
 
 
 def test_mutual_init_rejects_unknown_mode():
@@ -233,10 +393,27 @@ def test_teacher_gets_no_gradient_and_stays_in_eval(teacher_ckpt):
         n.train()
     loss, terms = strat.loss(batch())
     loss.backward()
-    assert {"kd_output", "kd_feature"} <= set(terms)
+    assert "kd_feature" in terms and "kd_output" not in terms  # no score term unless asked for
     assert not teacher.training
     assert all(p.grad is None for p in teacher.parameters())
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+
+
+@pytest.mark.parametrize("w_output", [None, 0.5])
+def test_distill_loss_recomputed_by_hand(teacher_ckpt, w_output):
+    """L = MSE(z_s, y) + w_feature * MSE(f_s, f_t) [+ w_output * MSE(z_s, z_t) only when set]; the
+    teacher sees the student's input in its own normalisation (lite0 and lite1 share theirs)."""
+    opts = {"teacher": teacher_ckpt, "w_feature": 0.7}
+    if w_output is not None:
+        opts["w_output"] = w_output
+    strat = build_strategy("distill", small_model(), distill=opts)
+    student, teacher = strat.nets["model"].eval(), strat.frozen["teacher"]
+    b = batch()
+    with torch.no_grad():
+        s, t = student(b["image"]), teacher(b["image"])
+    mse = lambda a, c: float(((a - c) ** 2).mean())  # noqa: E731
+    want = mse(s["z"], b["z"]) + 0.7 * mse(s["features"], t["features"]) + (w_output or 0.0) * mse(s["z"], t["z"])
+    assert float(strat.loss(b)[0].detach()) == pytest.approx(want, rel=1e-5)
 
 
 # -------------------------------------------------------------- compositions

@@ -12,9 +12,10 @@ One engine, three optional components, any combination:
   no copy); loss adds ``L_sup(pruned) + lam * MSE(z_full, z_pruned)`` with no stop-gradient.
   Per-sample disagreement ``|z_full - z_pruned|`` of the main model is recorded: the
   "hardest samples" table written each epoch.
-- ``distill`` (KD): a frozen teacher checkpoint; loss adds ``w_output * L(z_s, z_t) +
-  w_feature * L(P(f_s), f_t)`` with a learned linear projection ``P`` where the pooled
-  feature sizes differ, ``L`` = MSE or L1. The teacher never trains and stays in eval mode.
+- ``distill`` (KD): a frozen teacher checkpoint; loss adds ``w_feature * L(P(f_s), f_t)`` with a
+  learned linear projection ``P`` where the pooled feature sizes differ (and ``w_output * L(z_s, z_t)``,
+  a student-vs-teacher score term the methods do not have: off by default), ``L`` = MSE or L1. The
+  teacher never trains and stays in eval mode.
   When teacher and student both have MobileIQA heads (outputs ``stage_features`` and
   ``opinion_features``), MobileIQA's terms are added: ``w_stage * L(P_s(stage_s), stage_t) +
   w_opinion * L(P_o(opinion_s), opinion_t)``, with learned projections (a 1x1 conv per stage /
@@ -26,6 +27,8 @@ Per network: ``L = L_sup + [ohem terms] + [distill terms] + [mutual term]``; the
 sum over networks. Every combination of the three is supported and tested.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -44,16 +47,23 @@ COMPONENTS = ("ohem", "mutual", "distill")
 
 
 HEAD_INIT_MODES = ("scaled", "full", "none")
+OHEM_REFRESH = ("stage", "epoch")  # or a positive int: every N optimiser steps
+
+
+FAMILY_GAIN = {"kaiming": math.sqrt(2.0), "xavier": 1.0}  # the families' variance-scaling gains
 
 
 def _init_head(model: nn.Module, kind: str, mode: str = "scaled") -> None:
     """Re-initialise a peer's head: every Linear with Kaiming (``kind="kaiming"``) or Xavier uniform.
 
-    ``mode="scaled"`` then rescales the output layer (the last Linear) to std ``OUTPUT_INIT_STD`` and
-    keeps its bias, so the peer starts predicting near the middle of the label range like a fresh head
-    (at full scale, a 1280-feature score head starts with a spread of about a whole label range: see
-    the README's strategies benchmark); ``"full"`` keeps the raw draws; ``"none"`` leaves the head
-    alone."""
+    ``mode="scaled"`` then rescales the output layer (the last Linear) to std ``OUTPUT_INIT_STD`` times
+    the family's gain (Kaiming: sqrt(2), the ReLU gain; Xavier: 1) and keeps its bias, so the peer starts
+    predicting near the middle of the label range like a fresh head (at full scale, a 1280-feature score
+    head starts with a spread of about a whole label range: see the README's strategies benchmark) and
+    the two families still start measurably apart. A single ``Linear(F, 1)`` head shows why the gain is
+    kept: for it the raw draws have the same std (Kaiming sqrt(2/F), Xavier sqrt(2/(F+1))), so
+    normalising each peer to one std erased the method's only difference. ``"full"`` keeps the raw
+    draws; ``"none"`` leaves the head alone."""
     if mode == "none":
         return
     linears = [m for m in model.head.modules() if isinstance(m, nn.Linear)]
@@ -62,7 +72,7 @@ def _init_head(model: nn.Module, kind: str, mode: str = "scaled") -> None:
     if mode == "scaled" and linears:
         with torch.no_grad():
             w = linears[-1].weight
-            w.mul_(OUTPUT_INIT_STD / w.std().clamp_min(1e-12))
+            w.mul_(OUTPUT_INIT_STD * FAMILY_GAIN[kind] / w.std().clamp_min(1e-12))
 
 
 def _first_member(net: nn.Module) -> nn.Module:
@@ -123,7 +133,8 @@ class Composite(Strategy):
             Xavier for odd peers: ``"scaled"`` (default, also ``true``): output layer rescaled to a
             fresh head's small std; ``"full"``: raw draws; ``"none"`` (``false``): untouched).
         distill: ``teacher`` (checkpoint path, required), ``kd_loss`` (``"mse"`` | ``"l1"``),
-            ``w_output`` (1.0), ``w_feature`` (1.0; 0 for MobileIQA pairs), ``w_stage`` (1.0),
+            ``w_output`` (0.0: a score term outside the methods; set it to add one), ``w_feature`` (1.0;
+            0 for MobileIQA pairs), ``w_stage`` (1.0),
             ``w_opinion`` (1.0): the last two for MobileIQA (MAL-head) teacher and student.
         context: what the trainer knows: ``pretrained`` (for peers), ``label_scale``.
     """
@@ -151,6 +162,14 @@ class Composite(Strategy):
             self.ohem.setdefault("include_linear", True)
             self.ohem.setdefault("top_k", 200)
             self.ohem.setdefault("crop_scale", 0.5)
+            r = self.ohem["refresh"]
+            if not (r in OHEM_REFRESH or (isinstance(r, int) and not isinstance(r, bool) and r > 0)):
+                raise ValueError(f"ohem.refresh must be one of {OHEM_REFRESH} or a positive number of steps, "
+                                 f"not {r!r} (\"stage\": at ohem.stage_epochs; \"epoch\": every epoch; "
+                                 f"N: every N optimiser steps)")
+            bad = [e for e in self.ohem["stage_epochs"] if not isinstance(e, int) or isinstance(e, bool) or e < 0]
+            if bad:
+                raise ValueError(f"ohem.stage_epochs must list epoch numbers (0-based), not {bad}")
             if self.ohem["view"] not in ("same", "flip", "crop"):
                 raise ValueError("ohem.view must be 'same', 'flip' or 'crop'")
             if not 0.0 < float(self.ohem["crop_scale"]) <= 1.0:
@@ -173,10 +192,21 @@ class Composite(Strategy):
             raise ValueError("mutual learning needs at least 2 peers")
         self.mutual_lam = float(cfg.get("lam", 1.0))
         flip_odd = bool(cfg.get("flip_odd", True))
-        init = cfg.get("init", "scaled")
+        init_from, backbone_from = ctx.get("init_from"), ctx.get("init_backbone_from")
+        # model.init_from: every peer starts from the checkpoint's trained network, head included, so by
+        # default no head is re-initialised (an explicit mutual.init still re-draws them all)
+        init = cfg.get("init", "none" if init_from else "scaled")
         init = ("scaled" if init else "none") if isinstance(init, bool) else str(init)
         if init not in HEAD_INIT_MODES:
             raise ValueError(f"mutual.init must be one of {HEAD_INIT_MODES} (or true = scaled, false = none)")
+        if init_from and any(n != base.name for n in presets[1:]):
+            raise ValueError(f"mutual: model.init_from holds one {base.name!r} network, but the peers {presets} "
+                             f"differ from it; use peers of the same preset, or model.init_backbone_from")
+        state = None
+        if init_from:
+            from ..checkpoint import read_state_dicts
+
+            state = read_state_dicts(init_from)["model"]
         _init_head(self.model, "kaiming", init)
         for k, name in enumerate(presets[1:], start=1):
             over = {"score_range": base.score_range, "higher_is_better": base.higher_is_better,
@@ -185,6 +215,12 @@ class Composite(Strategy):
                 over["head_kwargs"] = base.head_kwargs
             peer = create_model(name, pretrained=ctx.get("pretrained", False),
                                 label_scale=ctx.get("label_scale", self.model.label_scale), **over)
+            if state is not None:
+                peer.load_state_dict(state, strict=True)
+            elif backbone_from:
+                from ..checkpoint import load_backbone_weights
+
+                load_backbone_weights(peer, backbone_from)
             _init_head(peer, "kaiming" if k % 2 == 0 else "xavier", init)
             self._peers[f"peer{k}"] = peer
 
@@ -198,7 +234,9 @@ class Composite(Strategy):
             p.requires_grad_(False)
         self.teacher = teacher.eval()
         self.kd_loss = {"mse": F.mse_loss, "l1": F.l1_loss}[cfg.get("kd_loss", "mse")]
-        self.w_output = float(cfg.get("w_output", 1.0))
+        # the methods distil features (KD) and MobileIQA's stage / opinion maps; a score term (student vs
+        # teacher prediction) is not part of them, so it is off unless asked for
+        self.w_output = float(cfg.get("w_output", 0.0))
         self.w_stage = float(cfg.get("w_stage", 1.0))
         self.w_opinion = float(cfg.get("w_opinion", 1.0))
         t_mal = _mal_head(self.teacher)
