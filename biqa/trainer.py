@@ -33,11 +33,11 @@ from .checkpoint import _atomic_write_bytes, save_checkpoint
 from .config import load_config, save_config
 from .data import RecordsDataset, SizeBucketBatchSampler, image_size
 from .labels import LabelScale
-from .losses import emd_loss
+from .losses import emd_loss, parse_loss_spec
 from .models import create_model, get_preset
 from .precision import float32_depthwise_
 from .records import load_records, select_split, split_columns
-from .strategies import build_strategy
+from .strategies import build_strategy, supervised_terms
 
 
 def seed_everything(seed: int) -> None:
@@ -101,6 +101,31 @@ def quick_metrics(pred: np.ndarray, mos: np.ndarray, higher_is_better: bool = Tr
     if len(pred) < 3 or np.ptp(pred) == 0:
         return {"srcc": float("nan"), "plcc": float("nan"), "rmse": float(np.sqrt(np.mean((pred - mos) ** 2)))}
     return {"srcc": sign * M.srcc(pred, mos), "plcc": sign * M.plcc(pred, mos), "rmse": M.rmse(pred, mos)}
+
+
+# early_stop.metric: what selects the best epoch on the validation set (higher or lower is better)
+VAL_METRICS_HIGHER = ("srcc", "plcc")
+VAL_METRICS_LOWER = ("rmse", "loss", "emd")
+
+
+def validation_losses(pred, mos, probs, dists, scale, loss_spec) -> dict[str, float]:
+    """``loss``: the run's supervised loss over the whole validation set as one batch (scores mapped to
+    the normalised ``z`` scale); ``emd``: EMD (r = 2) between predicted and target distributions, where
+    the model predicts them. Entries that cannot be computed are left out."""
+    out: dict[str, float] = {}
+    if probs is not None and dists is not None:
+        out["emd"] = float(emd_loss(probs, dists))
+    try:
+        weights = parse_loss_spec(loss_spec)
+        o = {"z": torch.as_tensor(scale.normalise(np.asarray(pred, float)), dtype=torch.float32)}
+        b = {"z": torch.as_tensor(scale.normalise(np.asarray(mos, float)), dtype=torch.float32)}
+        if probs is not None:
+            o["probs"], b["dist"] = probs, dists
+        total, _ = supervised_terms(o, b, weights)
+        out["loss"] = float(total)
+    except (ValueError, KeyError, TypeError):
+        pass
+    return out
 
 
 class Trainer:
@@ -168,10 +193,18 @@ class Trainer:
         self.val_ds = RecordsDataset(self.val_df, resolution=d.get("eval_resolution", "full"), **common)
         self.test_ds = (RecordsDataset(self.test_df, resolution=d.get("eval_resolution", "full"), **common)
                         if len(self.test_df) >= 3 else None)
+        self.val_metric = str(cfg["early_stop"].get("metric", "srcc"))
+        if self.val_metric not in VAL_METRICS_HIGHER + VAL_METRICS_LOWER:
+            raise ValueError(f"early_stop.metric must be one of {VAL_METRICS_HIGHER + VAL_METRICS_LOWER} "
+                             f"(loss: the run's supervised loss on the validation set), not {self.val_metric!r}")
+        if self.val_metric == "emd" and (self.preset.head != "distribution" or "mutual" in str(cfg["strategy"])):
+            raise ValueError("early_stop.metric emd needs a model that predicts score distributions (a "
+                             "distribution head such as nima-lite0, without mutual learning's peer average)")
         s = dict(cfg["strategy"])
         self.strategy = build_strategy(s.pop("name"), model, **s, context={
             "pretrained": cfg["model"].get("pretrained", False), "label_scale": self.scale,
-            "crop_size": self.crop, "seed": seed})
+            "crop_size": self.crop, "seed": seed, "init_from": cfg["model"].get("init_from"),
+            "init_backbone_from": cfg["model"].get("init_backbone_from")})
         for net in list(self.strategy.nets.values()) + list(self.strategy.frozen.values()):
             net.to(self.device)
             if cfg["train"].get("channels_last"):
@@ -436,7 +469,7 @@ class Trainer:
             start = self._load_state()
             if main and self.history:
                 self._write_history()  # a kill after state.pt but before metrics.csv: bring it up to date
-        metric = es.get("metric", "srcc")
+        metric = self.val_metric
         epochs = int(t["epochs"])
         bar = tqdm(total=(epochs - start) * self.steps_per_epoch, desc=f"train {cfg['name']}",
                    disable=not (cfg.get("progress", True) and main), dynamic_ncols=True)
@@ -451,13 +484,14 @@ class Trainer:
             t0 = time.time()
             row = {"epoch": epoch + 1, **self._train_epoch(epoch, bar)}
             row["train_seconds"] = time.time() - t0
-            pred, mos = self.evaluate(self.val_ds, "val")
+            pred, mos, probs, dists = self.evaluate(self.val_ds, "val", with_distributions=True)
             val = quick_metrics(pred, mos, self.scale.higher_is_better)
+            val.update(validation_losses(pred, mos, probs, dists, self.scale, cfg["strategy"].get("loss", "mse")))
             row.update({f"val_{k}": v for k, v in val.items()})
             row["lr_head"] = self.optimizer.param_groups[-1]["lr"]
             self.history.append(row)
             self._last_val_str = f"{val['srcc']:.4f}"
-            score = val[metric] if metric != "rmse" else -val["rmse"]
+            score = val.get(metric, float("nan")) * (-1.0 if metric in VAL_METRICS_LOWER else 1.0)
             nets = self.strategy.nets
             if np.isfinite(score) and score > self.best + float(es.get("min_delta", 0.0)):
                 self.best, self.best_epoch, self.bad_epochs = float(score), epoch + 1, 0
