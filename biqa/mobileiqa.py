@@ -20,12 +20,16 @@ Pieces
     spec does not say; scaling keeps bf16 softmax away from saturation).
 ``MAL``
     ``V`` views ``[B, C, S, S]`` -> their own spatial self-attention each -> concatenated along the
-    channels, ``X = [B, V*C, S*S]`` -> two scaled dot-product attention paths with linear q, k, v
-    (attention dropout 0.1) and a residual: one with the ``V*C`` channels as tokens (features of
-    size ``S*S``), one with the ``S*S`` positions as tokens (features of size ``V*C``) -> the mean of
-    the two paths, reshaped ``[B, V, C, S*S]`` and averaged over the views -> ``[B, C, S*S]``.
-    Choice: concatenation is along the channel axis (the literal reading of the spec); it makes
-    the position path's q, k, v ``Linear(V*C, V*C)`` (about 4.9M parameters for V=5, C=256).
+    positions, ``X = [B, C, V*S*S]`` -> two scaled dot-product attention paths with linear q, k, v
+    (attention dropout 0.1) and a residual: one with the ``C`` channels as tokens (features of size
+    ``V*S*S``), one with the ``V*S*S`` positions as tokens (features of size ``C``) -> the mean of the
+    two paths, reshaped ``[B, C, V, S*S]`` and averaged over the views -> ``[B, C, S*S]``. This is the
+    method's layout (``layout="paper"``, the default). Its channel path's q, k, v are
+    ``Linear(V*S*S, V*S*S)``: about 17.6M parameters per MAL for V=5, S=22, whatever C is.
+    ``layout="channels"`` is biqa's earlier reading (concatenation along the channels, ``X = [B, V*C,
+    S*S]``, the ``V*C`` channels as tokens of size ``S*S`` and the ``S*S`` positions as tokens of size
+    ``V*C``): kept as a named option because it is about 3x lighter and older checkpoints use it
+    (a checkpoint that does not name its layout loads as ``"channels"``).
 ``MALHead``
     The model head on a list of stage maps: LDA per stage, stacked ``[stages, B, C, S, S]``;
     ``opinions`` (3) parallel MAL(V) (identical architecture, independent initialisation:
@@ -63,7 +67,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from .heads import init_score_output_
 
-__all__ = ["LDABlock", "SpatialSelfAttention", "MAL", "MALHead", "StageFeatures", "lda_pool_slabs",
+__all__ = ["LDABlock", "SpatialSelfAttention", "MAL", "MAL_LAYOUTS", "MALHead", "StageFeatures", "lda_pool_slabs",
            "pool_bins", "check_offline_weights", "OFFLINE_ALTERNATIVES"]
 
 # Preset -> a preset of the same role whose ImageNet weights ship offline (for error messages).
@@ -154,25 +158,48 @@ class _TokenAttention(nn.Module):
         return x + a
 
 
-class MAL(nn.Module):
-    """Multi-view attention learning: ``V`` views ``[B, C, S, S]`` -> ``[B, C, S*S]`` (module docstring)."""
+MAL_LAYOUTS = ("paper", "channels")
 
-    def __init__(self, channels: int = 256, size: int = 22, views: int = 5, dropout: float = 0.1):
+
+class MAL(nn.Module):
+    """Multi-view attention learning: ``V`` views ``[B, C, S, S]`` -> ``[B, C, S*S]`` (module docstring).
+
+    ``layout="paper"`` (the method's): the views are concatenated along the positions,
+    ``X = [B, C, V*S*S]``; the channel path attends over the ``C`` channels as tokens of size
+    ``V*S*S``, the position path over the ``V*S*S`` positions as tokens of size ``C``.
+    ``layout="channels"`` (biqa's earlier reading, kept for its checkpoints and because it is lighter):
+    concatenated along the channels, ``X = [B, V*C, S*S]``; the channel path attends over the ``V*C``
+    channels as tokens of size ``S*S``, the position path over the ``S*S`` positions as tokens of
+    size ``V*C``. Either way the mean of the two paths is averaged over the views.
+    """
+
+    def __init__(self, channels: int = 256, size: int = 22, views: int = 5, dropout: float = 0.1,
+                 layout: str = "paper"):
         super().__init__()
-        self.channels, self.size, self.views = int(channels), int(size), int(views)
+        if layout not in MAL_LAYOUTS:
+            raise ValueError(f"MAL layout must be one of {MAL_LAYOUTS}, not {layout!r}")
+        self.channels, self.size, self.views, self.layout = int(channels), int(size), int(views), layout
         self.spatial = nn.ModuleList(SpatialSelfAttention(channels) for _ in range(views))
-        self.channel_attn = _TokenAttention(size * size, dropout)  # tokens: the V*C channels
-        self.position_attn = _TokenAttention(views * channels, dropout)  # tokens: the S*S positions
+        n = self.size * self.size
+        if layout == "paper":
+            self.channel_attn = _TokenAttention(views * n, dropout)  # tokens: the C channels
+            self.position_attn = _TokenAttention(channels, dropout)  # tokens: the V*S*S positions
+        else:
+            self.channel_attn = _TokenAttention(n, dropout)  # tokens: the V*C channels
+            self.position_attn = _TokenAttention(views * channels, dropout)  # tokens: the S*S positions
 
     def forward(self, views: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         if len(views) != self.views:
             raise ValueError(f"MAL built for {self.views} views got {len(views)}")
-        x = torch.cat([sa(v).flatten(2) for sa, v in zip(self.spatial, views)], dim=1)  # [B, V*C, N]
-        by_channel = self.channel_attn(x)
-        by_position = self.position_attn(x.transpose(1, 2)).transpose(1, 2)
-        y = 0.5 * (by_channel + by_position)
-        B, _, N = y.shape
-        return y.view(B, self.views, self.channels, N).mean(1)
+        maps = [sa(v).flatten(2) for sa, v in zip(self.spatial, views)]  # V x [B, C, N]
+        B, C, N = maps[0].shape
+        if self.layout == "paper":
+            x = torch.cat(maps, dim=2)  # [B, C, V*N]
+            y = 0.5 * (self.channel_attn(x) + self.position_attn(x.transpose(1, 2)).transpose(1, 2))
+            return y.view(B, C, self.views, N).mean(2)
+        x = torch.cat(maps, dim=1)  # [B, V*C, N]
+        y = 0.5 * (self.channel_attn(x) + self.position_attn(x.transpose(1, 2)).transpose(1, 2))
+        return y.view(B, self.views, C, N).mean(1)
 
 
 class MALHead(nn.Module):
@@ -185,13 +212,14 @@ class MALHead(nn.Module):
             fusion MAL has one view per opinion.
         tail_channels: 128. mlp_hidden: 64. dropout: attention and MLP dropout (0.1).
         sigmoid: squash ``z`` into (0, 1) (the student). tail_pool: the tail's average-pool kernel (2).
-        slab_bytes, checkpoint: see :class:`LDABlock`.
+        slab_bytes, checkpoint: see :class:`LDABlock`. layout: the MALs' token layout, ``"paper"`` or
+            ``"channels"`` (see :class:`MAL`).
     """
 
     def __init__(self, in_channels: Sequence[int], hidden: int = 512, channels: int = 256, size: int = 22,
                  views: int | None = None, opinions: int = 3, tail_channels: int = 128, mlp_hidden: int = 64,
                  dropout: float = 0.1, sigmoid: bool = True, tail_pool: int = 2, slab_bytes: int = 32 << 20,
-                 checkpoint: bool = False):
+                 checkpoint: bool = False, layout: str = "paper"):
         super().__init__()
         in_channels = [int(c) for c in in_channels]
         n = len(in_channels)
@@ -201,8 +229,9 @@ class MALHead(nn.Module):
         self.channels, self.size, self.stages, self.n_opinions = int(channels), int(size), n, int(opinions)
         self.view_index = [round(v * (n - 1) / (views - 1)) if views > 1 else 0 for v in range(views)]
         self.lda = nn.ModuleList(LDABlock(c, hidden, channels, size, slab_bytes, checkpoint) for c in in_channels)
-        self.mals = nn.ModuleList(MAL(channels, size, views, dropout) for _ in range(opinions))
-        self.fusion = MAL(channels, size, opinions, dropout)
+        self.layout = layout
+        self.mals = nn.ModuleList(MAL(channels, size, views, dropout, layout) for _ in range(opinions))
+        self.fusion = MAL(channels, size, opinions, dropout, layout)
         self.tail = nn.Sequential(
             nn.Conv2d(channels, tail_channels, 1), nn.ReLU(inplace=True),
             nn.AvgPool2d(tail_pool, tail_pool, ceil_mode=True) if tail_pool > 1 else nn.Identity(),
