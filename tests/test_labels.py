@@ -76,35 +76,43 @@ def test_distribution_moments_hand_values():
     assert float(m2) == pytest.approx(2.5) and float(s2) == pytest.approx(1.5)
 
 
-def test_rebin_votes_5_to_10():
-    votes = np.array([[3, 0, 5, 2, 10], [0, 0, 0, 0, 7], [1, 1, 1, 1, 1]], dtype=float)
-    out = rebin_votes(votes, n_bins=10)
-    assert out.shape == (3, 10)
-    np.testing.assert_allclose(out.sum(1), 1.0)
-    # Each of 5 uniform bins splits evenly over the two 10-bins it covers.
-    expected = np.repeat(votes / votes.sum(1, keepdims=True), 2, axis=1) / 2
-    np.testing.assert_allclose(out, expected, atol=1e-12)
-    # All votes in bin 5 of 5 land in bins 9 and 10.
-    np.testing.assert_allclose(out[1], [0] * 8 + [0.5, 0.5], atol=1e-12)
+def test_rebin_votes_5_to_10_hand_values():
+    """KonIQ's votes 1..5 land at 1, 3.25, 5.5, 7.75, 10 on the 10 bins, split by closeness."""
+    out = rebin_votes(np.eye(5), n_bins=10)
+    want = np.zeros((5, 10))
+    want[0, 0] = 1.0                              # vote 1 -> bin 1
+    want[1, 2], want[1, 3] = 0.75, 0.25           # 3.25
+    want[2, 4], want[2, 5] = 0.5, 0.5             # 5.5
+    want[3, 6], want[3, 7] = 0.25, 0.75           # 7.75
+    want[4, 9] = 1.0                              # vote 5 -> bin 10
+    np.testing.assert_allclose(out, want, atol=1e-12)
+    votes = np.array([[3, 0, 5, 2, 10], [1, 1, 1, 1, 1]], dtype=float)
+    np.testing.assert_allclose(rebin_votes(votes, 10), (votes / votes.sum(1, keepdims=True)) @ want, atol=1e-12)
 
 
 def test_rebin_votes_hand_values_and_1d():
-    # 3 bins onto 2: the middle third straddles the halves.
+    # 3 scores onto 2 bins: the middle score sits half-way
     np.testing.assert_allclose(rebin_votes([[1, 0, 0], [0, 1, 0], [0, 0, 4]], n_bins=2),
                                [[1, 0], [0.5, 0.5], [0, 1]], atol=1e-12)
-    one = rebin_votes(np.array([2, 2]), n_bins=4)
+    one = rebin_votes(np.array([2, 2]), n_bins=4)  # scores 1 and 2 -> bins 1 and 4
     assert one.shape == (1, 4)
-    np.testing.assert_allclose(one[0], [0.25] * 4)
+    np.testing.assert_allclose(one[0], [0.5, 0, 0, 0.5])
     # Same number of bins: just normalised counts.
     v = np.array([[4, 1, 0, 5]])
     np.testing.assert_allclose(rebin_votes(v, n_bins=4), v / 10)
 
 
-def test_rebin_votes_preserves_mass_and_mean_position():
+def test_rebin_votes_mean_maps_back_to_the_mos():
+    """The score a NIMA head reports for a rebinned target, z = (mean - 1) / (N - 1) on the label range
+    1..5, is the vote mean (MOS) itself: no 8/9 compression. Every vote on 5 gives MOS 5 exactly."""
     rng = np.random.default_rng(3)
-    votes = rng.integers(0, 20, size=(8, 5)).astype(float) + 1
+    votes = rng.integers(0, 20, size=(50, 5)).astype(float) + 1
+    votes[0] = [0, 0, 0, 0, 9]
+    votes[1] = [7, 0, 0, 0, 0]
     out = rebin_votes(votes, n_bins=10)
     np.testing.assert_allclose(out.sum(1), 1.0)
-    src_centres = (np.arange(5) + 0.5) / 5
-    dst_centres = (np.arange(10) + 0.5) / 10
-    np.testing.assert_allclose(out @ dst_centres, (votes / votes.sum(1, keepdims=True)) @ src_centres, atol=1e-12)
+    mos = (votes / votes.sum(1, keepdims=True)) @ np.arange(1, 6)
+    mean_bins, _ = distribution_moments(torch.from_numpy(out))
+    scale = LabelScale(1.0, 5.0)
+    np.testing.assert_allclose(scale.denormalise((mean_bins.numpy() - 1) / 9), mos, atol=1e-9)
+    assert float(mean_bins[0]) == pytest.approx(10.0) and float(mean_bins[1]) == pytest.approx(1.0)

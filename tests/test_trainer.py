@@ -85,6 +85,63 @@ def test_early_stopping(tiny_records, tmp_path):
         assert not s["stopped_early"] and s["epochs_run"] == 6
 
 
+def _hand_emd(p, q):
+    """EMD with r = 2 written out: sqrt(mean_k (CDF_p(k) - CDF_q(k))^2), averaged over images."""
+    import numpy as np
+
+    d = np.cumsum(np.asarray(p, float), 1) - np.cumsum(np.asarray(q, float), 1)
+    return float(np.sqrt((d ** 2).mean(1)).mean())
+
+
+@pytest.mark.parametrize("metric", ["emd", "loss"])
+def test_early_stopping_on_validation_emd_or_loss(tiny_records, tmp_path, metric):
+    """Seed 004 stops on the validation loss: early_stop.metric emd / loss picks the epoch with the
+    lowest one, and the recorded val_emd is the EMD of the model's val predictions, recomputed here."""
+    from biqa.checkpoint import load_model
+    from biqa.data import RecordsDataset
+    from biqa.records import load_records, select_split
+
+    cfg = _cfg(tiny_records, tmp_path, epochs=4)
+    cfg["model"]["preset"] = "nima-lite0"
+    cfg["strategy"]["loss"] = "emd"
+    cfg["early_stop"].update(metric=metric, patience=100)
+    s = Trainer(cfg).fit()
+    hist = pd.read_csv(tmp_path / "metrics.csv")
+    assert {"val_emd", "val_loss"} <= set(hist.columns)
+    assert hist["val_emd"].to_numpy() == pytest.approx(hist["val_loss"].to_numpy(), rel=1e-5)  # the loss is EMD
+    assert s["best_epoch"] == int(hist[f"val_{metric}"].idxmin()) + 1
+    model, meta = load_model(tmp_path / "last.safetensors")
+    df = select_split(load_records(tiny_records), "val", "split")
+    from biqa.labels import LabelScale
+
+    ds = RecordsDataset(df, resolution="full", label_scale=LabelScale.from_dict(meta["label_scale"]),
+                        mean=model.preset.normalisation()[0], std=model.preset.normalisation()[1], n_bins=10)
+    items = [ds[i] for i in range(len(ds))]
+    with torch.no_grad():
+        probs = torch.cat([model(it["image"][None])["probs"] for it in items])
+    want = _hand_emd(probs.numpy(), torch.stack([it["dist"] for it in items]).numpy())
+    assert hist["val_emd"].iloc[-1] == pytest.approx(want, rel=1e-3)
+
+
+def test_early_stop_metric_is_checked(tiny_records, tmp_path):
+    cfg = _cfg(tiny_records, tmp_path, epochs=1)
+    cfg["early_stop"]["metric"] = "val_loss"
+    with pytest.raises(ValueError, match="early_stop.metric"):
+        Trainer(cfg)
+    cfg["early_stop"]["metric"] = "emd"  # lite0-mos predicts no distribution
+    with pytest.raises(ValueError, match="distribution"):
+        Trainer(cfg)
+
+
+def test_nima_tid2013_config_evaluates_at_the_training_scale():
+    """Training crops are native-scale, so validation/test must not resize (it used short:256)."""
+    from pathlib import Path
+
+    cfg = load_config(str(Path(__file__).resolve().parents[1] / "configs" / "nima_tid2013.yaml"))
+    assert cfg["data"]["eval_resolution"] == "full"
+    assert cfg["early_stop"]["metric"] in ("emd", "loss")
+
+
 @pytest.mark.parametrize("loss", ["l1", "plcc", "fidelity", {"mse": 1.0, "plcc": 0.5}])
 def test_each_score_loss_trains(tiny_records, tmp_path, loss):
     cfg = _cfg(tiny_records, tmp_path, epochs=1, max_steps_per_epoch=2)
