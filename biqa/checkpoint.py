@@ -3,7 +3,10 @@
 A checkpoint is one ``.safetensors`` file whose header metadata holds the JSON
 (``metadata["biqa"]``): preset, label scale, preprocessing, config and metrics; a
 readable copy of that JSON is written beside it (``<name>.json``). Loading needs
-only the ``.safetensors`` file. Writes are atomic (temp file + rename).
+only the ``.safetensors`` file and opens nothing else: safetensors holds no code, the JSON's
+``config`` (which names the training data, maybe a teacher) is a record only, and the
+backbone must be a plain timm architecture name (:func:`check_backbone_name`). Writes are atomic (temp file, fsync, rename; the temp file is
+removed when writing fails, e.g. on a full disk).
 """
 from __future__ import annotations
 
@@ -20,9 +23,32 @@ FORMAT = "biqa-checkpoint-1"
 
 
 def _atomic_write_bytes(path: Path, write) -> None:
+    """Write ``path`` all or nothing: ``write(tmp)`` fills a temporary file beside it, which is
+    flushed to disk and then renamed over ``path``. A kill, a full disk or any error on the way
+    leaves the previous ``path`` as it was (and no temporary file, except after a kill)."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the data is on disk before the rename makes it the file
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`_atomic_write_bytes`)."""
+    path = Path(path)
+    _atomic_write_bytes(path, lambda p: p.write_text(text, encoding="utf-8"))
+    return path
 
 
 def save_checkpoint(path: str | os.PathLike, nets: dict[str, nn.Module], meta: dict) -> Path:
@@ -87,6 +113,18 @@ def read_state_dicts(path: str | os.PathLike) -> dict[str, dict[str, torch.Tenso
     return out
 
 
+def check_backbone_name(name, source="checkpoint") -> None:
+    """A checkpoint's backbone must be a plain timm architecture name (``tf_efficientnet_lite0``).
+
+    timm also accepts names that make it read or fetch files (``local-dir:/path``, ``hf-hub:org/x``):
+    loading a checkpoint never opens or downloads anything its JSON names, so those are refused."""
+    import timm
+
+    if not isinstance(name, str) or ":" in name or "/" in name or "\\" in name or not timm.is_model(name):
+        raise ValueError(f"{source}: backbone {name!r} is not a timm architecture name; a checkpoint names "
+                         f"architectures only (loading it opens no other file)")
+
+
 def load_model(path: str | os.PathLike, net: str | None = None):
     """Rebuild a checkpoint's predicting network; returns ``(model, meta)``.
 
@@ -105,6 +143,7 @@ def load_model(path: str | os.PathLike, net: str | None = None):
         if name not in states:
             raise KeyError(f"{path} holds nets {sorted(states)}, not {name!r}")
         preset = ModelPreset.from_dict(meta.get("net_presets", {}).get(name, meta["preset"]))
+        check_backbone_name(preset.backbone, path)
         m = create_model(preset, pretrained=False, label_scale=scale)
         m.load_state_dict(states[name], strict=True)
         return m.eval()

@@ -30,6 +30,9 @@ def _cmd_score(a) -> int:
 def _print_scores(df) -> None:
     import pandas as pd
 
+    from .scorer import scores_for_writing
+
+    df = scores_for_writing(df)  # any file name printable (biqa.paths)
     w = min(max([len(str(p)) for p in df["path"]] + [4]), 70)
     has_std = "std" in df.columns
     has_tiles = "tiles" in df.columns and bool((df["tiles"].fillna(1) > 1).any())  # shown when any was tiled
@@ -89,7 +92,8 @@ def _cmd_eval(a) -> int:
     data, split, split_column = parse_dataset_spec(a.data[0], a.split, a.split_column)
     res = evaluate_checkpoint(a.checkpoint[0], data, split=split, split_column=split_column, out_dir=a.out,
                               resolution=a.resolution, batch_size=a.batch_size, num_workers=a.workers,
-                              n_boot=a.n_boot, seed=a.seed, device=a.device, peer=a.peer, progress=not a.quiet)
+                              n_boot=a.n_boot, seed=a.seed, device=a.device, peer=a.peer, progress=not a.quiet,
+                              skip_bad_images=a.skip_bad_images)
     print(f"{res['checkpoint']} on {res['records']} [split: {res['split']}]")
     print(format_metrics_table(res))
     if a.out:
@@ -217,9 +221,9 @@ def _cmd_data_split(a) -> int:
 def _cmd_data_inspect(a) -> int:
     from .datasets import inspect_records
 
-    info = inspect_records(a.records, histogram=a.histogram)
+    info = inspect_records(a.records, histogram=a.histogram, check_images=a.check_images)
     print(json.dumps(info, indent=2, default=str))
-    return 0
+    return 1 if info.get("bad_images") else 0
 
 
 def _cmd_gmad(a) -> int:
@@ -351,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
     e.add_argument("--peer", default=None, help="one network of a multi-network checkpoint (e.g. peer1)")
+    e.add_argument("--skip-bad-images", action="store_true",
+                   help="decode every image first; leave out those that do not decode, listed on stderr, in "
+                        "metrics.json and skipped_images.csv (default: such an image stops eval, naming it and its "
+                        "CSV line)")
     e.add_argument("--quiet", "-q", action="store_true")
     e.set_defaults(func=_cmd_eval)
 
@@ -427,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     n = dsub.add_parser("inspect", help="counts per split, MOS statistics and histogram")
     n.add_argument("records")
     n.add_argument("--histogram", default=None, help="write a MOS histogram PNG here")
+    n.add_argument("--check-images", action="store_true",
+                   help="decode every image in full and list those that do not (missing, truncated, corrupt) with "
+                        "their CSV line; exit status 1 when any does not")
     n.set_defaults(func=_cmd_data_inspect)
 
     g = sub.add_parser("gmad", help="gMAD competition: each model attacks the others' level bands on an image pool")
@@ -469,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError, KeyError, ImportError) as e:
+    except (OSError, ValueError, KeyError, ImportError) as e:  # OSError: e.g. a full disk, a locked output
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"biqa: error: {msg}", file=sys.stderr)
         return 2

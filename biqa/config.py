@@ -21,6 +21,9 @@ DEFAULTS: dict = {
         "eval_resolution": "full",  # full | max:N | short:N | WxH
         "num_workers": 2,
         "check_files": True,
+        # true: decode every image first and leave out (and list, in out_dir/skipped_images.csv) those
+        # that do not decode; false: such an image stops the run with an error naming it and its line
+        "skip_bad_images": False,
     },
     "model": {"preset": "lite0-mos", "pretrained": True, "head_kwargs": None,
               "init_from": None,  # a biqa checkpoint to start from (its 'model' network)

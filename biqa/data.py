@@ -1,8 +1,11 @@
 """Image decoding, resolution policies, transforms and the records Dataset."""
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+import signal
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +63,38 @@ class Resolution:
         else:
             s = self.a / min(w, h)
         return max(1, round(w * s)), max(1, round(h * s))
+
+
+class DecodeTimeout(TimeoutError):
+    """Decoding one image took longer than the scorer's ``decode_timeout``."""
+
+
+DEFAULT_DECODE_TIMEOUT = 60.0
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Raise :class:`DecodeTimeout` in the block after ``seconds`` of wall time (``SIGALRM``).
+
+    Only where a signal can be delivered: the main thread of a process on a POSIX system (biqa
+    decodes there: inline, or in the main thread of a DataLoader worker); elsewhere, or with
+    ``seconds`` 0 / ``None``, no limit. The signal interrupts Python code, including Pillow's
+    decoding loop between its chunks; a single C call that never returns is not interrupted.
+    """
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _expired(signum, frame):
+        raise DecodeTimeout(f"decoding took longer than the {seconds:g} s time limit")
+
+    old = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def load_image(path: str, resolution: Resolution | None = None) -> Image.Image:
@@ -155,6 +190,7 @@ class RecordsDataset(Dataset):
         default_std: float | None = None,
     ):
         self.paths = (df["abspath"] if "abspath" in df.columns else df["path"]).astype(str).tolist()
+        self.records = df  # to name a bad image's file and CSV line
         self.mos = pd.to_numeric(df["mos"]).to_numpy(dtype=np.float64)
         self.scale = label_scale
         self.mean, self.std = tuple(mean), tuple(std)
@@ -184,13 +220,24 @@ class RecordsDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def _load(self, i: int, resolution=None) -> Image.Image:
+        try:
+            return load_image(self.paths[i], resolution)
+        except Exception as e:
+            from .records import BadImageError, describe_image_problem
+
+            raise BadImageError(
+                f"{describe_image_problem(self.records, i, e)}. List every such image with `biqa data inspect "
+                f"RECORDS --check-images`; leave them out (listed) with `biqa eval --skip-bad-images` or "
+                f"data.skip_bad_images=true (training)") from e
+
     def __getitem__(self, i: int) -> dict:
         if self.train:
-            im = load_image(self.paths[i])
+            im = self._load(i)
             rng = np.random.default_rng((self.seed, self.epoch, i))
             im = random_crop(im, self.crop_size, rng)
         else:
-            im = load_image(self.paths[i], self.resolution)
+            im = self._load(i, self.resolution)
         item = {
             "image": to_tensor(im, self.mean, self.std),
             "z": torch.tensor(float(self.scale.normalise(self.mos[i])), dtype=torch.float32),

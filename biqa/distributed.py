@@ -16,11 +16,15 @@ README for what differs: BatchNorm statistics on the CPU, dropout masks, batch-l
 Scoring (:func:`score_job`): each process scores a strided shard of the inputs and appends
 its rows, one flushed write per batch, to ``.<out name>.partial/rank<r>.csv`` beside the
 output; rank 0 merges them into one output in input order and removes the partial folder.
-With ``resume=True`` inputs already in the partial folder are not scored again.
+With ``resume=True`` inputs already in the partial folder are not scored again. Paths are
+stored as :func:`biqa.paths.path_to_text` writes them (any file name, UTF-8 or not). One job at
+a time per output: rank 0 holds an exclusive lock (``.<out name>.lock``) while it runs, and a
+second job on the same output is refused with a message.
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
 import csv
 import datetime
 import io
@@ -34,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from .paths import path_to_text
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,7 @@ def read_partial(folder: str | os.PathLike, paths: list[str]) -> dict[int, dict]
     folder = Path(folder)
     if not folder.is_dir():
         return rows
+    texts = [path_to_text(p) for p in paths]  # as _PartialWriter wrote them
     for f in sorted(folder.glob("rank*.csv")):
         for rec in csv.DictReader(io.StringIO(_read_complete_lines(f))):
             if rec.get("complete") != "1" or None in rec:
@@ -224,7 +231,7 @@ def read_partial(folder: str | os.PathLike, paths: list[str]) -> dict[int, dict]
                 i = int(rec["index"])
             except (KeyError, TypeError, ValueError):
                 continue
-            if not (0 <= i < len(paths)) or rec.get("path") != paths[i]:
+            if not (0 <= i < len(paths)) or rec.get("path") != texts[i]:
                 continue
             row = {"path": paths[i], "error": rec.get("error") or ""}
             for k in ("score", "std"):
@@ -265,8 +272,12 @@ class _PartialWriter:
     def _write(self, records: list[list]) -> None:
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(records)
-        self.f.write(buf.getvalue())
-        self.f.flush()
+        try:
+            self.f.write(buf.getvalue())
+            self.f.flush()
+        except OSError as e:  # e.g. a full disk: a cut line is skipped on --resume
+            raise OSError(f"could not save scores to {self.f.name}: {e.strerror or e}; the rows saved before "
+                          f"are kept: make room and rerun with --resume to score the rest") from e
 
     def add(self, indices: list[int], rows: list[dict]) -> None:
         recs = []
@@ -274,6 +285,8 @@ class _PartialWriter:
             rec = [i]
             for c in self.columns[1:-1]:
                 v = r.get(c, "")
+                if c == "path":
+                    v = path_to_text(v)
                 rec.append("" if isinstance(v, float) and math.isnan(v) else (repr(v) if isinstance(v, float) else v))
             rec.append(1)
             recs.append(rec)
@@ -281,7 +294,54 @@ class _PartialWriter:
             self._write(recs)
 
     def close(self) -> None:
-        self.f.close()
+        try:
+            self.f.close()
+        except OSError:  # the error was raised by the write that failed already
+            pass
+
+
+class OutputLocked(OSError):
+    """Another job is writing the same output."""
+
+
+@contextlib.contextmanager
+def output_lock(out: str | os.PathLike):
+    """Hold an exclusive lock on ``out`` for a scoring job (``fcntl.flock`` on ``.<out name>.lock``
+    beside it, holding the owner's pid); raise :class:`OutputLocked` when another process holds it.
+    The lock goes with the process, so a killed job never leaves ``out`` locked. No-op where
+    ``fcntl`` is missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    out = Path(out)
+    lock = out.with_name(f".{out.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise OutputLocked(f"{out} is being written by another biqa scoring job (pid {holder}, lock file "
+                               f"{lock}); wait for it to finish or choose another --out") from None
+        try:  # a job that just finished may have removed the file we locked: lock the one in place
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
 
 
 def _job_info(scorer, paths: list[str]) -> dict:
@@ -303,7 +363,7 @@ def score_job(scorer, inputs, *, out: str | os.PathLike | None = None, resume: b
     where it stopped, on any number of processes. Without ``resume`` a stale partial folder is
     discarded. Without ``out`` and with several processes, rows are gathered over the network.
     """
-    from .scorer import collect_inputs, write_scores
+    from .scorer import collect_inputs
 
     paths = collect_inputs(inputs)
     r, w = rank(), world_size()
@@ -325,6 +385,15 @@ def score_job(scorer, inputs, *, out: str | os.PathLike | None = None, resume: b
     out = Path(out)
     if out.suffix.lower() not in (".csv", ".json", ""):
         raise ValueError(f"unsupported output {out.suffix!r}: use .csv or .json")
+    # rank 0 holds the output's lock for the whole job (taken before the partial folder is touched)
+    with output_lock(out) if r == 0 else contextlib.nullcontext():
+        return _score_job_locked(scorer, paths, out, resume, progress, r, w)
+
+
+def _score_job_locked(scorer, paths: list[str], out: Path, resume: bool, progress: bool, r: int, w: int):
+    from .checkpoint import atomic_write_text
+    from .scorer import write_scores
+
     folder = partial_dir(out)
     info = _job_info(scorer, paths)
     if r == 0:
@@ -339,7 +408,7 @@ def score_job(scorer, inputs, *, out: str | os.PathLike | None = None, resume: b
             if diff:
                 raise ValueError(f"{folder} holds partial scores made with other settings ({', '.join(diff)}: "
                                  f"{[old.get(k) for k in diff]}); delete it or score without --resume")
-        job.write_text(json.dumps(info, indent=1))
+        atomic_write_text(job, json.dumps(info, indent=1))
     barrier()
     done = read_partial(folder, paths) if resume else {}
     todo = [i for i in range(len(paths)) if i not in done]
@@ -362,9 +431,12 @@ def score_job(scorer, inputs, *, out: str | os.PathLike | None = None, resume: b
         raise RuntimeError(f"{len(missing)} input(s) have no row in {folder} (first: {missing[0]}); "
                            f"rerun with --resume")
     df = scorer._frame([rows[i] for i in range(len(paths))])
-    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
-    write_scores(df, tmp)
-    os.replace(tmp, out)
+    try:
+        write_scores(df, out)  # atomic: a failed write leaves the previous output as it was
+    except OSError as e:
+        raise OSError(f"could not write {out}: {e.strerror or e}; {out.name} is unchanged (not written if it was "
+                      f"not there) and every score is kept in {folder}: make room and rerun with --resume "
+                      f"(nothing is scored again)") from e
     shutil.rmtree(folder, ignore_errors=True)
     return df
 

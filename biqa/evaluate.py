@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     peer: str | None = None,
     progress: bool = True,
+    skip_bad_images: bool = False,
 ) -> dict:
     """SRCC / KRCC / PLCC / RMSE (raw and after the 4-parameter logistic fit), each with a
     bootstrap 95% CI and N, of a checkpoint's scores against the records' MOS; for
@@ -40,10 +42,19 @@ def evaluate_checkpoint(
     ``biqa data import``, else the direction the checkpoint was trained with); correlations are reported so that a good model is
     positive. With ``out_dir``, writes ``metrics.json``,
     ``predictions.csv`` and ``scatter.png`` there.
+
+    An image that does not decode stops the evaluation with a :class:`biqa.records.BadImageError`
+    naming the file and its CSV line; ``skip_bad_images=True`` decodes every image first and
+    leaves those out, listed (a warning, ``res["skipped_images"]`` and ``skipped_images.csv``).
     """
     scorer = load(checkpoint, device=device, peer=peer, batch_size=batch_size, num_workers=num_workers,
                   resolution=resolution)
     df = select_split(load_records(records), split, split_column)
+    skipped = []
+    if skip_bad_images:
+        from .records import drop_bad_images
+
+        df, skipped = drop_bad_images(df, what="records", log=lambda m: print(f"warning: {m}", file=sys.stderr))
     if len(df) < 3:
         raise ValueError(f"{records}: split {split!r} has {len(df)} rows; need at least 3 to evaluate")
     scale = LabelScale.from_dict(scorer.meta["label_scale"])
@@ -64,6 +75,8 @@ def evaluate_checkpoint(
     res["split"] = split or "all"
     res["checkpoint"] = str(scorer.meta.get("checkpoint", checkpoint))
     res["records"] = str(records)
+    if skip_bad_images:
+        res["skipped_images"] = [{"line": p.line, "path": p.path, "problem": p.problem} for p in skipped]
     if out_dir is not None:
         from .report import scatter_plot
 
@@ -71,5 +84,7 @@ def evaluate_checkpoint(
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(res, indent=2, default=float))
         pd.DataFrame({"path": df["path"], "mos": mos, "pred": pred}).to_csv(out / "predictions.csv", index=False)
+        if skipped:
+            pd.DataFrame(res["skipped_images"]).to_csv(out / "skipped_images.csv", index=False)
         scatter_plot(pred, mos, out / "scatter.png", title=f"{Path(str(records)).name} [{res['split']}]")
     return res

@@ -15,7 +15,11 @@ Columns (only ``path`` and ``mos`` are required):
 =============== ==============================================================
 
 :func:`validate_records` reports *every* bad row at once instead of stopping at
-the first one or silently dropping rows.
+the first one or silently dropping rows; :func:`check_images` decodes every image and reports
+those that do not decode (``biqa data inspect --check-images``); :func:`drop_bad_images` leaves
+them out and lists them (``biqa eval --skip-bad-images``, ``data.skip_bad_images: true`` in a
+training config). A bad image met while training or evaluating raises :class:`BadImageError`,
+naming the file and its CSV line.
 """
 from __future__ import annotations
 
@@ -173,6 +177,93 @@ def load_records(
         out.attrs.update(df.attrs)
         return out
     raise ValueError(f"on_error must be 'raise', 'drop' or 'ignore', not {on_error!r}")
+
+
+class BadImageError(OSError):
+    """An image of a records CSV that cannot be decoded; the message names the file and its line."""
+
+
+def record_lines(df: pd.DataFrame) -> list[int | None]:
+    """The 1-based CSV line (header = line 1) of each row of ``df``, a records frame read by
+    :func:`read_records` (perhaps a split of it): found again through its ``attrs["source"]``."""
+    src = df.attrs.get("source")
+    key = "abspath" if "abspath" in df.columns else "path"
+    if not src or not Path(src).is_file():
+        return [None] * len(df)
+    paths = pd.read_csv(src, usecols=["path"], dtype={"path": str})["path"].fillna("")
+    root = df.attrs.get("root") or str(Path(src).resolve().parent)
+    first: dict[str, int] = {}
+    for i, p in enumerate(paths):
+        first.setdefault(os.path.normpath(resolve_path(p, root)) if p else "", i + 2)
+    return [first.get(os.path.normpath(str(p))) if p else None for p in df[key].fillna("")]
+
+
+def describe_image_problem(df: pd.DataFrame, i: int, error: BaseException, line: int | None = None) -> str:
+    """``records.csv: line 7: img/x.jpg: OSError: image file is truncated (...)``: row ``i`` of ``df``."""
+    from .paths import printable
+
+    if line is None:
+        line = record_lines(df)[i]
+    where = df.attrs.get("source", "records")
+    return printable(f"{where}: line {line if line is not None else '?'}: {df['path'].iloc[i]}: "
+                     f"{type(error).__name__}: {error}")
+
+
+def decode_problem(path: str, timeout: float | None = 60.0) -> str | None:
+    """Why the image at ``path`` cannot be decoded in full (``None``: it decodes)."""
+    from PIL import Image
+
+    from .data import time_limit
+
+    try:
+        if not os.path.isfile(path):
+            return "file not found" if not os.path.exists(path) else "not a regular file"
+        with time_limit(timeout), Image.open(path) as im:
+            im.load()
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def check_images(df: pd.DataFrame, *, progress: bool = False) -> list[RecordProblem]:
+    """Decode every image of ``df`` (a records frame) in full; one :class:`RecordProblem` (line,
+    path, why) per image that does not decode: missing, truncated, corrupt, too large."""
+    from tqdm.auto import tqdm
+
+    from .paths import printable
+
+    key = "abspath" if "abspath" in df.columns else "path"
+    lines = record_lines(df)
+    out = []
+    for i, ap in enumerate(tqdm(df[key].fillna("").astype(str).tolist(), desc="decoding", disable=not progress,
+                                leave=False)):
+        why = decode_problem(ap) if ap else "empty path"
+        if why:
+            out.append(RecordProblem(lines[i] if lines[i] is not None else i + 2, str(df["path"].iloc[i]),
+                                     printable(why)))
+    return out
+
+
+def drop_bad_images(df: pd.DataFrame, *, what: str = "records", log=None) -> tuple[pd.DataFrame, list[RecordProblem]]:
+    """``df`` without the rows whose image does not decode, and the list of those rows (never a
+    silent drop: ``log``, default a warning, gets the list)."""
+    bad = check_images(df)
+    if not bad:
+        return df, bad
+    text = f"{df.attrs.get('source', what)}: leaving out {len(bad)} of {len(df)} {what} whose image does not " \
+           f"decode:\n" + "\n".join(f"  {p}" for p in bad)
+    if log is None:
+        import warnings
+
+        warnings.warn(text, stacklevel=2)
+    else:
+        log(text)
+    lines = record_lines(df)
+    bad_lines = {p.line for p in bad}
+    keep = [(ln if ln is not None else i + 2) not in bad_lines for i, ln in enumerate(lines)]
+    out = df.loc[keep].reset_index(drop=True)
+    out.attrs.update(df.attrs)
+    return out, bad
 
 
 def select_split(df: pd.DataFrame, split: str | None, column: str | None = None) -> pd.DataFrame:

@@ -23,7 +23,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .checkpoint import load_model
-from .data import IMAGE_EXTENSIONS, Resolution, SizeBucketBatchSampler, image_size, load_image, to_tensor
+from .data import (DEFAULT_DECODE_TIMEOUT, IMAGE_EXTENSIONS, Resolution, SizeBucketBatchSampler, image_size, load_image,
+                   time_limit, to_tensor)
+from .paths import path_to_text, printable
 from .tiling import DEFAULT_PASS_PIXELS, TilePolicy, aggregate, tile_batches
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -65,20 +67,15 @@ def collect_inputs(specs: list[str] | str, recursive: bool = True) -> list[str]:
 
     Files named explicitly are kept whatever their extension (so a broken file is
     reported, not skipped); a spec that matches nothing is kept too, to be reported
-    as "not found".
+    as "not found". Symbolic links to folders are followed, but every real folder is walked
+    once: a link loop (a link to its own parent) or two links to one folder add nothing more.
     """
     if isinstance(specs, (str, os.PathLike)):
         specs = [str(specs)]
     out: list[str] = []
-    for s in map(str, specs):
+    for s in map(os.fsdecode, specs):
         if os.path.isdir(s):
-            found = []
-            for root, dirs, files in os.walk(s):
-                dirs.sort()
-                found += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
-                if not recursive:
-                    break
-            out += sorted(found)
+            out += sorted(_walk_images(s, recursive))
         elif os.path.exists(s):
             out.append(s)
         elif any(ch in s for ch in "*?["):
@@ -88,9 +85,37 @@ def collect_inputs(specs: list[str] | str, recursive: bool = True) -> list[str]:
     return out
 
 
+def _walk_images(folder: str, recursive: bool) -> list[str]:
+    """Image files under ``folder`` (each real folder once, links to folders followed)."""
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError:  # vanished while walking
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # reached again through a link: walked already
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs.sort()
+        found += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+        if not recursive:
+            break
+    return found
+
+
+def _error_text(e: BaseException) -> str:
+    msg = str(e) or type(e).__name__
+    if "cannot identify image file" in msg:
+        msg = "not a readable image (unknown or corrupt format)"
+    return printable(f"{type(e).__name__}: {msg}")
+
+
 class _ScoreDataset(Dataset):
-    def __init__(self, paths, resolution):
-        self.paths, self.resolution = paths, resolution
+    def __init__(self, paths, resolution, decode_timeout: float | None = DEFAULT_DECODE_TIMEOUT):
+        self.paths, self.resolution, self.decode_timeout = paths, resolution, decode_timeout
 
     def __len__(self):
         return len(self.paths)
@@ -98,19 +123,20 @@ class _ScoreDataset(Dataset):
     def __getitem__(self, i):
         p = self.paths[i]
         try:
+            # the file may have gone or changed since it was listed: that is this row's error
             if not os.path.exists(p):
                 raise FileNotFoundError("file not found")
+            if not os.path.isfile(p):  # a folder, pipe or device: opening a pipe would wait forever
+                raise ValueError("not a regular file")
             if os.path.getsize(p) == 0:
                 raise ValueError("empty file (0 bytes)")
-            im = load_image(p, self.resolution)
+            with time_limit(self.decode_timeout):
+                im = load_image(p, self.resolution)
             # uint8 HWC: a quarter of the bytes of float to pass between processes; normalised
             # in the scoring process (see Scorer._normalise), arriving channels-last
             return {"index": i, "image": torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())}
         except Exception as e:  # reported as this input's row, never a crash
-            msg = str(e) or type(e).__name__
-            if "cannot identify image file" in msg:
-                msg = "not a readable image (unknown or corrupt format)"
-            return {"index": i, "error": f"{type(e).__name__}: {msg}"}
+            return {"index": i, "error": _error_text(e)}
 
 
 def _collate(items):
@@ -200,7 +226,8 @@ class Scorer:
                  batch_size: int = 8, num_workers: int | None = None, resolution: str | None = None,
                  channels_last: bool = True, threads: int | None = None,
                  max_batch_pixels: int | None = MAX_BATCH_PIXELS, tile: "str | int | TilePolicy | None" = "auto",
-                 tile_overlap: int | None = None, tile_budget: int | None = None):
+                 tile_overlap: int | None = None, tile_budget: int | None = None,
+                 decode_timeout: float | None = DEFAULT_DECODE_TIMEOUT):
         # model: a torch module (IQAModel / Ensemble), or a callable with the same contract
         # (normalised [B, 3, H, W] tensor -> dict of tensors), e.g. an OnnxRuntimeModel
         self.backend = getattr(model, "backend", "torch")
@@ -209,6 +236,8 @@ class Scorer:
         self.meta = meta
         self.device = torch.device(device)
         self.batch_size = batch_size
+        # seconds one image may take to decode (its row then gets an error); 0 / None: no limit
+        self.decode_timeout = decode_timeout
         self.max_batch_pixels = max_batch_pixels
         # images above the budget are scored in full-resolution tiles (biqa.tiling)
         self.tiling = TilePolicy.parse(tile, tile_overlap, tile_budget)
@@ -314,8 +343,8 @@ class Scorer:
         rows = [{"path": p, "score": np.nan, "error": ""} for p in paths]
         if not paths:
             return self._frame(rows)
-        sizes = [image_size(p, self.resolution) for p in paths]
-        ds = _ScoreDataset(paths, self.resolution)
+        sizes = [self._header_size(p) for p in paths]
+        ds = _ScoreDataset(paths, self.resolution, self.decode_timeout)
         workers = min(self.num_workers, len(paths) // 2)
         batches = []  # images to be tiled (by their header size) come one per batch
         for b in SizeBucketBatchSampler(sizes, self.batch_size, self.max_batch_pixels).batches:
@@ -337,6 +366,17 @@ class Scorer:
                              rows)
                 bar.update(len(batch["errors"]) + sum(len(i) for i, _ in batch["groups"]))
         return self._frame(rows)
+
+    def _header_size(self, path: str):
+        """The size the network will see, from the file's header; ``None`` when unknown (the
+        image is then decoded alone and its error, if any, reported on its row)."""
+        try:
+            if not os.path.isfile(path):
+                return None
+            with time_limit(self.decode_timeout):
+                return image_size(path, self.resolution)
+        except Exception:
+            return None
 
     def _frame(self, rows) -> pd.DataFrame:
         cols = ["path", "score"] + (["std"] if self.has_std else []) + ["error", "tiles"]
@@ -405,15 +445,34 @@ def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "
     return Scorer(model, meta, device=device, threads=threads, **kwargs)
 
 
+def scores_for_writing(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its ``path`` column as text any UTF-8 file can hold (:func:`biqa.paths.path_to_text`:
+    ordinary names unchanged, names that are not valid UTF-8 quoted with ``\\xHH`` escapes) and
+    printable error messages."""
+    df = df.copy()
+    if "path" in df.columns:
+        df["path"] = [path_to_text(p) if isinstance(p, str) else p for p in df["path"]]
+    if "error" in df.columns:
+        df["error"] = [printable(e) if isinstance(e, str) else e for e in df["error"]]
+    return df
+
+
 def write_scores(df: pd.DataFrame, out: str | os.PathLike) -> Path:
-    """Write scores as CSV (``.csv``) or JSON (``.json``: a list of row objects)."""
+    """Write scores as CSV (``.csv``) or JSON (``.json``: a list of row objects), atomically: a
+    failed write (full disk, kill) leaves any previous ``out`` as it was. Paths are written as
+    :func:`biqa.paths.path_to_text` gives them (read them back with :func:`biqa.paths.text_to_path`)."""
+    from .checkpoint import _atomic_write_bytes
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".json":
-        recs = json.loads(df.to_json(orient="records"))
-        out.write_text(json.dumps(recs, indent=1))
-    elif out.suffix.lower() in (".csv", ""):
-        df.to_csv(out, index=False, float_format="%.6f")
-    else:
+    kind = out.suffix.lower()
+    if kind not in (".json", ".csv", ""):
         raise ValueError(f"unsupported output {out.suffix!r}: use .csv or .json")
+    df = scores_for_writing(df)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if kind == ".json":
+        recs = json.loads(df.to_json(orient="records"))
+        text = json.dumps(recs, indent=1)
+        _atomic_write_bytes(out, lambda p: p.write_text(text, encoding="utf-8"))
+    else:
+        _atomic_write_bytes(out, lambda p: df.to_csv(p, index=False, float_format="%.6f", encoding="utf-8"))
     return out

@@ -7,7 +7,9 @@ it writes lands in ``cfg["out_dir"]``:
 - ``config.yaml``: the resolved experiment config (copied next to its outputs);
 - ``best.safetensors`` / ``last.safetensors`` (+ ``.json``): checkpoints; *best* is
   chosen on the validation split, never on test;
-- ``state.pt``: optimiser / scheduler / history, for ``resume``;
+- ``state.pt``: weights, optimiser / scheduler / history, for ``resume``: tensors and plain values
+  only, loaded with ``torch.load(weights_only=True)`` (a file holding anything else is refused:
+  unpickling it could run code);
 - ``metrics.csv`` and ``curves.png``: one row per epoch;
 - ``test_metrics.json`` and ``test_scatter.png`` when the records have a test split.
 """
@@ -18,6 +20,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -128,6 +131,41 @@ def validation_losses(pred, mos, probs, dists, scale, loss_spec) -> dict[str, fl
     return out
 
 
+def plain_state(obj):
+    """``obj`` with numpy scalars and arrays made Python numbers and tensors, so that ``torch.load``
+    reads it back with ``weights_only=True``; anything that is not a tensor, number, string, bool,
+    None, list, tuple or dict raises ``TypeError`` (it would need unpickling)."""
+    if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
+    if isinstance(obj, dict):
+        return {plain_state(k): plain_state(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain_state(v) for v in obj)
+    if isinstance(obj, (torch.dtype, torch.device, torch.Size)):
+        return obj
+    raise TypeError(f"resume state holds a {type(obj).__name__} ({obj!r:.80}); only tensors and plain values "
+                    f"can be saved")
+
+
+def load_state_file(path: str | os.PathLike) -> dict:
+    """A trainer's ``state.pt``, read with ``torch.load(weights_only=True)``: tensors and plain values
+    only, never code. Anything else (a file from an older biqa that pickled numpy values, or one
+    crafted to run code when unpickled) is refused with a ``ValueError``."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: refused to load this resume state: it holds objects other than tensors and "
+                         f"plain values, and loading them could run code ({first}). Delete it to train from the "
+                         f"start, or resume only from state written by this biqa") from None
+
+
 class Trainer:
     """Train one experiment config. ``Trainer(cfg).fit()`` returns a summary dict."""
 
@@ -167,6 +205,16 @@ class Trainer:
         self.train_df = select_split(df, "train", col)
         self.val_df = select_split(df, "val", col)
         self.test_df = select_split(df, "test", col)
+        self.skipped_images = []
+        if d.get("skip_bad_images"):  # decode every image now; leave out and list those that fail
+            from .records import drop_bad_images
+
+            for part in ("train", "val", "test"):
+                kept, bad = drop_bad_images(getattr(self, f"{part}_df"), what=f"{part} records",
+                                            log=lambda m: print(f"warning: {m}", file=sys.stderr))
+                setattr(self, f"{part}_df", kept)
+                self.skipped_images += [{"split": part, "line": p.line, "path": p.path, "problem": p.problem}
+                                        for p in bad]
         if len(self.train_df) == 0 or len(self.val_df) < 3:
             raise ValueError(f"{d['records']} column {col!r}: need train rows and >= 3 val rows "
                              f"(have {len(self.train_df)} train, {len(self.val_df)} val)")
@@ -421,6 +469,7 @@ class Trainer:
         }
 
     def _save_state(self, epoch: int) -> None:
+        """Write ``state.pt`` atomically; tensors and plain Python values only (:func:`plain_state`)."""
         state = {
             "epoch": epoch, "global_step": self.global_step, "best": self.best, "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs, "history": self.history,
@@ -432,12 +481,13 @@ class Trainer:
             "strategy": self.strategy.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
         }
+        state = plain_state(state)
         _atomic_write_bytes(self.out / "state.pt", lambda p: torch.save(state, p))
 
     def _load_state(self) -> int:
         from .checkpoint import read_state_dicts
 
-        state = torch.load(self.out / "state.pt", map_location="cpu", weights_only=False)
+        state = load_state_file(self.out / "state.pt")
         nets = state.get("nets") or read_state_dicts(self.out / "last.safetensors")  # older state.pt: no nets
         for name, net in self.strategy.nets.items():
             net.load_state_dict(nets[name])
@@ -457,6 +507,8 @@ class Trainer:
         main = self.is_main  # only rank 0 writes files and shows progress
         if main:
             save_config(cfg, self.out / "config.yaml")
+            if self.skipped_images:
+                pd.DataFrame(self.skipped_images).to_csv(self.out / "skipped_images.csv", index=False)
         self.global_step, self.best, self.best_epoch, self.bad_epochs = 0, -math.inf, -1, 0
         self.history: list[dict] = []
         self._last_val_str = "-"

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
+import biqa
 from biqa.checkpoint import read_meta, read_state_dicts
 from biqa.config import load_config
 from biqa.trainer import Trainer
@@ -171,3 +173,29 @@ def test_emd_on_score_head_is_a_clear_error(tiny_records, tmp_path):
     cfg["strategy"]["loss"] = "emd"
     with pytest.raises(ValueError, match="distribution head"):
         Trainer(cfg).fit()
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: what a crafted state.pt could do."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned_by_state_pt",))
+
+
+def test_resume_state_is_plain_and_code_in_state_pt_is_refused(tiny_records, tmp_path, monkeypatch):
+    from biqa.trainer import load_state_file
+
+    out = tmp_path / "run"
+    Trainer(_cfg(tiny_records, out, epochs=1)).fit()
+    state = load_state_file(out / "state.pt")  # written so that weights_only=True reads it
+    assert state["epoch"] == 0 and set(state["nets"]) == {"model"}
+    # a run folder from someone else: state.pt replaced by a pickle whose loading runs a command
+    monkeypatch.chdir(tmp_path)
+    torch.save({"epoch": 0, "payload": _RunsCode()}, out / "state.pt")
+    with pytest.raises(ValueError, match="refused to load"):
+        Trainer(_cfg(tiny_records, out, epochs=2), resume=True).fit()
+    assert not (tmp_path / "pwned_by_state_pt").exists()
+    src = "".join(p.read_text() for p in (Path(biqa.__file__).parent).rglob("*.py"))
+    assert "weights_only=False" not in src

@@ -10,7 +10,7 @@ from ..records import read_records
 from .importing import read_meta, split_counts
 
 
-def inspect_records(csv, histogram=None, *, bins: int = 40) -> dict:
+def inspect_records(csv, histogram=None, *, bins: int = 40, check_images: bool = False) -> dict:
     """Summarise the records CSV ``csv``.
 
     Returns a dict with ``records``, ``dataset`` (from the sidecar meta, or
@@ -21,6 +21,8 @@ def inspect_records(csv, histogram=None, *, bins: int = 40) -> dict:
     empty values counted as ``unused``), ``columns``.  If ``histogram`` is a
     path, a MOS histogram PNG is written there (overall and, with an official
     or first split column, per part) and its path is added as ``histogram``.
+    With ``check_images``, every image is decoded in full: ``images_checked`` (how many) and
+    ``bad_images`` (``[{line, path, problem}]``, those that do not decode) are added.
     """
     df = read_records(csv)
     meta = read_meta(csv) or {}
@@ -44,6 +46,12 @@ def inspect_records(csv, histogram=None, *, bins: int = 40) -> dict:
         "splits": split_counts(df),
         "columns": [c for c in df.columns if c != "abspath"],
     }
+    if check_images:
+        from ..records import check_images as _check
+
+        bad = _check(df)
+        out["images_checked"] = int(len(df))
+        out["bad_images"] = [{"line": p.line, "path": p.path, "problem": p.problem} for p in bad]
     if histogram is not None:
         out["histogram"] = str(plot_mos_histogram(df, histogram, bins=bins, title=out["dataset"] or Path(csv).stem,
                                                   direction=out["direction"]))
