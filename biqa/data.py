@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import signal
 import threading
@@ -69,7 +70,15 @@ class DecodeTimeout(TimeoutError):
     """Decoding one image took longer than the scorer's ``decode_timeout``."""
 
 
-DEFAULT_DECODE_TIMEOUT = 60.0
+def _env_seconds(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+# seconds one image may take to decode when scoring (0: no limit); BIQA_DECODE_TIMEOUT overrides
+DEFAULT_DECODE_TIMEOUT = _env_seconds("BIQA_DECODE_TIMEOUT", 60.0)
 
 
 @contextlib.contextmanager
