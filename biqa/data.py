@@ -88,7 +88,9 @@ def time_limit(seconds: float | None):
     Only where a signal can be delivered: the main thread of a process on a POSIX system (biqa
     decodes there: inline, or in the main thread of a DataLoader worker); elsewhere, or with
     ``seconds`` 0 / ``None``, no limit. The signal interrupts Python code, including Pillow's
-    decoding loop between its chunks; a single C call that never returns is not interrupted.
+    decoding loop between its chunks; a single C call that never returns is not interrupted. The
+    block owns ``SIGALRM`` meanwhile: a handler or interval timer set by the caller is put back /
+    cancelled at its end.
     """
     if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
         yield

@@ -276,7 +276,7 @@ class _PartialWriter:
             self.f.write(buf.getvalue())
             self.f.flush()
         except OSError as e:  # e.g. a full disk: a cut line is skipped on --resume
-            raise OSError(f"could not save scores to {self.f.name}: {e.strerror or e}; the rows saved before "
+            raise OSError(f"could not save scores to {path_to_text(self.f.name)}: {e.strerror or e}; the rows saved before "
                           f"are kept: make room and rerun with --resume to score the rest") from e
 
     def add(self, indices: list[int], rows: list[dict]) -> None:
@@ -325,8 +325,8 @@ def output_lock(out: str | os.PathLike):
         except OSError:
             holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
             os.close(fd)
-            raise OutputLocked(f"{out} is being written by another biqa scoring job (pid {holder}, lock file "
-                               f"{lock}); wait for it to finish or choose another --out") from None
+            raise OutputLocked(f"{path_to_text(out)} is being written by another biqa scoring job (pid {holder}, lock file "
+                               f"{path_to_text(lock)}); wait for it to finish or choose another --out") from None
         try:  # a job that just finished may have removed the file we locked: lock the one in place
             same = os.stat(lock).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -406,7 +406,7 @@ def _score_job_locked(scorer, paths: list[str], out: Path, resume: bool, progres
             diff = [k for k in ("model", "backend", "resolution", "tile")
                     if old.get(k, info[k] if k == "tile" else None) != info[k]]  # "tile": not in older jobs
             if diff:
-                raise ValueError(f"{folder} holds partial scores made with other settings ({', '.join(diff)}: "
+                raise ValueError(f"{path_to_text(folder)} holds partial scores made with other settings ({', '.join(diff)}: "
                                  f"{[old.get(k) for k in diff]}); delete it or score without --resume")
         atomic_write_text(job, json.dumps(info, indent=1))
     barrier()
@@ -428,14 +428,14 @@ def _score_job_locked(scorer, paths: list[str], out: Path, resume: bool, progres
     rows = read_partial(folder, paths)
     missing = [paths[i] for i in range(len(paths)) if i not in rows]
     if missing:
-        raise RuntimeError(f"{len(missing)} input(s) have no row in {folder} (first: {missing[0]}); "
+        raise RuntimeError(f"{len(missing)} input(s) have no row in {path_to_text(folder)} (first: {path_to_text(missing[0])}); "
                            f"rerun with --resume")
     df = scorer._frame([rows[i] for i in range(len(paths))])
     try:
         write_scores(df, out)  # atomic: a failed write leaves the previous output as it was
     except OSError as e:
-        raise OSError(f"could not write {out}: {e.strerror or e}; {out.name} is unchanged (not written if it was "
-                      f"not there) and every score is kept in {folder}: make room and rerun with --resume "
+        raise OSError(f"could not write {path_to_text(out)}: {e.strerror or e}; {path_to_text(out.name)} is unchanged (not written if it was "
+                      f"not there) and every score is kept in {path_to_text(folder)}: make room and rerun with --resume "
                       f"(nothing is scored again)") from e
     shutil.rmtree(folder, ignore_errors=True)
     return df
