@@ -9,7 +9,8 @@ s_t * (label - cell mean)``, ``s_t = min(1, sd_KADID(t) / sd_synth(t))``, which 
 every within-cell order and every photo's order of levels), and the default model's SRCC against
 both label versions on the test photos.
 
-  python benchmarks/label_spread.py            # needs data/synth (see configs/default_model.yaml)
+  python benchmarks/label_spread.py            # needs data/synth: biqa data synth --photos ../shared/data/photos
+                                                  #   --out data/synth --kadid-labels ../shared/data/labels/KADID-10k.txt --crops 2 --seed 0
   python benchmarks/label_spread.py --quick    # no model scoring
 
 Writes benchmarks/results/label_spread.csv.
@@ -49,7 +50,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args()
     if not Path(args.records).is_file():
-        raise SystemExit(f"{args.records} not found: build it first (see configs/default_model.yaml)")
+        raise SystemExit(f"{args.records} not found: build it first "
+                         "(biqa data synth --photos ../shared/data/photos --out data/synth "
+                         "--kadid-labels ../shared/data/labels/KADID-10k.txt --crops 2 --seed 0)")
 
     k = pd.read_csv(args.kadid)
     k["ref"], k["t"], k["l"] = zip(*map(parse_kadid10k_name, k["dis_img_path"]))

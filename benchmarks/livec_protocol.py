@@ -93,7 +93,8 @@ def finetune_protocol(config: str, name: str, df: pd.DataFrame, records: Path, s
             continue
         t = time.time()
         run = runs / name / f"s{s}"
-        ov = [f"data.split_column=split_seed{s}", f"out_dir={run}", "progress=false", *overrides]
+        ov = [f"data.records={records.resolve()}", f"data.split_column=split_seed{s}", f"out_dir={run}",
+              "progress=false", *overrides]
         if uses_probe:
             probe = fit_probe(records, runs / "probe" / f"s{s}", split_column=f"split_seed{s}",
                               features_cache=feats / "livec.npz", progress=False)
@@ -126,7 +127,8 @@ def main(argv=None) -> int:
     ap.add_argument("--features", default=str(ROOT / "data" / "features"))
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--finetune", default=None, metavar="CONFIG",
-                    help="instead of the frozen-feature variants: train CONFIG on every split (resumable; rows in "
+                    help="instead of the frozen-feature variants: train CONFIG (a YAML file or a shipped config's name, "
+                         "e.g. livec_finetune) on every split, on --records (resumable; rows in "
                          "OUT/livec_finetune.csv)")
     ap.add_argument("--name", default=None, help="variant name of --finetune (default: the config's stem)")
     ap.add_argument("--runs", default=str(ROOT / "runs" / "livec_protocol"))

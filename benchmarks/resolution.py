@@ -4,7 +4,7 @@ The point of high-resolution IQA (MobileIQA) is that a photo resized to 224-512 
 defects. This benchmark measures that, upscale-free:
 
 1. Photos: the benchmark's held-out photos (validation and test of the split by photo, seed 0, that
-   ``configs/default_model.yaml`` trains on: no model here trained on them) whose original in
+   ``biqa-default`` v2 was trained on: no model here trained on them) whose original in
    ``../shared/data/originals`` has a short side of at least 4 x 384 = 1536 px. From each original,
    the centred square of its short side, downscaled with Lanczos to 384, 768 and 1536 px: the same
    content at 1x, 2x and 4x the usual size.

@@ -308,7 +308,9 @@ def main() -> None:
         args.seeds, args.train_images, args.val_photos, args.test_photos = 2, 150, 2, 2
         args.epochs, args.crop = 1, 64
     elif not records.is_file():
-        raise SystemExit(f"{records} not found: build it first (see configs/default_model.yaml)")
+        raise SystemExit(f"{records} not found: build it first "
+                         "(biqa data synth --photos ../shared/data/photos --out data/synth "
+                         "--kadid-labels ../shared/data/labels/KADID-10k.txt --crops 2 --seed 0)")
     runs_csv = Path(args.out) / "strategies.csv"
     done = pd.read_csv(runs_csv) if args.resume and not args.quick and runs_csv.is_file() else pd.DataFrame()
     if len(done):

@@ -174,6 +174,25 @@ def _cmd_models(a) -> int:
     return 0
 
 
+def _cmd_configs(a) -> int:
+    import fnmatch
+
+    from .config import CONFIGS_DIR, list_configs
+
+    found = {n: d for n, d in list_configs().items() if fnmatch.fnmatch(n, a.pattern)}
+    if not found:
+        print(f"biqa: no shipped config matches {a.pattern!r}; shipped: {', '.join(list_configs())}", file=sys.stderr)
+        return 1
+    w = max(len(n) for n in found)
+    print(f"experiment configs (biqa train NAME [key=value ...]; files in {CONFIGS_DIR}):")
+    for n, d in found.items():
+        print(f"  {n:<{w}}  {CONFIGS_DIR / (n + '.yaml') if a.path else d}")
+    if fnmatch.fnmatch("default_model", a.pattern):
+        print("the default model (biqa-default v3) is fitted by biqa.recipe, not by a config: "
+              "python scripts/train_default_model.py in a source checkout")
+    return 0
+
+
 def _cmd_data_synth(a) -> int:
     from .synth import build_synthetic_dataset
 
@@ -299,8 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", "-q", action="store_true", help="no table, no progress bar")
     s.set_defaults(func=_cmd_score)
 
-    t = sub.add_parser("train", help="train from a YAML experiment config")
-    t.add_argument("config")
+    t = sub.add_parser("train", help="train from an experiment config: a shipped config's name (biqa configs) or a "
+                                     "YAML file")
+    t.add_argument("config", help="a shipped config's name (e.g. livec_finetune; biqa configs lists them) or a YAML "
+                                  "file. The default model is not a trainer config: `biqa train default_model` says "
+                                  "how to reproduce it")
     t.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.epochs=3 optim.lr_head=1e-3")
     t.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last epoch")
     t.add_argument("--splits", default=None,
@@ -380,6 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", "-o", default="bench.csv", help="CSV to write ('' for none)")
     b.add_argument("--quick", action="store_true", help="small sizes (224, 512x384), batch 4, 3 runs")
     b.set_defaults(func=_cmd_bench)
+
+    c = sub.add_parser("configs", help="list the experiment configs that ship with biqa (biqa train NAME)")
+    c.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'livec*'")
+    c.add_argument("--path", action="store_true", help="print each config's file path (to copy and edit)")
+    c.set_defaults(func=_cmd_configs)
 
     m = sub.add_parser("models", help="list trained models and presets")
     m.add_argument("pattern", nargs="?", default="*")

@@ -7,8 +7,17 @@ from pathlib import Path
 
 import yaml
 
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"  # the configs that ship with biqa (package data)
+# Not a trainer config: biqa-default v3 is fitted by biqa.recipe (a frozen backbone and a ridge head).
+DEFAULT_MODEL_RECIPE = ("'default_model' is not a trainer config: the shipped model biqa-default (v3) is a frozen "
+                        "EfficientNet-Lite0 with a linear head fitted by biqa.recipe, not trained by `biqa train`. "
+                        "Reproduce it from a biqa source checkout with `python scripts/train_default_model.py` "
+                        "(LIVE Challenge and the pristine photos in ../shared/data; ~10 min on 2 CPU cores); "
+                        "`biqa configs` lists the trainer configs")
+
 DEFAULTS: dict = {
     "name": "experiment",
+    "description": "",  # one line, shown by `biqa configs`
     "out_dir": None,  # default: runs/<name>
     "seed": 0,
     "device": "auto",  # auto | cpu | cuda | cuda:N
@@ -89,16 +98,44 @@ def apply_override(cfg: dict, item: str) -> None:
     node[parts[-1]] = value
 
 
+def list_configs() -> dict[str, str]:
+    """The configs that ship with biqa: ``{name: one-line description}`` (``biqa configs``)."""
+    out = {}
+    for p in sorted(CONFIGS_DIR.glob("*.yaml")):
+        d = yaml.safe_load(p.read_text()) or {}
+        out[p.stem] = str(d.get("description") or "")
+    return out
+
+
+def find_config(name_or_path: str | os.PathLike) -> Path:
+    """A config file: an existing YAML path, else a shipped config by name (``livec_finetune``,
+    ``livec_finetune.yaml`` or ``configs/livec_finetune.yaml``, the repository's old location)."""
+    p = Path(name_or_path).expanduser()
+    if p.is_file():
+        return p
+    stem = p.name[:-5] if p.name.endswith(".yaml") else p.name[:-4] if p.name.endswith(".yml") else p.name
+    if str(p.parent) in (".", "configs"):
+        shipped = CONFIGS_DIR / f"{stem}.yaml"
+        if shipped.is_file():
+            return shipped
+        if stem == "default_model":
+            raise FileNotFoundError(DEFAULT_MODEL_RECIPE)
+    names = ", ".join(list_configs()) or "(none)"
+    raise FileNotFoundError(f"config not found: {name_or_path} is neither a YAML file nor a shipped config; "
+                            f"shipped configs: {names} (biqa configs lists them)")
+
+
 def load_config(path: str | os.PathLike | dict | None = None, overrides: list[str] | None = None) -> dict:
-    """Defaults <- YAML file (or dict) <- overrides. Relative data paths resolve against the YAML's folder."""
+    """Defaults <- YAML file (or dict) <- overrides. ``path``: a YAML file or the name of a shipped
+    config (:func:`find_config`). The YAML's relative ``data.records`` resolves against the YAML's
+    folder where it exists there, else against the working directory (the shipped configs' records,
+    e.g. ``data/livec/livec.csv``, are relative to the working directory)."""
     user: dict = {}
     base_dir = Path.cwd()
     if isinstance(path, dict):
         user = path
     elif path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config not found: {path}")
+        path = find_config(path)
         user = yaml.safe_load(path.read_text()) or {}
         base_dir = path.resolve().parent
     unknown = sorted(set(user) - set(DEFAULTS))

@@ -145,3 +145,60 @@ def test_deep_update_and_save_round_trip(tmp_path):
     cfg = load_config(None, ["train.epochs=2"])
     save_config(cfg, tmp_path / "sub" / "cfg.yaml")
     assert load_config(tmp_path / "sub" / "cfg.yaml") == cfg
+
+
+# ------------------------------------------------------------------ shipped configs
+def test_shipped_configs_found_by_name_and_listed(tmp_path, monkeypatch):
+    from biqa.config import CONFIGS_DIR, find_config, list_configs
+
+    monkeypatch.chdir(tmp_path)  # outside the repository: nothing named configs/ here
+    names = list_configs()
+    assert "livec_finetune" in names and "kadid10k_by_ref" in names
+    assert all(d and "\n" not in d for d in names.values())  # a one-line description each
+    want = CONFIGS_DIR / "livec_finetune.yaml"
+    for spelling in ("livec_finetune", "livec_finetune.yaml", "configs/livec_finetune.yaml"):
+        assert find_config(spelling) == want
+    cfg = load_config("livec_finetune")
+    assert cfg["name"] == "livec-finetune" and cfg["data"]["split_column"] == "split_seed1"
+    # its records path is relative to the working directory, not to the package's folder
+    assert cfg["data"]["records"] == "data/livec/livec.csv"
+    # a real file of the same name wins over the shipped config
+    (tmp_path / "configs").mkdir()
+    mine = _write(tmp_path / "configs" / "livec_finetune.yaml", {"name": "mine"})
+    assert find_config("configs/livec_finetune.yaml") == Path("configs/livec_finetune.yaml")
+    assert load_config("configs/livec_finetune.yaml")["name"] == "mine" and mine.is_file()
+
+
+def test_unknown_config_and_default_model_messages(tmp_path, monkeypatch, capsys):
+    from biqa.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="neither a YAML file nor a shipped config; shipped configs: .*"
+                                                "livec_finetune"):
+        load_config("no_such_config")
+    with pytest.raises(FileNotFoundError, match="config not found: elsewhere/x.yaml"):
+        load_config("elsewhere/x.yaml")
+    # the default model is fitted by biqa.recipe: the CLI says which command reproduces it
+    assert main(["train", "default_model"]) == 2
+    err = capsys.readouterr().err
+    assert "not a trainer config" in err and "python scripts/train_default_model.py" in err
+    assert main(["configs"]) == 0
+    out = capsys.readouterr().out
+    assert "livec_finetune" in out and "fine-tune EfficientNet-Lite0" in out and "train_default_model.py" in out
+    assert main(["configs", "zz*"]) == 1
+    assert "no shipped config matches 'zz*'" in capsys.readouterr().err
+
+
+def test_package_data_covers_shipped_files():
+    """pyproject's package-data globs match every shipped config, weight and example (what a wheel carries)."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["biqa"]
+    pkg = root / "biqa"
+    files = [p.relative_to(pkg).as_posix() for sub in ("configs", "weights", "examples") for p in (pkg / sub).iterdir()
+             if p.is_file()]
+    assert any(f.startswith("configs/") and f.endswith(".yaml") for f in files)
+    missing = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)]
+    assert not missing, f"not in the wheel: {missing}"

@@ -15,7 +15,7 @@ from biqa.mobileiqa import MAL, LDABlock, MALHead, SpatialSelfAttention, lda_poo
 from biqa.models import create_model, get_preset
 from biqa.strategies import build_strategy
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "biqa" / "configs"
 LITE0_CHANNELS = [16, 24, 40, 112, 320]
 # Small heads keep the file fast; the presets' default head (C=256, S=22) is built in test_presets_build.
 SMALL = {"hidden": 32, "channels": 16, "size": 6}

@@ -17,7 +17,7 @@ from biqa.protocols import (cross_dataset_grid, format_grid, infer_column_patter
                             parse_dataset_spec, summarize_splits)
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
+CONFIGS = ROOT / "biqa" / "configs"
 SHARED_LABELS = ROOT.parent / "shared" / "data" / "labels"
 METRIC_KEYS = ("srcc", "krcc", "plcc", "rmse", "plcc_fitted", "rmse_fitted")
 
@@ -224,7 +224,7 @@ def test_config_loads_and_builds(name):
     assert cfg["name"] and cfg["out_dir"] == f"runs/{cfg['name']}"
     assert cfg["data"]["records"] and cfg["data"]["split_column"]
     text = path.read_text()
-    assert "biqa data import" in text and "biqa data split" in text and "biqa train configs/" + name in text
+    assert "biqa data import" in text and "biqa data split" in text and "biqa train " + name[:-len(".yaml")] in text
     model = create_model(cfg["model"]["preset"], pretrained=False)
     s = dict(cfg["strategy"])
     strategy = build_strategy(s.pop("name"), model, **s, context={"pretrained": False,
