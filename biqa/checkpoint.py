@@ -79,7 +79,7 @@ def save_untrained(path: str | os.PathLike, preset: str = "lite0-mos", *, seed: 
     meta = {"preset": model.preset.to_dict(), "label_scale": model.label_scale.to_dict(),
             "preprocessing": {"mean": list(mean), "std": list(std), "crop_size": model.preset.input_size,
                               "resolution": "full"},
-            "config": {}, "metrics": {}}
+            "config": {}, "metrics": {}, "trained": False}
     save_checkpoint(path, {"model": model.eval()}, meta)
     return str(path)
 
@@ -146,6 +146,8 @@ def load_model(path: str | os.PathLike, net: str | None = None):
         check_backbone_name(preset.backbone, path)
         m = create_model(preset, pretrained=False, label_scale=scale)
         m.load_state_dict(states[name], strict=True)
+        m.trained = bool(meta.get("trained", True))  # save_untrained records False
+        m._quiet = True  # the forward stays quiet: biqa.load / create_metric warn for an untrained checkpoint
         return m.eval()
 
     names = meta.get("ensemble") if net is None else None

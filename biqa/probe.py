@@ -298,6 +298,7 @@ def linear_model(head: LinearHead, *, preset: str | None = None, label_scale=Non
 
     preset = preset or (RESIDUAL_PRESET if head.residual is not None else PROBE_PRESET)
     model = create_model(preset, pretrained=pretrained, label_scale=label_scale).eval()
+    model.trained = model._quiet = True  # its head is the fitted one, set below
     res_net = getattr(model.head, "residual", None)
     if (head.residual is None) != (res_net is None) or (
             res_net is not None and res_net[0].out_features != len(head.residual["b1"])):

@@ -258,6 +258,10 @@ class Scorer:
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.has_std = meta.get("preset", {}).get("head") == "distribution"
+        from .models import warn_if_untrained
+
+        self.trained = bool(meta.get("trained", getattr(model, "trained", True)))
+        warn_if_untrained(model, self.trained, meta.get("checkpoint", "this model"))
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
