@@ -96,8 +96,12 @@ def read_meta(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    with safe_open(str(path), framework="pt") as f:
-        md = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            md = f.metadata() or {}
+    except Exception as e:  # safetensors' SafetensorError (e.g. "header too large" for a text file)
+        raise ValueError(f"{path} is not a biqa checkpoint (a .safetensors file from biqa train / biqa probe, "
+                         f"a run folder or a trained model name): safetensors says {e}") from None
     if "biqa" not in md:
         raise ValueError(f"{path} is a safetensors file but not a biqa checkpoint (no 'biqa' metadata)")
     return json.loads(md["biqa"])

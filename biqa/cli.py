@@ -7,7 +7,19 @@ import sys
 from pathlib import Path
 
 
+def _resolution(spec: str) -> str:
+    """argparse type of --resolution: checked at once (biqa.resolution does not import torch)."""
+    from .resolution import Resolution
+
+    try:
+        Resolution.parse(spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return spec
+
+
 def _cmd_score(a) -> int:
+    from .data import IMAGE_EXTENSIONS
     from .distributed import score_job, setup
     from .scorer import EXAMPLES_DIR, load
 
@@ -24,6 +36,15 @@ def _cmd_score(a) -> int:
         _print_scores(df)
         where = f" -> {a.out}" if a.out else ""
         print(f"{len(df)} input(s), {len(df) - n_err} scored, {n_err} error(s){where}", file=sys.stderr)
+    if len(df) == 0:
+        print(f"biqa: error: no images found in {' '.join(inputs)} (extensions: {', '.join(IMAGE_EXTENSIONS)})",
+              file=sys.stderr)
+        return 1
+    if n_err == len(df):
+        first = df.iloc[0]
+        print(f"biqa: error: none of the {len(df)} input(s) could be scored (e.g. {first['path']}: {first['error']})",
+              file=sys.stderr)
+        return 1
     return 1 if (n_err and a.strict) else 0
 
 
@@ -282,7 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"biqa {__import__('biqa').__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("score", help="score image files, folders (recursive) and globs")
+    s = sub.add_parser("score", help="score image files, folders (recursive) and globs",
+                       description="Score image files, folders (recursive) and globs: one row per input. An input "
+                                   "that cannot be read gets an error row and scoring goes on. Exit status: 0 when "
+                                   "at least one input was scored; 1 when none could be (no images found, or every "
+                                   "input failed), or with --strict when any input failed; 2 for a bad argument "
+                                   "or model.")
     s.add_argument("inputs", nargs="*", help="files, folders or globs (default: the bundled example photos)")
     s.add_argument("--model", "-m", default=None,
                    help="trained model name or checkpoint (default: biqa-default), or a classical model: brisque, "
@@ -298,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
                    help="auto: onnxruntime for an .onnx model, else torch; onnxruntime with a checkpoint exports "
                         "it once to ONNX and caches it ($BIQA_CACHE_DIR, default ~/.cache/biqa)")
-    s.add_argument("--resolution", default=None,
+    s.add_argument("--resolution", default=None, type=_resolution,
                    help="full | max:N | short:N | WxH (default: the checkpoint's own, e.g. max:2048)")
     s.add_argument("--tile", default="auto", metavar="auto|off|N",
                    help="score large images in tiles at full resolution, the image's score being the mean of its "
@@ -311,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pixels shared by neighbouring tiles (at least; default: 1/8 of the tile side)")
     s.add_argument("--device", default="auto")
     s.add_argument("--peer", default=None, help="score with one network of a DML checkpoint (e.g. peer1)")
-    s.add_argument("--strict", action="store_true", help="exit with status 1 if any input could not be scored")
+    s.add_argument("--strict", action="store_true", help="exit with status 1 if any input could not be scored (without it: only if none could be)")
     s.add_argument("--resume", action="store_true",
                    help="continue a killed run with the same --out: inputs already in its partial file "
                         "(.OUT.partial/, beside the output) are not scored again")
@@ -370,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None,
                    help="folder for metrics.json, predictions.csv, scatter.png (grid: grid.csv, grid_long.csv, "
                         "grid.md, cells/)")
-    e.add_argument("--resolution", default=None)
+    e.add_argument("--resolution", default=None, type=_resolution,
+                   help="full | max:N | short:N | WxH (default: the checkpoint's own)")
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--workers", type=int, default=None)
     e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")

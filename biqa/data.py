@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,54 +15,9 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from .labels import LabelScale, max_entropy_distribution, rebin_votes
+from .resolution import Resolution  # noqa: F401  (re-exported: biqa.data.Resolution)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """How an image is sized before the network sees it.
-
-    - ``full``: native resolution;
-    - ``max:N``: native, but downscaled so that the long side is at most N;
-    - ``short:N``: resized so that the short side is N (aspect kept);
-    - ``WxH``: resized to exactly W x H.
-    """
-
-    mode: str = "full"
-    a: int = 0
-    b: int = 0
-
-    @classmethod
-    def parse(cls, spec: "str | Resolution | None") -> "Resolution":
-        if isinstance(spec, Resolution):
-            return spec
-        s = (spec or "full").strip().lower()
-        if s in ("full", "native"):
-            return cls("full")
-        m = re.fullmatch(r"(max|short):(\d+)", s)
-        if m:
-            return cls(m.group(1), int(m.group(2)))
-        m = re.fullmatch(r"(\d+)x(\d+)", s)
-        if m:
-            return cls("fixed", int(m.group(1)), int(m.group(2)))
-        raise ValueError(f"bad resolution {spec!r}: use full, max:N, short:N or WxH (e.g. 1024x768)")
-
-    def __str__(self) -> str:
-        return {"full": "full", "max": f"max:{self.a}", "short": f"short:{self.a}"}.get(
-            self.mode, f"{self.a}x{self.b}")
-
-    def target_size(self, w: int, h: int) -> tuple[int, int]:
-        """Output (width, height) for an input of ``w`` x ``h``."""
-        if self.mode == "full":
-            return w, h
-        if self.mode == "fixed":
-            return self.a, self.b
-        if self.mode == "max":
-            s = min(1.0, self.a / max(w, h))
-        else:
-            s = self.a / min(w, h)
-        return max(1, round(w * s)), max(1, round(h * s))
 
 
 class DecodeTimeout(TimeoutError):

@@ -50,16 +50,23 @@ def resolve_checkpoint(name_or_path: str | os.PathLike | None) -> Path:
     p = Path(name).expanduser()
     if p.is_dir() and (p / "best.safetensors").is_file():
         return p / "best.safetensors"
+    if p.is_dir():
+        raise FileNotFoundError(f"{name} is a folder without best.safetensors: pass a run folder of `biqa train` / "
+                                "`biqa probe`, or the checkpoint file itself")
     if p.is_file():
+        if p.suffix.lower() in (".yaml", ".yml"):
+            raise ValueError(f"{name} is a YAML file, not a trained model: a training config? Train it with "
+                             f"`biqa train {name}` and score with the run's best.safetensors")
         return p
+    known = f"trained models: {', '.join(sorted(TRAINED_MODELS))}; classical: brisque, niqe, piqe (biqa models)"
+    if "/" in name or os.sep in name or p.suffix.lower() in (".safetensors", ".onnx", ".pt", ".pth"):
+        raise FileNotFoundError(f"checkpoint file not found: {name}")
     from .models import list_models
 
     if name in list_models():
         raise ValueError(f"{name!r} is a model preset (an untrained architecture), not a trained model: train it "
-                         f"with `biqa train` and pass the checkpoint, or use one of {sorted(TRAINED_MODELS)}")
-    raise FileNotFoundError(f"no trained model or checkpoint named {name!r}; use a .safetensors checkpoint "
-                            f"from `biqa train`, one of {sorted(TRAINED_MODELS)} or a classical model "
-                            f"(brisque, niqe, piqe)")
+                         f"with `biqa train` and pass the checkpoint; {known}")
+    raise FileNotFoundError(f"no trained model named {name!r} and no such file; {known}")
 
 
 def collect_inputs(specs: list[str] | str, recursive: bool = True) -> list[str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_image
 
 from biqa.cli import main
 
@@ -33,13 +35,63 @@ def test_score_folder_csv_and_json(tmp_path, tiny_records, tiny_checkpoint, caps
 def test_score_strict_exit_code(tmp_path, tiny_checkpoint, capsys):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"")
-    assert main(["score", str(bad), "-m", tiny_checkpoint, "-q"]) == 0
+    assert main(["score", str(bad), "-m", tiny_checkpoint, "-q"]) == 1  # nothing could be scored
     assert main(["score", str(bad), "-m", tiny_checkpoint, "-q", "--strict"]) == 1
 
 
 def test_clear_error_for_unknown_model(capsys):
     assert main(["score", "x.jpg", "--model", "no-such-model"]) == 2
-    assert "no trained model or checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no trained model named 'no-such-model'" in err and "biqa-default" in err and "niqe" in err
+
+
+def test_model_errors_say_what_to_do(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exp.yaml").write_text("name: x\n")
+    (tmp_path / "notes.safetensors").write_text("not a checkpoint at all\n")
+    cases = {
+        # a path that does not exist: "file not found", not "no trained model named"
+        "runs/typo/best.safetensors": "checkpoint file not found: runs/typo/best.safetensors",
+        "exp.yaml": "exp.yaml is a YAML file, not a trained model: a training config? Train it with `biqa train",
+        # any other file: safetensors' raw "header too large" becomes a sentence
+        "notes.safetensors": "notes.safetensors is not a biqa checkpoint",
+        "lite0-mos": "is a model preset (an untrained architecture)",
+    }
+    for model, message in cases.items():
+        assert main(["score", "x.jpg", "--model", model, "-q"]) == 2, model
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and "SafetensorError" not in err, (model, err)
+
+
+@pytest.mark.parametrize("spec, message", [("max:0", "max:N needs N of at least 1 pixel"),
+                                           ("short:0", "short:N needs N of at least 1 pixel"),
+                                           ("0x0", "WxH needs a width and a height of at least 1 pixel"),
+                                           ("640x0", "WxH needs a width and a height"),
+                                           ("huge", "use full, max:N, short:N or WxH")])
+def test_bad_resolution_is_an_argument_error(spec, message, capsys):
+    for cmd in (["score", "x.jpg"], ["eval", "ck.safetensors", "--data", "r.csv"]):
+        with pytest.raises(SystemExit) as e:
+            main([*cmd, "--resolution", spec])
+        assert e.value.code == 2
+        assert f"argument --resolution: bad resolution '{spec}': {message}" in capsys.readouterr().err
+
+
+def test_score_exits_1_when_nothing_could_be_scored(tmp_path, tiny_checkpoint, capsys):
+    missing = str(tmp_path / "no_such_folder")
+    assert main(["score", missing, "-m", tiny_checkpoint, "-q"]) == 1
+    assert f"none of the 1 input(s) could be scored (e.g. {missing}: FileNotFoundError: file not found)" in \
+        capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["score", str(tmp_path / "empty"), "-m", tiny_checkpoint, "-q"]) == 1
+    assert "no images found in" in capsys.readouterr().err
+    # one good input among bad ones: the run succeeded (exit 0) unless --strict
+    good = tmp_path / "ok.png"
+    make_image(np.random.default_rng(0), (32, 32)).save(good)
+    assert main(["score", str(good), missing, "-m", tiny_checkpoint, "-q"]) == 0
+    assert main(["score", str(good), missing, "-m", tiny_checkpoint, "-q", "--strict"]) == 1
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    assert "1 when none could be" in capsys.readouterr().out.replace("\n", " ").replace("  ", " ")
 
 
 def test_train_then_eval(tmp_path, tiny_records, capsys):
@@ -95,3 +147,17 @@ def test_data_import_split_inspect(tmp_path, capsys):
     assert main(["data", "inspect", str(out), "--histogram", str(tmp_path / "h.png")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["n"] == 10125 and info["n_refs"] == 81 and (tmp_path / "h.png").is_file()
+
+
+def test_data_synth_without_piq_fails_before_writing(tmp_path, monkeypatch, capsys):
+    import sys
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    make_image(np.random.default_rng(0), (64, 64)).save(photos / "p1.png")
+    monkeypatch.setitem(sys.modules, "piq", None)  # as if the synth extra were not installed
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "--photos", str(photos), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "piq, which is not installed: pip install 'biqa[synth]'" in err and "synth:" not in err  # no progress bar
+    assert not out.exists()  # no partial folder

@@ -113,6 +113,7 @@ def test_partial_drops_the_absent_rows_and_copies_the_notice(tmp_path):
 def test_cli_exit_status_follows_the_report(tmp_path, capsys):
     root = build(tmp_path)
     assert main(["data", "import", "livec", "--root", str(root), "--check"]) == 1
+    assert "NOT OK" in capsys.readouterr().out  # the message and the exit status agree
     out = tmp_path / "o" / "livec.csv"
     assert main(["data", "import", "livec", "--root", str(root), "--partial", "--out", str(out)]) == 0
     printed = capsys.readouterr().out

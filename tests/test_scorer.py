@@ -106,8 +106,10 @@ def test_resolution_policy(photo_dir, tiny_checkpoint):
 def test_model_name_errors(tmp_path):
     with pytest.raises(ValueError, match="preset"):
         resolve_checkpoint("lite0-mos")
-    with pytest.raises(FileNotFoundError, match="no trained model"):
+    with pytest.raises(FileNotFoundError, match="checkpoint file not found: .*nothing.safetensors"):
         resolve_checkpoint(str(tmp_path / "nothing.safetensors"))
+    with pytest.raises(FileNotFoundError, match="no trained model named 'nothing'.*biqa-default"):
+        resolve_checkpoint("nothing")
 
 
 def test_run_folder_resolves_to_best(tiny_checkpoint, tmp_path):

@@ -218,6 +218,9 @@ def build_synthetic_dataset(
     """
     from tqdm.auto import tqdm
 
+    from .labels import require_piq
+
+    require_piq()  # before any output exists: a missing extra must not leave a partial folder
     t0 = time.perf_counter()
     dists = resolve_types(types)
     levels = tuple(sorted({int(v) for v in levels}))

@@ -93,6 +93,19 @@ def _as_batch(x, name: str):
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(0, 3, 1, 2)
 
 
+PIQ_MISSING = "biqa data synth labels its images with piq, which is not installed: pip install 'biqa[synth]'"
+
+
+def require_piq() -> None:
+    """Raise ``ImportError`` (saying what to install) unless piq, the ``synth`` extra, can be imported."""
+    import importlib
+
+    try:
+        importlib.import_module("piq")
+    except ImportError:
+        raise ImportError(PIQ_MISSING) from None
+
+
 def fr_scores(refs, dists, *, batch_size: int = 32) -> dict[str, np.ndarray]:
     """Full-reference ensemble for a batch: the rescaled components and their mean ``q``.
 
@@ -106,11 +119,10 @@ def fr_scores(refs, dists, *, batch_size: int = 32) -> dict[str, np.ndarray]:
         ``{"ms_ssim", "haarpsi", "mdsi", "q"}``: float64 arrays of length ``N`` in ``[0, 1]``,
         1 = identical to the reference.
     """
-    try:
-        import piq
-        import torch
-    except ImportError as e:  # pragma: no cover - piq is the `synth` extra
-        raise ImportError("biqa.synth labels need piq: pip install 'biqa[synth]'") from e
+    require_piq()
+    import piq
+    import torch
+
     r, d = _as_batch(refs, "refs"), _as_batch(dists, "dists")
     if r.shape[0] == 1 and d.shape[0] > 1:
         r = r.expand(d.shape[0], -1, -1, -1)
