@@ -27,7 +27,8 @@ def _cmd_score(a) -> int:
     ctx = setup(a.device if a.backend != "onnxruntime" else "cpu")  # under torchrun: join the process group
     device = str(ctx.device) if ctx.world_size > 1 else a.device
     scorer = load(a.model, device=device, batch_size=a.batch_size, num_workers=a.workers, resolution=a.resolution,
-                  peer=a.peer, backend=a.backend, threads=a.threads, tile=a.tile, tile_overlap=a.tile_overlap)
+                  peer=a.peer, backend=a.backend, threads=a.threads, tile=a.tile, tile_overlap=a.tile_overlap,
+                  **({"clip": True} if a.clip else {}))
     df = score_job(scorer, inputs, out=a.out, resume=a.resume, progress=not a.quiet and ctx.is_main)
     if df is None:  # not rank 0: rank 0 merges, writes and reports
         return 0
@@ -176,22 +177,45 @@ def _cmd_bench(a) -> int:
     return 1 if "error" in df.columns and df["error"].notna().any() else 0
 
 
+def _range_text(lo: float, hi: float, higher_is_better: bool) -> str:
+    return f"{lo:g}..{hi:g}, {'higher' if higher_is_better else 'lower'} is better"
+
+
 def _cmd_models(a) -> int:
+    import fnmatch
+
+    from .checkpoint import read_meta
+    from .classical import list_classical_models
     from .models import get_preset, list_models
     from .scorer import list_trained_models
 
-    print("trained models (use with biqa score --model NAME):")
-    for n, p in list_trained_models().items():
-        print(f"  {n:<18} {p.name}{'' if p.is_file() else '  (missing!)'}")
-    from .classical import list_classical_models
-
-    print("classical models (like a trained model: biqa score --model NAME, biqa eval NAME, biqa gmad --models NAME; "
-          "score = -raw, higher is better):")
-    for n, m in list_classical_models().items():
-        print(f"  {n:<18} {m.description}")
-    print("presets (architectures for biqa train, model.preset=NAME):")
-    for n in list_models(a.pattern):
-        print(f"  {n:<18} {get_preset(n).description}")
+    match = (lambda n: fnmatch.fnmatch(n, a.pattern))
+    trained = {n: p for n, p in list_trained_models().items() if match(n)}
+    classical = {n: m for n, m in list_classical_models().items() if match(n)}
+    presets = list_models(a.pattern)
+    if not (trained or classical or presets):
+        print(f"biqa: no model matches {a.pattern!r} (biqa models lists them all; patterns are shell-style, "
+              "e.g. '*lite0*')", file=sys.stderr)
+        return 1
+    w = max(len(n) for n in [*trained, *classical, *presets])
+    if trained:
+        print("trained models (biqa score --model NAME, biqa.create_metric(NAME)); range = the nominal score range "
+              "(a linear head can leave it: see biqa score --clip):")
+        for n, p in trained.items():
+            if p.is_file():
+                s = read_meta(p)["label_scale"]
+                print(f"  {n:<{w}}  {_range_text(s['lo'], s['hi'], s.get('higher_is_better', True))}  {p.name}")
+            else:
+                print(f"  {n:<{w}}  {p.name}  (missing!)")
+    if classical:
+        print("classical models (like a trained model: biqa score --model NAME, biqa eval NAME, biqa gmad --models "
+              "NAME; score = -raw, higher is better, unbounded):")
+        for n, m in classical.items():
+            print(f"  {n:<{w}}  {m.description}")
+    if presets:
+        print("presets (UNTRAINED architectures for biqa train, model.preset=NAME; not metrics):")
+        for n in presets:
+            print(f"  {n:<{w}}  {get_preset(n).description}")
     return 0
 
 
@@ -335,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "image size only; the output's tiles column gives the count (1: scored whole)")
     s.add_argument("--tile-overlap", type=int, default=None, metavar="PX",
                    help="pixels shared by neighbouring tiles (at least; default: 1/8 of the tile side)")
+    s.add_argument("--clip", action="store_true",
+                   help="clamp scores into the model's nominal range (biqa models lists it: 1-5 for biqa-default). "
+                        "Without it scores are the model's own numbers, which can leave that range for images "
+                        "unlike photographs (flat colour, pure noise, tiny inputs)")
     s.add_argument("--device", default="auto")
     s.add_argument("--peer", default=None, help="score with one network of a DML checkpoint (e.g. peer1)")
     s.add_argument("--strict", action="store_true", help="exit with status 1 if any input could not be scored (without it: only if none could be)")
@@ -435,8 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--path", action="store_true", help="print each config's file path (to copy and edit)")
     c.set_defaults(func=_cmd_configs)
 
-    m = sub.add_parser("models", help="list trained models and presets")
-    m.add_argument("pattern", nargs="?", default="*")
+    m = sub.add_parser("models", help="list trained models (with score range and direction), classical models "
+                                      "and presets")
+    m.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. '*lite0*' (default: all)")
     m.set_defaults(func=_cmd_models)
 
     d = sub.add_parser("data", help="dataset tools")

@@ -234,7 +234,7 @@ class Scorer:
                  channels_last: bool = True, threads: int | None = None,
                  max_batch_pixels: int | None = MAX_BATCH_PIXELS, tile: "str | int | TilePolicy | None" = "auto",
                  tile_overlap: int | None = None, tile_budget: int | None = None,
-                 decode_timeout: float | None = DEFAULT_DECODE_TIMEOUT):
+                 decode_timeout: float | None = DEFAULT_DECODE_TIMEOUT, clip: bool = False):
         # model: a torch module (IQAModel / Ensemble), or a callable with the same contract
         # (normalised [B, 3, H, W] tensor -> dict of tensors), e.g. an OnnxRuntimeModel
         self.backend = getattr(model, "backend", "torch")
@@ -265,6 +265,11 @@ class Scorer:
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.has_std = meta.get("preset", {}).get("head") == "distribution"
+        scale = meta.get("label_scale", {})
+        # the nominal range of the labels the model was fitted on; a regression head is not bounded by it
+        self.score_range = (float(scale.get("lo", float("-inf"))), float(scale.get("hi", float("inf"))))
+        self.higher_is_better = bool(scale.get("higher_is_better", True))
+        self.clip = bool(clip)  # clamp scores into score_range (off by default: the model's own numbers)
         from .models import warn_if_untrained
 
         self.trained = bool(meta.get("trained", getattr(model, "trained", True)))
@@ -396,6 +401,8 @@ class Scorer:
             if c not in df.columns:
                 df[c] = np.nan
         df["tiles"] = pd.to_numeric(df["tiles"], errors="coerce").astype("Int64")  # empty for error rows
+        if self.clip:
+            df["score"] = pd.to_numeric(df["score"]).clip(*self.score_range)
         return df[cols]
 
 
@@ -419,12 +426,17 @@ def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "
     (every image whole, however large), or a tile side ``N`` (every image larger than N x N is
     tiled); ``tile_overlap``: pixels shared by neighbouring tiles (default a 1/8 of the side). See
     :mod:`biqa.tiling`.
+    ``clip``: clamp scores into the model's nominal range (``Scorer.score_range``, e.g. 1-5 for
+    ``biqa-default``). Off by default: a regression head is not bounded by its training labels' range,
+    and images unlike photographs (flat colour, pure noise, tiny inputs) can score outside it.
 
     ``brisque``, ``niqe`` and ``piqe`` load the classical baselines of :mod:`biqa.classical` (scores
     higher-is-better, ``-raw``; CPU, whole images)."""
     from .classical import is_classical, load_classical
 
     if is_classical(name_or_checkpoint) and not Path(str(name_or_checkpoint)).exists():
+        if kwargs.pop("clip", False):
+            raise ValueError(f"{name_or_checkpoint} is a classical model: its scores have no nominal range to clip to")
         return load_classical(str(name_or_checkpoint), backend=backend, threads=threads, peer=peer, **kwargs)
     path = resolve_checkpoint(name_or_checkpoint)
     is_onnx = path.suffix.lower() == ".onnx"

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_image
+from PIL import Image
 
 from biqa.cli import main
 
@@ -16,6 +17,35 @@ def test_models_lists_presets(capsys):
     assert main(["models", "*lite0*"]) == 0
     out = capsys.readouterr().out
     assert "lite0-mos" in out and "nima-lite0" in out and "resnet18-mos" not in out
+
+
+def test_models_ranges_alignment_and_no_match(capsys):
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    default = next(x for x in lines if x.strip().startswith("biqa-default"))
+    assert "1..5, higher is better" in default  # the shipped model's nominal range and direction
+    # long names (mobileiqa-teacher-lite2) keep every section's second column aligned
+    rows = [x for x in lines if x.startswith("  ")]
+    starts = {len(x) - len(x[2:].split(maxsplit=1)[1]) for x in rows}
+    assert len(starts) == 1, starts
+    assert main(["models", "zz*"]) == 1
+    assert "no model matches 'zz*'" in capsys.readouterr().err
+    assert main(["models", "niqe"]) == 0
+    out = capsys.readouterr().out
+    assert "niqe" in out and "presets" not in out and "biqa-default" not in out
+
+
+def test_score_clip_bounds_the_nominal_range(tmp_path, capsys):
+    """A flat grey image scores below 1 with biqa-default (its head is linear: 1 + 4 * MOS / 100
+    extrapolated); --clip clamps to the nominal 1..5."""
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(tmp_path / "grey.png")
+    raw, clipped = tmp_path / "raw.csv", tmp_path / "clip.csv"
+    assert main(["score", str(tmp_path / "grey.png"), "-q", "--out", str(raw)]) == 0
+    assert main(["score", str(tmp_path / "grey.png"), "-q", "--clip", "--out", str(clipped)]) == 0
+    r, c = pd.read_csv(raw)["score"].iloc[0], pd.read_csv(clipped)["score"].iloc[0]
+    assert r < 1.0 and c == 1.0
+    assert main(["score", str(tmp_path / "grey.png"), "-q", "--clip", "--model", "niqe"]) == 2
+    assert "no nominal range to clip to" in capsys.readouterr().err
 
 
 def test_score_folder_csv_and_json(tmp_path, tiny_records, tiny_checkpoint, capsys):
