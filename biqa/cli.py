@@ -90,8 +90,31 @@ def _cmd_train(a) -> int:
     trainer = Trainer(cfg, resume=a.resume)
     summary = trainer.fit()
     if trainer.is_main:  # under torchrun: rank 0 reports
-        print(json.dumps(summary, indent=2, default=float))
+        print(format_train_summary(summary))
     return 0
+
+
+def format_train_summary(summary: dict) -> str:
+    """A few lines for the end of `biqa train` (the full numbers are in OUT/summary.json)."""
+    out = Path(summary["out_dir"])
+    best = next(((k[len("best_val_"):], v) for k, v in summary.items() if k.startswith("best_val_")), ("srcc", None))
+    v = best[1] if best[0] != "rmse" else (None if best[1] is None else -best[1])  # fit() stores -RMSE
+    val = "n/a" if v is None or v != v or abs(v) == float("inf") else f"{v:.4f}"
+    lines = [f"trained {summary['epochs_run']} epoch(s)" + (" (stopped early)" if summary.get("stopped_early") else "")
+             + f"; best epoch {summary['best_epoch']}, validation {best[0].upper()} {val}"]
+    test = summary.get("test")
+    if test:
+        parts = []
+        for k in ("srcc", "plcc", "rmse"):
+            m = test.get(k)
+            if isinstance(m, dict) and m.get("value") is not None:
+                ci = (f" [{m['ci_low']:.3f}, {m['ci_high']:.3f}]" if m.get("ci_low") is not None
+                      and m.get("ci_high") is not None else "")
+                parts.append(f"{k.upper()} {m['value']:.4f}{ci}")
+        lines.append(f"test (N = {test.get('n', '?')}): " + "  ".join(parts))
+    lines.append(f"wrote {out / 'best.safetensors'} (score with biqa score --model {out}); metrics.csv, curves.png"
+                 + (", test_metrics.json" if test else "") + f", summary.json in {out}")
+    return "\n".join(lines)
 
 
 def _cmd_eval(a) -> int:
@@ -311,9 +334,14 @@ def _cmd_gmad(a) -> int:
         print()
         print(format_matrices(res["results"]))
     t, prm = res["timing"], res["selection"].params
-    if prm["n_dropped_unscored"]:
-        print(f"\nnote: {prm['n_dropped_unscored']} of the {prm['n_pool']} pool images lack a score from some model "
-              "and were left out")
+    left = res["left_out"]
+    if len(left):
+        print(f"\nnote: {len(left)} of the {prm['n_pool']} pool images lack a score from some model and were left "
+              f"out (all in {Path(a.out) / 'left_out.csv'}):")
+        for r in left.head(10).itertuples(index=False):
+            print(f"  {r.path}  (no score from {r.no_score_from})")
+        if len(left) > 10:
+            print(f"  ... and {len(left) - 10} more")
     print(f"\n{len(res['selection'].pairs)} pairs from {prm['n_used']} images; scoring "
           f"{t['scoring_s']:.1f} s, selection {t['selection_s'] * 1000:.1f} ms, outputs {t['outputs_s']:.1f} s")
     print(f"wrote {Path(a.out) / 'index.html'}, pairs.json, pairs.csv, judgements_template.csv"

@@ -944,6 +944,13 @@ def run_gmad(models: Sequence[str | ModelSpec], pool: Sequence[str] | str | pd.D
     pd.DataFrame({"pair_id": sel.pairs["pair_id"], "preferred": ""}).to_csv(out / "judgements_template.csv",
                                                                           index=False)
     files["judgements_template"] = out / "judgements_template.csv"
+    missing = ~np.isfinite(np.asarray(table, dtype=float))
+    left = np.flatnonzero(missing.any(axis=1))
+    left_out = pd.DataFrame({"path": [paths[i] for i in left],
+                             "no_score_from": [" ".join(n for j, n in enumerate(names) if missing[i, j]) for i in left]})
+    if len(left_out):  # pool images some model could not score: named, not just counted
+        left_out.to_csv(out / "left_out.csv", index=False)
+        files["left_out"] = out / "left_out.csv"
     results = None
     if simulate_from:
         if simulate_from not in pool_df.columns:
@@ -979,4 +986,4 @@ def run_gmad(models: Sequence[str | ModelSpec], pool: Sequence[str] | str | pd.D
     timing = {"scoring_s": t_score - t0, "selection_s": t_sel - t_score, "outputs_s": t_end - t_sel,
               "total_s": t_end - t0}
     return {"selection": sel, "specs": specs, "scores": table, "pool": pool_df, "results": results,
-            "files": files, "timing": timing}
+            "files": files, "timing": timing, "left_out": left_out}

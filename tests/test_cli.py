@@ -19,6 +19,17 @@ def test_models_lists_presets(capsys):
     assert "lite0-mos" in out and "nima-lite0" in out and "resnet18-mos" not in out
 
 
+def test_train_summary_lines():
+    from biqa.cli import format_train_summary
+
+    s = {"out_dir": "runs/x", "best_epoch": 3, "best_val_srcc": 0.81234, "epochs_run": 5, "stopped_early": True,
+         "test": {"n": 176, "srcc": {"value": 0.8, "ci_low": 0.75, "ci_high": 0.85},
+                  "plcc": {"value": 0.82, "ci_low": 0.78, "ci_high": 0.86}, "krcc": {"value": 0.6}}}
+    assert format_train_summary(s).splitlines()[:2] == [
+        "trained 5 epoch(s) (stopped early); best epoch 3, validation SRCC 0.8123",
+        "test (N = 176): SRCC 0.8000 [0.750, 0.850]  PLCC 0.8200 [0.780, 0.860]"]
+
+
 def test_models_ranges_alignment_and_no_match(capsys):
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -139,7 +150,11 @@ def test_train_then_eval(tmp_path, tiny_records, capsys):
     assert summary["epochs_run"] == 1 and "test" not in summary
     copied = (tmp_path / "run" / "config.yaml").read_text()
     assert "max_steps_per_epoch: 2" in copied  # the override is recorded with the run
-    capsys.readouterr()
+    printed = capsys.readouterr().out.strip().splitlines()
+    # a short summary, not the JSON dump (that is in summary.json)
+    printed = printed[printed.index(next(x for x in printed if x.startswith("trained"))):]  # after the epoch lines
+    assert len(printed) <= 3 and printed[0].startswith("trained 1 epoch(s); best epoch 1, validation SRCC")
+    assert "best.safetensors" in printed[-1] and "summary.json" in printed[-1] and "{" not in "".join(printed)
     assert main(["eval", str(tmp_path / "run"), "--data", tiny_records, "--split", "all",
                  "--out", str(tmp_path / "ev"), "--n-boot", "200", "-q", "--workers", "0"]) == 0
     out = capsys.readouterr().out

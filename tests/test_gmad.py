@@ -349,3 +349,17 @@ def test_score_csv_paths_are_matched(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="'path' and 'score'"):
         (tmp_path / "bad.csv").write_text("file,score\nx,1\n")
         load_score_csv(tmp_path / "bad.csv", pool)
+
+
+def test_cli_gmad_names_the_images_it_left_out(image_pool, tmp_path, capsys):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    out = tmp_path / "left"
+    assert main(["gmad", "--models", "classical:sharpness", "classical:noise", "--pool", str(image_pool / "img"),
+                 str(broken), "--out", str(out), "--levels", "3", "--band-width", "0.25", "--min-candidates", "3",
+                 "--no-sheets", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 of the 49 pool images lack a score from some model and were left out" in printed
+    assert f"{broken}  (no score from " in printed  # named, not just counted
+    left = pd.read_csv(out / "left_out.csv")
+    assert left["path"].tolist() == [str(broken)] and "sharpness" in left["no_score_from"].iloc[0]
