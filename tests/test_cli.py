@@ -206,3 +206,21 @@ def test_data_synth_without_piq_fails_before_writing(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert "piq, which is not installed: pip install 'biqa[synth]'" in err and "synth:" not in err  # no progress bar
     assert not out.exists()  # no partial folder
+
+
+def test_help_and_argument_errors_do_not_import_torch():
+    """What keeps `biqa --help` instant (benchmarks/cli_startup.py times it): no torch import."""
+    import os
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=root)
+    for args, rc in ((["--help"], 0), (["score", "--help"], 0), (["score", "--resolution", "max:0"], 2),
+                     (["train", "--help"], 0)):
+        code = ("import sys, runpy; sys.argv = ['biqa', *sys.argv[1:]]\n"
+                "try:\n    runpy.run_module('biqa', run_name='__main__')\n"
+                "except SystemExit as e:\n    print('torch' in sys.modules, file=sys.stderr); raise\n")
+        r = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, cwd=root)
+        assert r.returncode == rc, (args, r.stderr)
+        assert r.stderr.strip().splitlines()[-1] == "False", (args, r.stderr)

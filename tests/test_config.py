@@ -202,3 +202,7 @@ def test_package_data_covers_shipped_files():
     assert any(f.startswith("configs/") and f.endswith(".yaml") for f in files)
     missing = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)]
     assert not missing, f"not in the wheel: {missing}"
+    # an editable install puts the project folder on sys.path (not an import hook that a folder named biqa/
+    # in the working directory would shadow as an empty namespace package): see the comment in pyproject.toml
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"": "."}
