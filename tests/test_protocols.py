@@ -104,7 +104,7 @@ def test_grid_records_failed_cell_and_checks_inputs(tmp_path, tiny_records, tiny
     assert table["dataset"].tolist() == ["other_set:test", "other_set:all"]  # made unique by split
     with pytest.raises(FileNotFoundError):
         cross_dataset_grid([tiny_checkpoint], [str(tmp_path / "missing.csv")])
-    with pytest.raises(FileNotFoundError, match="no trained model"):
+    with pytest.raises(FileNotFoundError, match="checkpoint file not found"):
         cross_dataset_grid([str(tmp_path / "nope.safetensors")], [tiny_records])
 
 
