@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.stats import norm
 
 from biqa.labels import (
     LabelScale,

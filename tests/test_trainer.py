@@ -137,9 +137,7 @@ def test_early_stop_metric_is_checked(tiny_records, tmp_path):
 
 def test_nima_tid2013_config_evaluates_at_the_training_scale():
     """Training crops are native-scale, so validation/test must not resize (it used short:256)."""
-    from pathlib import Path
-
-    cfg = load_config(str(Path(__file__).resolve().parents[1] / "configs" / "nima_tid2013.yaml"))
+    cfg = load_config("nima_tid2013")  # the shipped config, found by name
     assert cfg["data"]["eval_resolution"] == "full"
     assert cfg["early_stop"]["metric"] in ("emd", "loss")
 
