@@ -78,7 +78,7 @@ def metrics(pred, mos) -> tuple[float, float]:
 def finetune_protocol(config: str, name: str, df: pd.DataFrame, records: Path, seeds: list[int], feats: Path,
                       out_csv: Path, runs: Path, hl, hdf, hdir: Path, overrides: list[str]) -> pd.DataFrame:
     """Train ``config`` once per split (its ``model.init_from`` replaced by that split's linear probe when
-    the config starts from one); rows appended to ``out_csv`` as splits finish. Splits already in
+    the config starts from one; ``{split}`` in an override becomes the split number); rows appended to ``out_csv`` as splits finish. Splits already in
     ``out_csv`` are skipped, and a split killed mid-run resumes from its last epoch."""
     import biqa
     from biqa.config import load_config
@@ -94,7 +94,7 @@ def finetune_protocol(config: str, name: str, df: pd.DataFrame, records: Path, s
         t = time.time()
         run = runs / name / f"s{s}"
         ov = [f"data.records={records.resolve()}", f"data.split_column=split_seed{s}", f"out_dir={run}",
-              "progress=false", *overrides]
+              "progress=false", *(o.replace("{split}", str(s)) for o in overrides)]  # e.g. a split's teacher
         if uses_probe:
             probe = fit_probe(records, runs / "probe" / f"s{s}", split_column=f"split_seed{s}",
                               features_cache=feats / "livec.npz", progress=False)

@@ -60,19 +60,25 @@ class ScoreHead(nn.Module):
 
 
 class DistributionHead(nn.Module):
-    """NIMA head: dropout -> Linear(F, N) -> softmax over score bins 1..N.
+    """NIMA head: [BatchNorm] -> dropout -> [Linear -> GELU] -> Linear(F, N) -> softmax over score bins 1..N.
 
-    ``z = (mean - 1) / (N - 1)`` where ``mean = sum_i s_i p_i``.
+    ``z = (mean - 1) / (N - 1)`` where ``mean = sum_i s_i p_i``. The paper's head is dropout 0.75 and
+    one Linear (the defaults); ``norm`` and ``hidden`` give it the same body as :class:`ScoreHead`'s
+    (e.g. on multi-level pooled statistics, whose scales differ by orders of magnitude).
     """
 
-    def __init__(self, in_features: int, n_bins: int = 10, dropout: float = 0.75):
+    def __init__(self, in_features: int, n_bins: int = 10, dropout: float = 0.75, hidden: int = 0,
+                 norm: bool = False):
         super().__init__()
         self.n_bins = n_bins
+        self.norm = nn.BatchNorm1d(in_features) if norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(in_features, n_bins)
+        self.hidden = nn.Sequential(nn.Linear(in_features, hidden), nn.GELU()) if hidden else nn.Identity()
+        self.fc = nn.Linear(hidden or in_features, n_bins)
 
     def forward(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
-        probs = torch.softmax(self.fc(self.dropout(feats)).float(), dim=-1)
+        logits = self.fc(self.hidden(self.dropout(self.norm(feats))))
+        probs = torch.softmax(logits.float(), dim=-1)
         mean, std = distribution_moments(probs)
         return {"z": (mean - 1.0) / (self.n_bins - 1), "probs": probs, "std_bins": std}
 

@@ -91,6 +91,11 @@ register_preset(ModelPreset(
     pooling="multilevel",
     description="EfficientNet-Lite0, mean+std pooled from all 5 stages + MLP MOS head (biqa-default v2)"))
 register_preset(ModelPreset(
+    "nima-lite0-ml", "tf_efficientnet_lite0", "distribution",
+    {"n_bins": 10, "dropout": 0.2, "hidden": 256, "norm": True}, 224, pooling="multilevel",
+    description="NIMA's 10-bin opinion-score distribution on lite0-ml-mos's body (multi-level mean+std, "
+                "BatchNorm, MLP): the LIVE Challenge strategies benchmark's NIMA"))
+register_preset(ModelPreset(
     "lite0-ml-linear", "tf_efficientnet_lite0", "score", {"norm": True}, 224, pooling="multilevel",
     description="EfficientNet-Lite0 (frozen ImageNet weights), mean+std pooled from all 5 stages + a linear head "
                 "on standardised features (the linear probe; biqa.probe fits it; biqa-default v3)"))
