@@ -73,6 +73,47 @@ DEFAULTS: dict = {
 }
 
 
+# strategy: its name and supervised loss, and one options block per component (each component checks
+# its own block's keys: biqa.strategies)
+STRATEGY_KEYS = ("name", "loss", "ohem", "mutual", "distill", "ranking")
+CHECKED_SECTIONS = ("data", "model", "optim", "sched", "train", "early_stop")
+
+
+def unknown_keys_error(where: str, unknown, known) -> ValueError:
+    """A ValueError naming unknown keys of ``where`` (``"train"``, ``"strategy.ohem"`` ...), each with a
+    did-you-mean suggestion where one is close, and the known keys."""
+    import difflib
+
+    parts = []
+    for k in sorted(map(str, unknown)):
+        close = difflib.get_close_matches(k, [str(x) for x in known], n=1, cutoff=0.6)
+        parts.append(f"{where + '.' if where else ''}{k}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return ValueError(f"unknown config key{'s' if len(parts) > 1 else ''} {', '.join(parts)}; known"
+                      f"{' ' + where if where else ''} keys: {', '.join(sorted(map(str, known)))}")
+
+
+def check_keys(cfg: dict) -> None:
+    """Every key of the config must be one biqa knows: top level, the typed sections (``data``,
+    ``model``, ``optim``, ``sched``, ``train``, ``early_stop``) and ``strategy``'s own keys. A typo
+    (``train.epoch``, ``train.bacth_size``) is an error with a suggestion, never a silently used
+    default. (``model.head_kwargs`` goes to the head, which refuses what it does not take.)"""
+    unknown = set(cfg) - set(DEFAULTS)
+    if unknown:
+        raise unknown_keys_error("", unknown, DEFAULTS)
+    for sec in CHECKED_SECTIONS:
+        if not isinstance(cfg.get(sec), dict):
+            raise ValueError(f"config section {sec!r} must be a mapping of keys, not {cfg.get(sec)!r}")
+        unknown = set(cfg[sec]) - set(DEFAULTS[sec])
+        if unknown:
+            raise unknown_keys_error(sec, unknown, DEFAULTS[sec])
+    strat = cfg.get("strategy")
+    if not isinstance(strat, dict):
+        raise ValueError(f"config section 'strategy' must be a mapping of keys, not {strat!r}")
+    unknown = set(strat) - set(STRATEGY_KEYS)
+    if unknown:
+        raise unknown_keys_error("strategy", unknown, STRATEGY_KEYS)
+
+
 def deep_update(base: dict, upd: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in (upd or {}).items():
@@ -138,9 +179,9 @@ def load_config(path: str | os.PathLike | dict | None = None, overrides: list[st
         path = find_config(path)
         user = yaml.safe_load(path.read_text()) or {}
         base_dir = path.resolve().parent
-    unknown = sorted(set(user) - set(DEFAULTS))
+    unknown = set(user) - set(DEFAULTS)
     if unknown:
-        raise ValueError(f"unknown top-level config key(s) {unknown}; known: {sorted(DEFAULTS)}")
+        raise unknown_keys_error("", unknown, DEFAULTS)
     cfg = deep_update(DEFAULTS, user)
     # The YAML's own relative records path resolves against the YAML's folder (before
     # overrides, whose paths stay relative to the working directory).
@@ -150,11 +191,12 @@ def load_config(path: str | os.PathLike | dict | None = None, overrides: list[st
     for item in overrides or []:
         top = item.split("=", 1)[0].strip().split(".")[0]
         if "=" in item and top not in DEFAULTS:
-            raise ValueError(f"override {item!r}: unknown top-level config key {top!r}; known: {sorted(DEFAULTS)}")
+            raise ValueError(f"override {item!r}: {unknown_keys_error('', [top], DEFAULTS)}")
         apply_override(cfg, item)
     rec = cfg["data"].get("records")
     if rec and not Path(rec).is_absolute() and not Path(rec).exists() and (base_dir / rec).exists():
         cfg["data"]["records"] = str(base_dir / rec)
+    check_keys(cfg)
     if not cfg.get("out_dir"):
         cfg["out_dir"] = str(Path("runs") / str(cfg["name"]))
     return cfg

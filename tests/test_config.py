@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -95,13 +96,13 @@ def test_apply_override_in_place_and_errors():
 
 def test_unknown_top_level_key(tmp_path):
     path = _write(tmp_path / "bad.yaml", {"trian": {"epochs": 3}, "seed": 1})
-    with pytest.raises(ValueError, match=r"unknown top-level config key\(s\) \['trian'\]") as exc:
+    with pytest.raises(ValueError, match=r"unknown config key trian \(did you mean 'train'\?\)") as exc:
         load_config(path)
     assert "train" in str(exc.value)
     with pytest.raises(ValueError, match="trian"):
         load_config({"trian": {}})
     # A typo in an override is caught too instead of being silently ignored.
-    with pytest.raises(ValueError, match="unknown top-level config key 'trian'"):
+    with pytest.raises(ValueError, match=r"override 'trian.epochs=3': unknown config key trian"):
         load_config(None, ["trian.epochs=3"])
 
 
@@ -206,3 +207,34 @@ def test_package_data_covers_shipped_files():
     # in the working directory would shadow as an empty namespace package): see the comment in pyproject.toml
     setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert setuptools["package-dir"] == {"": "."}
+
+
+@pytest.mark.parametrize("override, where, hint", [
+    ("train.epoch=3", "train.epoch", "epochs"),
+    ("train.bacth_size=4", "train.bacth_size", "batch_size"),
+    ("early_stop.patinece=2", "early_stop.patinece", "patience"),
+    ("data.crop=64", "data.crop", "crop_size"),
+    ("strategy.los=mse", "strategy.los", "loss"),
+    ("trian.epochs=1", "trian", "train"),
+])
+def test_nested_typos_are_refused_with_a_suggestion(override, where, hint):
+    """A misspelt key used to be ignored silently (the default was used); now it is an error naming it
+    and the closest known key."""
+    with pytest.raises(ValueError, match=rf"unknown config key {re.escape(where)} \(did you mean '{hint}'\?\)"):
+        load_config({"name": "x"}, [override])
+
+
+def test_typos_in_a_yaml_file_and_in_strategy_blocks_are_refused(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("name: x\ntrain: {epoch: 3}\n")
+    with pytest.raises(ValueError, match=r"train\.epoch \(did you mean 'epochs'\?\)"):
+        load_config(p)
+    p.write_text("name: x\ntrain: 3\n")
+    with pytest.raises(ValueError, match="section 'train' must be a mapping"):
+        load_config(p)
+    from biqa.models import create_model
+    from biqa.strategies import build_strategy
+
+    for block, bad, hint in (("ohem", "ration", "ratio"), ("mutual", "peer", "peers"), ("distill", "techer", "teacher")):
+        with pytest.raises(ValueError, match=rf"strategy\.{block}\.{bad} \(did you mean '{hint}'\?\)"):
+            build_strategy(block, create_model("lite0-mos"), **{block: {bad: 1}})

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import unknown_keys_error
 from ..distributed import all_gather_object, broadcast_masks_
 from ..heads import OUTPUT_INIT_STD
 from ..losses import parse_loss_spec
@@ -48,6 +49,9 @@ COMPONENTS = ("ohem", "mutual", "distill")
 
 HEAD_INIT_MODES = ("scaled", "full", "none")
 OHEM_REFRESH = ("stage", "epoch")  # or a positive int: every N optimiser steps
+OHEM_OPTIONS = ("ratio", "lam", "refresh", "stage_epochs", "view", "include_linear", "top_k", "crop_scale")
+MUTUAL_OPTIONS = ("peers", "lam", "flip_odd", "init")
+DISTILL_OPTIONS = ("teacher", "kd_loss", "w_output", "w_feature", "w_stage", "w_opinion")
 
 
 FAMILY_GAIN = {"kaiming": math.sqrt(2.0), "xavier": 1.0}  # the families' variance-scaling gains
@@ -147,6 +151,11 @@ class Composite(Strategy):
         if unknown:
             raise ValueError(f"unknown strategy component(s) {unknown}; combine any of {COMPONENTS}")
         self.components = list(components)
+        for block, opts, known in (("ohem", ohem, OHEM_OPTIONS), ("mutual", mutual, MUTUAL_OPTIONS),
+                                   ("distill", distill, DISTILL_OPTIONS)):
+            unknown = set(opts or {}) - set(known)
+            if unknown:
+                raise unknown_keys_error(f"strategy.{block}", unknown, known)
         self.weights = parse_loss_spec(loss)
         ctx = context or {}
         self._peers: dict[str, nn.Module] = {"model": model}
