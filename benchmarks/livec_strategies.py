@@ -108,7 +108,7 @@ def format_table(summary: pd.DataFrame) -> str:
         if r.strategy == "baseline":
             lines.append(f"{r.strategy:<14}{r.splits:>7}{r.srcc:>8.4f}{r.plcc:>8.4f}")
             continue
-        ds = f"{r.d_srcc:+.4f} [{r.d_srcc_lo:+.3f}, {r.d_srcc_hi:+.3f}] ({r.paired_splits})"
+        ds = f"{r.d_srcc:+.4f} [{r.d_srcc_lo:+.3f}, {r.d_srcc_hi:+.3f}] ({int(r.paired_splits)})"
         dp = f"{r.d_plcc:+.4f} [{r.d_plcc_lo:+.3f}, {r.d_plcc_hi:+.3f}]"
         lines.append(f"{r.strategy:<14}{r.splits:>7}{r.srcc:>8.4f}{r.plcc:>8.4f}  {ds:<30}{r.srcc_verdict:<9}"
                      f"{dp:<28}{r.plcc_verdict}")
