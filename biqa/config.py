@@ -76,6 +76,9 @@ DEFAULTS: dict = {
 # strategy: its name and supervised loss, and one options block per component (each component checks
 # its own block's keys: biqa.strategies)
 STRATEGY_KEYS = ("name", "loss", "ohem", "mutual", "distill", "ranking")
+# options blocks of strategy components registered beyond the built-in ones
+# (biqa.strategies.composite.register_component adds their names)
+EXTRA_STRATEGY_BLOCKS: set[str] = set()
 CHECKED_SECTIONS = ("data", "model", "optim", "sched", "train", "early_stop")
 
 
@@ -109,9 +112,10 @@ def check_keys(cfg: dict) -> None:
     strat = cfg.get("strategy")
     if not isinstance(strat, dict):
         raise ValueError(f"config section 'strategy' must be a mapping of keys, not {strat!r}")
-    unknown = set(strat) - set(STRATEGY_KEYS)
+    known = STRATEGY_KEYS + tuple(sorted(EXTRA_STRATEGY_BLOCKS))
+    unknown = set(strat) - set(known)
     if unknown:
-        raise unknown_keys_error("strategy", unknown, STRATEGY_KEYS)
+        raise unknown_keys_error("strategy", unknown, known)
 
 
 def deep_update(base: dict, upd: dict) -> dict:

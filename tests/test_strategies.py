@@ -116,7 +116,7 @@ def test_ohem_loss_and_disagreement_recomputed_by_hand(lam):
     b = batch(n=5)
     b["index"] = torch.tensor([7, 3, 11, 0, 4])
     loss, terms = strat.loss(b)
-    pruned = _pruned_copy(model, strat.masks["model"])
+    pruned = _pruned_copy(model, strat.parts["ohem"].masks["model"])
     with torch.no_grad():
         f, fp = model(b["image"])["z"], pruned(b["image"])["z"]
     mse = lambda a, c: float(((a - c) ** 2).mean())  # noqa: E731
@@ -139,7 +139,7 @@ def test_ohem_consistency_has_no_stop_gradient():
     model = small_model().eval()
     strat = build_strategy("ohem", model, loss="mse", ohem={"ratio": 0.7, "lam": 1.0})
     strat.on_epoch_start(0)
-    masks = strat.masks["model"]
+    masks = strat.parts["ohem"].masks["model"]
     b = batch()
     params = dict(model.named_parameters())
 
@@ -167,13 +167,13 @@ def test_ohem_crop_view_is_a_smaller_sub_image():
     strat.on_epoch_start(0)
     b = batch(size=32)
     torch.manual_seed(5)
-    xp = strat.pruned_view(b["image"])
+    xp = strat.parts["ohem"].pruned_view(b["image"])
     assert xp.shape == (4, 3, 16, 16)
     # a window of the batch at one offset, the same for every sample
     hits = [(i, j) for i in range(17) for j in range(17) if torch.equal(b["image"][..., i:i + 16, j:j + 16], xp)]
     assert len(hits) == 1
     torch.manual_seed(5)
-    assert torch.equal(strat.pruned_view(b["image"]), xp)  # seeded
+    assert torch.equal(strat.parts["ohem"].pruned_view(b["image"]), xp)  # seeded
     loss, terms = strat.loss(b)
     loss.backward()
     assert {"ohem_pruned_sup", "ohem_consistency"} <= set(terms)
@@ -191,7 +191,7 @@ def _refresh_log(refresh, epochs=3, steps_per_epoch=4, **ohem):
 
     def changed():
         nonlocal last
-        cur = {k: v.clone() for k, v in strat.masks["model"].items()} if strat.masks else None
+        cur = {k: v.clone() for k, v in strat.parts["ohem"].masks["model"].items()} if strat.parts["ohem"].masks else None
         diff = last is None or any(not torch.equal(last[k], cur[k]) for k in cur)
         last = cur
         return diff
@@ -477,3 +477,53 @@ def test_unknown_or_misplaced_strategy_options_are_errors():
         build_strategy(["ohem"], small_model(), mutual={"peers": 2})
     with pytest.raises(ValueError, match="teacher"):
         build_strategy("distill", small_model(), distill={})
+
+
+# ------------------------------------------------------- a new component: one class
+def test_a_new_component_is_one_class_and_combines(tiny_records, tmp_path):
+    """A component defined here alone (options, a loss term, a hook, checkpoint state) trains beside
+    OHEM through the trainer, its option block checked, its state checkpointed."""
+    from biqa.strategies.base import Component
+    from biqa.strategies.composite import REGISTRY, register_component
+
+    class Toy(Component):
+        name = "toy"
+        OPTIONS = ("weight",)
+
+        def __init__(self, opts, model, ctx):
+            super().__init__(opts, model, ctx)
+            self.weight = float(self.opts.get("weight", 0.5))
+            self.steps = torch.zeros(())
+
+        def terms(self, name, out, outs, batch, add):
+            add("toy_l2", out["z"].float().pow(2).mean(), self.weight)
+
+        def on_step_end(self, step):
+            self.steps += 1
+
+        def state_dict(self):
+            return {"toy/steps": self.steps.clone()}
+
+        def load_state_dict(self, state):
+            if "toy/steps" in state:
+                self.steps = state["toy/steps"].clone()
+
+    register_component(Toy)
+    try:
+        strat = build_strategy(["ohem", "toy"], small_model().eval(), toy={"weight": 2.0})
+        b = batch()
+        loss, terms = strat.loss(b)
+        out = strat.nets["model"](b["image"])
+        assert terms["toy_l2"] == pytest.approx(float(out["z"].pow(2).mean()), rel=1e-5)
+        assert float(loss.detach()) == pytest.approx(terms["sup"] + terms["ohem_pruned_sup"] + terms[
+            "ohem_consistency"] + 2.0 * terms["toy_l2"], rel=1e-5)
+        with pytest.raises(ValueError, match="strategy.toy.wieght"):
+            build_strategy(["toy"], small_model(), toy={"wieght": 1})
+        Trainer(_cfg(tiny_records, tmp_path, ["ohem", "toy"], toy={"weight": 0.1})).fit()
+        assert read_meta(tmp_path / "last.safetensors")["components"] == ["ohem", "toy"]
+        assert int(torch.load(tmp_path / "state.pt", weights_only=True)["strategy"]["toy/steps"]) == 4
+    finally:
+        REGISTRY.pop("toy", None)
+        from biqa.config import EXTRA_STRATEGY_BLOCKS
+
+        EXTRA_STRATEGY_BLOCKS.discard("toy")

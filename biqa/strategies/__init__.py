@@ -1,13 +1,14 @@
 """Learning strategies (see :mod:`biqa.strategies.base`).
 
-``supervised`` is the baseline; ``ohem``, ``mutual`` and ``distill`` are components of
+``supervised`` is the baseline; ``ranking`` adds synthetic within-photo ranking; ``ohem``,
+``mutual`` and ``distill`` (one module each) are components of
 :class:`~biqa.strategies.composite.Composite` and combine freely, e.g.
 ``strategy: {name: [ohem, distill], distill: {teacher: runs/t/best.safetensors}}``.
 """
 from __future__ import annotations
 
 from .base import Strategy
-from .composite import COMPONENTS, Composite
+from .composite import COMPONENTS, REGISTRY, Composite, register_component
 from .supervised import Supervised, supervised_terms
 
 STRATEGIES = ("supervised", "ranking") + COMPONENTS
@@ -29,14 +30,15 @@ def build_strategy(name, model, *, context: dict | None = None, **kwargs) -> Str
             raise ValueError(f"strategy options {extra} given, but strategy.name is 'supervised' (add them to "
                              f"strategy.name, e.g. [ohem])")
         return Supervised(model, **kwargs)
-    unknown = [n for n in names if n not in COMPONENTS]
+    unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise ValueError(f"unknown strategy {unknown}; available: {list(STRATEGIES)} (combine with a list)")
-    unused = sorted(k for k in kwargs if k in COMPONENTS and k not in names)
+        raise ValueError(f"unknown strategy {unknown}; available: {['supervised', 'ranking', *REGISTRY]} "
+                         f"(combine with a list)")
+    unused = sorted(k for k in kwargs if k in REGISTRY and k not in names)
     if unused:
         raise ValueError(f"options for {unused} given but not listed in strategy.name {names}")
     return Composite(model, components=names, context=context, **kwargs)
 
 
-__all__ = ["Strategy", "Supervised", "Composite", "COMPONENTS", "STRATEGIES", "supervised_terms",
-           "build_strategy"]
+__all__ = ["Strategy", "Supervised", "Composite", "COMPONENTS", "REGISTRY", "STRATEGIES", "supervised_terms",
+           "build_strategy", "register_component"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import unknown_keys_error
+
 
 class Strategy:
     name = "base"
@@ -71,3 +73,67 @@ class Strategy:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+class Component:
+    """One part of :class:`~biqa.strategies.composite.Composite` (``ohem``, ``mutual``, ``distill`` ...):
+    its options, the networks it adds, its loss terms, hooks and state. A new component is one module
+    with one such class, registered in :data:`biqa.strategies.composite.REGISTRY`.
+
+    Life cycle: ``__init__(opts, model, ctx)`` (``ctx``: what the trainer knows, e.g. ``pretrained``,
+    ``label_scale``, plus ``loss_weights``, the parsed supervised loss) checks the options block
+    (``strategy.<name>``) and may
+    create ``peers`` (whole networks trained and predicting beside the main model: mutual learning);
+    then, once every component is built, ``attach(networks)`` hands each the full ``{name: network}`` dict
+    (the main model ``"model"`` first, then the peers) to build what depends on them (a teacher's
+    projections). Per batch the composite runs every network once, calls ``prepare(x)`` and then, for
+    each network in turn, every component's ``terms`` in registry order.
+    """
+
+    name = "component"
+    OPTIONS: tuple[str, ...] = ()
+
+    def __init__(self, opts: dict | None, model: nn.Module, ctx: dict):
+        self.opts = dict(opts or {})
+        unknown = set(self.opts) - set(self.OPTIONS)
+        if unknown:
+            raise unknown_keys_error(f"strategy.{self.name}", unknown, self.OPTIONS)
+        self.model = model
+        self.peers: dict[str, nn.Module] = {}  # networks this component adds (trained, and averaged at test)
+        self.networks: dict[str, nn.Module] = {"model": model}  # every network of the composite, after attach
+
+    def attach(self, networks: dict[str, nn.Module]) -> None:
+        self.networks = networks
+
+    def extra_nets(self) -> dict[str, nn.Module]:
+        """Trainable modules besides the networks (e.g. projections), saved under these names."""
+        return {}
+
+    def frozen(self) -> dict[str, nn.Module]:
+        return {}
+
+    def prepare(self, x: torch.Tensor) -> None:
+        """Once per batch, after every network's forward and before any ``terms``."""
+
+    def terms(self, name: str, out: dict, outs: dict, batch: dict, add) -> None:
+        """Add this component's loss terms for network ``name`` (``out`` its outputs, ``outs`` every
+        network's) with ``add(key, value, weight=1.0)``."""
+
+    def on_epoch_start(self, epoch: int) -> None:
+        pass
+
+    def on_step_end(self, step: int) -> None:
+        pass
+
+    def epoch_report(self, epoch: int) -> dict:
+        return {}
+
+    def checkpoint_meta(self) -> dict:
+        return {}
+
+    def state_dict(self) -> dict:
+        """Tensors to checkpoint; keys must be this component's own (they share one dict)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """``state``: the whole strategy state (every component's keys): take your own."""
