@@ -1,9 +1,11 @@
 """``biqa bench``: size, compute, latency, throughput and memory of a model, per backend.
 
-For each image size and backend (``eager``: the torch model as loaded, NCHW, nothing else;
-``channels-last``: torch the way ``biqa score`` runs it on the CPU: channels-last, BatchNorms folded
-into the convolutions, glibc allocator tuned (:func:`biqa.scorer.tune_allocator`); ``onnxruntime``:
-the model exported by :func:`biqa.export.export_onnx`) and
+For each image size and backend (``eager``: the torch model as loaded, NCHW, whole images, nothing
+else; ``channels-last``: torch the way ``biqa score`` runs it on the CPU: channels-last, BatchNorms
+folded into the convolutions, glibc allocator tuned (:func:`biqa.scorer.tune_allocator`), through
+``biqa score``'s prediction core (:class:`biqa.prediction.Predictor`), so that images its tile policy
+tiles (``tile``, default ``auto``: above 2 Mi px, e.g. 3840x2160) are timed in tiles as users get them;
+``onnxruntime``: the model exported by :func:`biqa.export.export_onnx`, through the same core) and
 for batch 1 and batch N, a fresh subprocess loads the model, runs one warm-up pass and
 ``repeats`` timed passes on a seeded random batch, and reports the median latency, images/s and
 its peak resident memory (``VmHWM`` on Linux: the whole process, Python and libraries included) and
@@ -114,13 +116,17 @@ def _child(cfg: dict) -> dict:
 
     from .scorer import tune_allocator
 
+    from .prediction import Predictor
+
     torch.set_num_threads(cfg["threads"])
     backend, b, (w, h) = cfg["backend"], cfg["batch"], cfg["size"]
+    tiles = 1
     if backend == "onnxruntime":
         from .export import OnnxRuntimeModel
 
         model = OnnxRuntimeModel(cfg["onnx"], threads=cfg["threads"])
-        run = model
+        predictor = Predictor(model, tiling=cfg.get("tile", "auto"), batch_size=b)
+        run = predictor.predict
     else:
         from .checkpoint import load_model
 
@@ -132,9 +138,8 @@ def _child(cfg: dict) -> dict:
             tune_allocator()
             fold_batchnorm(model)
             model = model.to(memory_format=torch.channels_last)
-
-            def run(x):
-                return model(x.contiguous(memory_format=torch.channels_last))
+            predictor = Predictor(model, tiling=cfg.get("tile", "auto"), batch_size=b, channels_last=True)
+            run = predictor.predict
         else:
             run = model
     g = torch.Generator().manual_seed(0)
@@ -142,13 +147,15 @@ def _child(cfg: dict) -> dict:
     rss_loaded = _rss_mb()
     times = []
     with torch.inference_mode():
-        run(x)  # warm-up: kernels chosen, memory planned
+        out = run(x)  # warm-up: kernels chosen, memory planned
+        if "tiles" in out:
+            tiles = int(out["tiles"][0])
         for _ in range(cfg["repeats"]):
             t0 = time.perf_counter()
             run(x)
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    return {"median_ms": 1000 * med, "min_ms": 1000 * min(times), "ms_per_image": 1000 * med / b,
+    return {"tiles": tiles, "median_ms": 1000 * med, "min_ms": 1000 * min(times), "ms_per_image": 1000 * med / b,
             "images_per_s": b / med, "peak_rss_mb": _peak_rss_mb(), "rss_loaded_mb": rss_loaded,
             "peak_delta_mb": _peak_rss_mb() - rss_loaded}
 
@@ -205,8 +212,13 @@ def _resolve_model(spec: str, tmp: Path) -> tuple[Path, str]:
 
 def bench(model: str = "biqa-default", sizes: str | list = DEFAULT_SIZES, *, batch: int = 8, repeats: int = 5,
           backends=BENCH_BACKENDS, threads: int | None = None, max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS,
-          log=print) -> pd.DataFrame:
-    """Measure a model; one row per (size, backend, batch). See the module docstring."""
+          tile: str | int = "auto", log=print) -> pd.DataFrame:
+    """Measure a model; one row per (size, backend, batch). See the module docstring (``tile``: the tile
+    policy of the ``channels-last`` and ``onnxruntime`` rows, as ``biqa score --tile``)."""
+    from .tiling import TilePolicy
+
+    TilePolicy.parse(tile)  # a bad spec fails here, not in every child
+    tile = str(tile)
     from .checkpoint import load_model
     from .scorer import default_threads
 
@@ -237,7 +249,7 @@ def bench(model: str = "biqa-default", sizes: str | list = DEFAULT_SIZES, *, bat
                 for b in sorted({1, n}):
                     cfg = {"checkpoint": str(ckpt), "onnx": str(onnx_path) if onnx_path else None,
                            "backend": backend, "batch": b, "size": [w, h], "threads": threads,
-                           "repeats": repeats}
+                           "repeats": repeats, "tile": tile}
                     res = _run_child(cfg)
                     row = {"model": label, "preset": preset, "params_m": params / 1e6,
                            "gmacs_per_image": gmacs[(w, h)], "size": f"{w}x{h}", "backend": backend,
@@ -255,7 +267,7 @@ def bench(model: str = "biqa-default", sizes: str | list = DEFAULT_SIZES, *, bat
 
 
 def format_table(df: pd.DataFrame) -> str:
-    cols = ["size", "gmacs_per_image", "backend", "batch", "median_ms", "ms_per_image", "images_per_s",
+    cols = ["size", "gmacs_per_image", "backend", "batch", "tiles", "median_ms", "ms_per_image", "images_per_s",
             "peak_rss_mb", "peak_delta_mb"]
     cols = [c for c in cols if c in df.columns]
     t = df[cols].rename(columns={"gmacs_per_image": "GMACs/img", "median_ms": "latency_ms (median)",

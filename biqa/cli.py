@@ -127,7 +127,7 @@ def _cmd_eval(a) -> int:
         table = cross_dataset_grid(a.checkpoint, a.data, split=a.split, split_column=a.split_column, out_dir=a.out,
                                    resolution=a.resolution, batch_size=a.batch_size, num_workers=a.workers,
                                    n_boot=a.n_boot, seed=a.seed, device=a.device, peer=a.peer,
-                                   progress=not a.quiet)
+                                   tile=a.tile, tile_overlap=a.tile_overlap, progress=not a.quiet)
         print(format_grid(table))
         if a.out:
             print(f"wrote {Path(a.out) / 'grid.csv'}, grid_long.csv, grid.md, cells/")
@@ -138,7 +138,7 @@ def _cmd_eval(a) -> int:
     res = evaluate_checkpoint(a.checkpoint[0], data, split=split, split_column=split_column, out_dir=a.out,
                               resolution=a.resolution, batch_size=a.batch_size, num_workers=a.workers,
                               n_boot=a.n_boot, seed=a.seed, device=a.device, peer=a.peer, progress=not a.quiet,
-                              skip_bad_images=a.skip_bad_images)
+                              skip_bad_images=a.skip_bad_images, tile=a.tile, tile_overlap=a.tile_overlap)
     print(f"{res['checkpoint']} on {res['records']} [split: {res['split']}]")
     print(format_metrics_table(res))
     if a.out:
@@ -191,7 +191,7 @@ def _cmd_bench(a) -> int:
     batch = a.batch or (4 if a.quick else 8)
     repeats = a.repeats or (3 if a.quick else 5)
     df = bench(a.model, sizes, batch=batch, repeats=repeats, backends=a.backends, threads=a.threads,
-               log=lambda m: print(m, file=sys.stderr))
+               tile=a.tile, log=lambda m: print(m, file=sys.stderr))
     print(format_table(df))
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -455,6 +455,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--resolution", default=None, type=_resolution,
                    help="full | max:N | short:N | WxH (default: the checkpoint's own)")
     e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--tile", default="auto", metavar="auto|off|N",
+                   help="large images in tiles at full resolution, exactly as `biqa score --tile` (default auto: "
+                        "above 2 Mi px, in 768x768 tiles); the scores evaluated are the ones `biqa score` gives")
+    e.add_argument("--tile-overlap", type=int, default=None, metavar="PX",
+                   help="pixels shared by neighbouring tiles (default: 1/8 of the tile side)")
     e.add_argument("--workers", type=int, default=None)
     e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     e.add_argument("--seed", type=int, default=0)
@@ -482,6 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=None, help="timed runs per configuration (default: 5)")
     b.add_argument("--backends", default="eager,channels-last,onnxruntime")
     b.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the CPUs)")
+    b.add_argument("--tile", default="auto", metavar="auto|off|N",
+                   help="tile policy of the channels-last and onnxruntime rows, as `biqa score --tile` (default auto: "
+                        "images above 2 Mi px, e.g. 3840x2160, are timed in 768x768 tiles, as biqa score runs them)")
     b.add_argument("--out", "-o", default="bench.csv", help="CSV to write ('' for none)")
     b.add_argument("--quick", action="store_true", help="small sizes (224, 512x384), batch 4, 3 runs")
     b.set_defaults(func=_cmd_bench)

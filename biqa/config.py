@@ -28,6 +28,10 @@ DEFAULTS: dict = {
         "higher_is_better": None,  # False for DMOS-style labels; default: the records' sidecar meta, else True
         "crop_size": None,  # training crop; default: the preset's input size
         "eval_resolution": "full",  # full | max:N | short:N | WxH
+        # validation / test score large images in tiles exactly as `biqa score --tile` does (biqa.tiling):
+        # auto (above 2 Mi px) | off | N (every image larger than NxN); overlap: default 1/8 of the side
+        "eval_tile": "auto",
+        "eval_tile_overlap": None,
         "num_workers": 2,
         "check_files": True,
         # true: decode every image first and leave out (and list, in out_dir/skipped_images.csv) those

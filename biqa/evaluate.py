@@ -12,8 +12,9 @@ from . import metrics as M
 from .data import RecordsDataset
 from .labels import LabelScale
 from .records import load_records, select_split
+from .prediction import predict_loader
 from .scorer import load
-from .trainer import make_eval_loader, predict_loader
+from .trainer import make_eval_loader
 
 
 def evaluate_checkpoint(
@@ -33,6 +34,8 @@ def evaluate_checkpoint(
     peer: str | None = None,
     progress: bool = True,
     skip_bad_images: bool = False,
+    tile: str | int | None = "auto",
+    tile_overlap: int | None = None,
 ) -> dict:
     """SRCC / KRCC / PLCC / RMSE (raw and after the 4-parameter logistic fit), each with a
     bootstrap 95% CI and N, of a checkpoint's scores against the records' MOS; for
@@ -46,9 +49,13 @@ def evaluate_checkpoint(
     An image that does not decode stops the evaluation with a :class:`biqa.records.BadImageError`
     naming the file and its CSV line; ``skip_bad_images=True`` decodes every image first and
     leaves those out, listed (a warning, ``res["skipped_images"]`` and ``skipped_images.csv``).
+
+    Images are scored exactly as ``biqa score`` scores them (one prediction core,
+    :mod:`biqa.prediction`): ``tile`` / ``tile_overlap`` as for :func:`biqa.scorer.load` (default
+    ``auto``: images above 2 Mi px in 768-pixel tiles at full resolution).
     """
     scorer = load(checkpoint, device=device, peer=peer, batch_size=batch_size, num_workers=num_workers,
-                  resolution=resolution)
+                  resolution=resolution, tile=tile, tile_overlap=tile_overlap)
     df = select_split(load_records(records), split, split_column)
     skipped = []
     if skip_bad_images:
@@ -65,7 +72,7 @@ def evaluate_checkpoint(
     n_bins = scorer.meta.get("preset", {}).get("head_kwargs", {}).get("n_bins") if scorer.has_std else None
     ds = RecordsDataset(df, scale, scorer.mean, scorer.std, resolution=scorer.resolution, n_bins=n_bins)
     loader = make_eval_loader(ds, batch_size, scorer.num_workers if num_workers is None else num_workers)
-    pred, mos, probs, dist = predict_loader(scorer.forward, loader, scorer.device, progress=progress, desc="eval",
+    pred, mos, probs, dist = predict_loader(scorer.predictor, loader, progress=progress, desc="eval",
                                             with_distributions=True)
     res = M.evaluate_predictions(pred, mos, n_boot=n_boot, seed=seed, higher_is_better=higher_is_better)
     if probs is not None:  # distribution models: EMD (r=2) against the records' label distributions

@@ -26,7 +26,8 @@ from .checkpoint import load_model
 from .data import (DEFAULT_DECODE_TIMEOUT, IMAGE_EXTENSIONS, Resolution, SizeBucketBatchSampler, image_size, load_image,
                    time_limit, to_tensor)
 from .paths import path_to_text, printable
-from .tiling import DEFAULT_PASS_PIXELS, TilePolicy, aggregate, tile_batches
+from .prediction import Predictor
+from .tiling import TilePolicy
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -248,8 +249,6 @@ class Scorer:
         self.max_batch_pixels = max_batch_pixels
         # images above the budget are scored in full-resolution tiles (biqa.tiling)
         self.tiling = TilePolicy.parse(tile, tile_overlap, tile_budget)
-        # pixels of tiles a forward pass: one tile on a CPU (bigger passes cost memory, not time), the budget on a GPU
-        self._tile_pass_pixels = self.tiling.budget if self.device.type == "cuda" else DEFAULT_PASS_PIXELS
         self.num_workers = default_workers() if num_workers is None else num_workers
         if threads or torch.get_num_threads() > available_cpus():  # never more threads than CPUs
             torch.set_num_threads(int(threads or default_threads(self.num_workers)))
@@ -264,6 +263,9 @@ class Scorer:
         self.channels_last = channels_last
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
+        # the one prediction core, shared with biqa eval, the trainer's validation / test and biqa bench
+        self.predictor = Predictor(self.model, device=self.device, tiling=self.tiling, batch_size=batch_size,
+                                   channels_last=channels_last)
         self.has_std = meta.get("preset", {}).get("head") == "distribution"
         scale = meta.get("label_scale", {})
         # the nominal range of the labels the model was fitted on; a regression head is not bounded by it
@@ -275,45 +277,28 @@ class Scorer:
         self.trained = bool(meta.get("trained", getattr(model, "trained", True)))
         warn_if_untrained(model, self.trained, meta.get("checkpoint", "this model"))
 
-    @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Model outputs for a normalised batch ``[B, 3, H, W]``."""
-        x = x.to(self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
+        """Model outputs for a normalised batch ``[B, 3, H, W]`` (whole, never tiled)."""
+        return self.predictor.forward(x)
+
+    def predict(self, x: torch.Tensor, normalise=None) -> dict[str, torch.Tensor]:
+        """Scores of a batch of equal-sized images, tiled where the policy says so
+        (:meth:`biqa.prediction.Predictor.predict`)."""
+        return self.predictor.predict(x, normalise)
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, 3, H, W]`` (any strides) -> normalised float32, as :func:`biqa.data.to_tensor` does."""
         return x.to(torch.float32).div_(255.0).sub_(self._mean_t).div_(self._std_t)
 
-    def _rows_from(self, out, idx, rows):
-        score = out["score"].float().cpu().numpy()
-        std = out["std"].float().cpu().numpy() if "std" in out else None
+    def _rows_from(self, res, idx, rows):
+        """Fill ``rows[i]`` for ``i`` in ``idx`` from :meth:`predict`'s result."""
+        score, tiles = res["score"].tolist(), res["tiles"].tolist()
+        std = res["std"].tolist() if "std" in res else None
         for j, i in enumerate(idx.tolist()):
             rows[i]["score"] = float(score[j])
-            rows[i]["tiles"] = 1
+            rows[i]["tiles"] = int(tiles[j])
             if std is not None:
                 rows[i]["std"] = float(std[j])
-
-    def _score_tiled(self, image: torch.Tensor, row: dict, normalise=None) -> None:
-        """Score one image ``[3, H, W]`` (uint8 as decoded, or floats in [0, 1]) in tiles
-        (:mod:`biqa.tiling`): the tiles of a forward pass are cut and converted to float together,
-        never the whole image. Fills ``row``'s score (the mean of the tile scores), std (root mean
-        square of the tile stds) and tiles (the count)."""
-        normalise = normalise or self._normalise
-        grid = self.tiling.grid(int(image.shape[-1]), int(image.shape[-2]))
-        per = self.tiling.tiles_per_forward(grid, self.batch_size, self._tile_pass_pixels)
-        scores, stds = [], []
-        for xb in tile_batches(image, grid, per):
-            out = self.forward(normalise(xb))
-            scores += out["score"].double().cpu().reshape(-1).tolist()
-            if "std" in out:
-                stds += out["std"].double().cpu().reshape(-1).tolist()
-        row["score"], std = aggregate(scores, stds if stds else None)
-        row["tiles"] = len(grid)
-        if std is not None:
-            row["std"] = std
 
     def score(self, inputs, *, progress: bool = False) -> pd.DataFrame:
         """Score paths (files / folders / globs), PIL images, or image tensors in [0, 1].
@@ -331,13 +316,10 @@ class Scorer:
 
     def _score_tensors(self, x: torch.Tensor) -> pd.DataFrame:
         rows = [{"path": f"<tensor {i}>", "score": np.nan, "error": ""} for i in range(len(x))]
-        if self.tiling.applies(int(x.shape[-1]), int(x.shape[-2])):
-            for i in range(len(x)):
-                self._score_tiled(x[i], rows[i], lambda t: (t.float() - self._mean_t) / self._std_t)
-            return self._frame(rows)
-        for k in range(0, len(x), self.batch_size):
-            xb = (x[k:k + self.batch_size].float() - self._mean_t) / self._std_t
-            self._rows_from(self.forward(xb), torch.arange(k, k + len(xb)), rows)
+        step = 1 if self.tiling.applies(int(x.shape[-1]), int(x.shape[-2])) else self.batch_size
+        for k in range(0, len(x), step):
+            res = self.predict(x[k:k + step], lambda t: (t.float() - self._mean_t) / self._std_t)
+            self._rows_from(res, torch.arange(k, k + min(step, len(x) - k)), rows)
         return self._frame(rows)
 
     def _score_pil(self, ims: list[Image.Image]) -> pd.DataFrame:
@@ -348,9 +330,10 @@ class Scorer:
             if (tw, th) != im.size:
                 im = im.resize((tw, th), Image.BICUBIC)
             if self.tiling.applies(tw, th):
-                self._score_tiled(torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1), rows[i])
+                x = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)[None]
+                self._rows_from(self.predict(x, self._normalise), torch.tensor([i]), rows)
                 continue
-            self._rows_from(self.forward(to_tensor(im, self.mean, self.std)[None]), torch.tensor([i]), rows)
+            self._rows_from(self.predict(to_tensor(im, self.mean, self.std)[None]), torch.tensor([i]), rows)
         return self._frame(rows)
 
     def score_paths(self, paths: list[str], *, progress: bool = False, on_batch=None) -> pd.DataFrame:
@@ -371,12 +354,8 @@ class Scorer:
             for batch in loader:
                 for i, err in batch["errors"]:
                     rows[i]["error"] = err
-                for idx, x in batch["groups"]:
-                    if self.tiling.applies(int(x.shape[-1]), int(x.shape[-2])):  # decided on the decoded size
-                        for j, i in enumerate(idx.tolist()):
-                            self._score_tiled(x[j], rows[i])
-                    else:
-                        self._rows_from(self.forward(self._normalise(x)), idx, rows)
+                for idx, x in batch["groups"]:  # tiled or not: decided on the decoded size
+                    self._rows_from(self.predict(x, self._normalise), idx, rows)
                 if on_batch is not None:
                     on_batch([i for i, _ in batch["errors"]] + [i for idx, _ in batch["groups"] for i in idx.tolist()],
                              rows)

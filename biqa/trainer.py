@@ -39,6 +39,7 @@ from .labels import LabelScale
 from .losses import emd_loss, parse_loss_spec
 from .models import create_model, get_preset
 from .precision import float32_depthwise_
+from .prediction import Predictor, predict_loader
 from .records import load_records, select_split, split_columns
 from .strategies import build_strategy, supervised_terms
 
@@ -68,35 +69,6 @@ def make_eval_loader(ds: RecordsDataset, batch_size: int, num_workers: int) -> D
     sizes = [image_size(p, ds.resolution) for p in ds.paths]
     return DataLoader(ds, batch_sampler=SizeBucketBatchSampler(sizes, batch_size), num_workers=num_workers,
                       collate_fn=collate)
-
-
-@torch.inference_mode()
-def predict_loader(predict, loader, device, channels_last: bool = False, progress: bool = False,
-                   desc: str = "eval", with_distributions: bool = False):
-    """Run ``predict`` over a loader; returns (scores, mos) ordered by dataset index.
-
-    With ``with_distributions`` it also returns ``(probs, dist)`` (predicted and target
-    opinion-score distributions, ``None`` where the model or the data has none).
-    """
-    idx, scores, mos, probs, dists = [], [], [], [], []
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        x = batch["image"].to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out = predict(x)
-        scores.append(out["score"].float().cpu())
-        mos.append(batch["mos"])
-        idx.append(batch["index"])
-        if with_distributions and "probs" in out and "dist" in batch:
-            probs.append(out["probs"].float().cpu())
-            dists.append(batch["dist"].float())
-    order = torch.cat(idx).argsort()
-    res = torch.cat(scores)[order].numpy().astype(float), torch.cat(mos)[order].numpy().astype(float)
-    if not with_distributions:
-        return res
-    if probs:
-        return res + (torch.cat(probs)[order], torch.cat(dists)[order])
-    return res + (None, None)
 
 
 def quick_metrics(pred: np.ndarray, mos: np.ndarray, higher_is_better: bool = True) -> dict[str, float]:
@@ -241,6 +213,10 @@ class Trainer:
         self.val_ds = RecordsDataset(self.val_df, resolution=d.get("eval_resolution", "full"), **common)
         self.test_ds = (RecordsDataset(self.test_df, resolution=d.get("eval_resolution", "full"), **common)
                         if len(self.test_df) >= 3 else None)
+        # validation and test score through biqa score's prediction core, tiling large images as it does
+        from .tiling import TilePolicy
+
+        self.eval_tiling = TilePolicy.parse(d.get("eval_tile", "auto"), d.get("eval_tile_overlap"))
         self.val_metric = str(cfg["early_stop"].get("metric", "srcc"))
         if self.val_metric not in VAL_METRICS_HIGHER + VAL_METRICS_LOWER:
             raise ValueError(f"early_stop.metric must be one of {VAL_METRICS_HIGHER + VAL_METRICS_LOWER} "
@@ -431,9 +407,14 @@ class Trainer:
         loader = make_eval_loader(ds, int(self.cfg["train"]["eval_batch_size"]),
                                   int(self.cfg["data"].get("num_workers", 0)))
         with self._autocast():
-            return predict_loader(self.strategy.predict, loader, self.device,
-                                  bool(self.cfg["train"].get("channels_last")), desc=desc,
-                                  with_distributions=with_distributions)
+            return predict_loader(self._predictor(), loader, desc=desc, with_distributions=with_distributions)
+
+    def _predictor(self) -> Predictor:
+        """How the trained system scores images: the strategy's prediction (e.g. the peers' mean) through
+        the prediction core ``biqa score`` uses (:mod:`biqa.prediction`), with ``data.eval_tile``."""
+        return Predictor(self.strategy.predict, device=self.device, tiling=self.eval_tiling,
+                         batch_size=int(self.cfg["train"]["eval_batch_size"]),
+                         channels_last=bool(self.cfg["train"].get("channels_last")))
 
     def _evaluate_sharded(self, ds: RecordsDataset, desc: str, with_distributions: bool):
         """Each rank predicts a strided shard (no padding, no duplicates); every rank gets all
@@ -446,9 +427,7 @@ class Trainer:
             loader = DataLoader(sub, batch_sampler=SizeBucketBatchSampler(sizes, int(self.cfg["train"]["eval_batch_size"])),
                                 num_workers=int(self.cfg["data"].get("num_workers", 0)), collate_fn=collate)
             with self._autocast():
-                res = predict_loader(self.strategy.predict, loader, self.device,
-                                     bool(self.cfg["train"].get("channels_last")), desc=desc,
-                                     with_distributions=with_distributions)
+                res = predict_loader(self._predictor(), loader, desc=desc, with_distributions=with_distributions)
         arrays = [None if a is None else (a.numpy() if isinstance(a, torch.Tensor) else a) for a in res]
         full = D.gather_predictions(idx, arrays, len(ds))
         out = [full[0].astype(float), full[1].astype(float)]

@@ -172,5 +172,9 @@ class ClassicalScorer(Scorer):
     def forward(self, x: torch.Tensor) -> dict:
         return self.model(x)
 
+    def predict(self, x: torch.Tensor, normalise=None) -> dict:
+        """The method's scores and per-image errors (whole images: classical methods are never tiled)."""
+        return self.model(normalise(x) if normalise is not None else x)
+
     def _rows_from(self, out, idx, rows):
         _rows_with_errors(rows, idx, out)

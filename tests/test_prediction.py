@@ -1,0 +1,101 @@
+"""One prediction core: `biqa eval`, the trainer's validation / test and `biqa score` score a large
+image the same way (tiled where the tile policy says so), so reported metrics are what users get."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import make_image
+
+import biqa
+from biqa.cli import main
+from biqa.config import load_config
+from biqa.evaluate import evaluate_checkpoint
+from biqa.prediction import Predictor
+from biqa.trainer import Trainer
+
+SIZES = [(200, 150), (160, 120), (150, 100), (96, 72)]  # all larger than one 64 px tile
+
+
+@pytest.fixture(scope="module")
+def large_records(tmp_path_factory):
+    root = tmp_path_factory.mktemp("large")
+    rng = np.random.default_rng(3)
+    rows = []
+    for k, size in enumerate(SIZES):
+        make_image(rng, size=size, blur=0.5 * k, noise=0.02 * k).save(root / f"im{k}.png")
+        rows.append({"path": f"im{k}.png", "mos": 4.0 - 0.7 * k})
+    pd.DataFrame(rows).to_csv(root / "records.csv", index=False)
+    return str(root / "records.csv")
+
+
+def _paths(records):
+    df = pd.read_csv(records)
+    return [str(Path(records).parent / p) for p in df["path"]]
+
+
+@pytest.mark.filterwarnings("ignore:bootstrap")  # 4 images: a few resamples are constant
+def test_eval_scores_large_images_exactly_as_score(large_records, tiny_checkpoint, tmp_path):
+    tile = {"tile": 64, "tile_overlap": 8}
+    scored = biqa.load(tiny_checkpoint, num_workers=0, **tile).score(_paths(large_records))
+    assert (scored["tiles"] > 1).all()  # every image is tiled: the case the two paths used to disagree on
+    res = evaluate_checkpoint(tiny_checkpoint, large_records, split="all", out_dir=tmp_path / "api", n_boot=10,
+                              num_workers=0, progress=False, **tile)
+    pred = pd.read_csv(tmp_path / "api" / "predictions.csv")["pred"].to_numpy()
+    np.testing.assert_array_equal(pred, scored["score"].to_numpy())  # the same arithmetic, bit for bit
+    assert main(["eval", tiny_checkpoint, "--data", large_records, "--split", "all", "--n-boot", "10", "--quiet",
+                 "--workers", "0", "--tile", "64", "--tile-overlap", "8", "--out", str(tmp_path / "cli")]) == 0
+    cli = pd.read_csv(tmp_path / "cli" / "predictions.csv")["pred"].to_numpy()
+    np.testing.assert_array_equal(cli, pred)
+    # the check bites: scored whole, the images get other scores (and other metrics)
+    whole = evaluate_checkpoint(tiny_checkpoint, large_records, split="all", out_dir=tmp_path / "off", n_boot=10,
+                                num_workers=0, progress=False, tile="off")
+    off = pd.read_csv(tmp_path / "off" / "predictions.csv")["pred"].to_numpy()
+    assert np.abs(off - pred).max() > 1e-4
+    assert whole["n"] == res["n"] == len(SIZES)
+
+
+def test_trainer_test_metrics_score_as_score(tiny_records, tmp_path):
+    """The trainer's test predictions (from best.safetensors) equal `biqa score` with the same tiles."""
+    cfg = load_config({
+        "name": "p", "out_dir": str(tmp_path), "seed": 0, "progress": False,
+        "data": {"records": tiny_records, "crop_size": 32, "num_workers": 0, "eval_tile": 32, "eval_tile_overlap": 4},
+        "model": {"preset": "lite0-mos", "pretrained": False},
+        "train": {"epochs": 1, "batch_size": 8, "max_steps_per_epoch": 1, "eval_batch_size": 4},
+    })
+    Trainer(cfg).fit()
+    test = pd.read_csv(tmp_path / "test_predictions.csv")
+    paths = [str(Path(tiny_records).parent / p) for p in test["path"]]
+    # the trainer never folds BatchNorms: neither does this scorer, so the two run the same arithmetic
+    scorer = biqa.load(tmp_path / "best.safetensors", num_workers=0, fold_bn=False, batch_size=4, tile=32,
+                       tile_overlap=4)
+    scored = scorer.score(paths)
+    assert (scored["tiles"] == 4).all()  # 48x40 images in 2x2 tiles of 32
+    np.testing.assert_allclose(test["pred"].to_numpy(), scored["score"].to_numpy(), rtol=1e-6, atol=1e-7)
+    whole = biqa.load(tmp_path / "best.safetensors", num_workers=0, fold_bn=False, tile="off").score(paths)
+    assert np.abs(whole["score"].to_numpy() - test["pred"].to_numpy()).max() > 1e-4
+
+
+def test_predictor_aggregates_tiles_like_the_tiling_module():
+    """Score: mean of the tile scores; std: root mean square of the tile stds; probs: their mean."""
+    def model(x):
+        m = x.mean(dim=(1, 2, 3))
+        return {"score": m, "std": m.abs() + 1, "probs": torch.stack([m, 1 - m], 1)}
+
+    p = Predictor(model, tiling=32)
+    x = torch.rand(2, 3, 40, 64)
+    res = p.predict(x)
+    grid = p.tiling.grid(64, 40)
+    assert res["tiles"].tolist() == [len(grid)] * 2
+    for i in range(2):
+        tiles = torch.stack([x[i, :, y:y + grid.height, xx:xx + grid.width] for xx, y in grid.positions])
+        m = tiles.mean(dim=(1, 2, 3)).double()
+        assert float(res["score"][i]) == pytest.approx(float(m.mean()), rel=1e-6)
+        assert float(res["std"][i]) == pytest.approx(float(((m.abs() + 1) ** 2).mean().sqrt()), rel=1e-6)
+        assert float(res["probs"][i, 0]) == pytest.approx(float(m.mean()), rel=1e-5)
+    small = Predictor(model, tiling=64).predict(x)
+    assert small["tiles"].tolist() == [1, 1]
+    torch.testing.assert_close(small["score"], x.mean(dim=(1, 2, 3)).double())
