@@ -55,7 +55,7 @@ def default_model() -> str:
 def resolve_model(spec: str, tmp: Path) -> tuple[str, str]:
     """(checkpoint path, description) for a trained model name, a checkpoint, or a preset."""
     from biqa.models import list_models
-    from biqa.scorer import TRAINED_MODELS, resolve_checkpoint
+    from biqa.zoo import TRAINED_MODELS, resolve_checkpoint
 
     if spec in TRAINED_MODELS or Path(spec).expanduser().exists():
         return str(resolve_checkpoint(spec)), spec

@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "ModelPreset": "models", "create_model": "models", "get_preset": "models", "list_models": "models",
     "register_preset": "models",
-    "Scorer": "scorer", "list_trained_models": "scorer", "load": "scorer",
+    "Scorer": "scorer", "list_trained_models": "zoo", "load": "scorer",
     "QualityMetric": "quality_metric", "create_metric": "quality_metric",
     "list_configs": "config", "find_config": "config",
 }

@@ -2,7 +2,7 @@
 
 For each image size and backend (``eager``: the torch model as loaded, NCHW, whole images, nothing
 else; ``channels-last``: torch the way ``biqa score`` runs it on the CPU: channels-last, BatchNorms
-folded into the convolutions, glibc allocator tuned (:func:`biqa.scorer.tune_allocator`), through
+folded into the convolutions, glibc allocator tuned (:func:`biqa.host.tune_allocator`), through
 ``biqa score``'s prediction core (:class:`biqa.prediction.Predictor`), so that images its tile policy
 tiles (``tile``, default ``auto``: above 2 Mi px, e.g. 3840x2160) are timed in tiles as users get them;
 ``onnxruntime``: the model exported by :func:`biqa.export.export_onnx`, through the same core) and
@@ -114,7 +114,7 @@ def _child(cfg: dict) -> dict:
     """One configuration, in this (fresh) process."""
     import torch
 
-    from .scorer import tune_allocator
+    from .host import tune_allocator
 
     from .prediction import Predictor
 
@@ -189,7 +189,7 @@ def model_stats(model, sizes) -> tuple[int, dict]:
 def _resolve_model(spec: str, tmp: Path) -> tuple[Path, str]:
     """A checkpoint path for a trained model / checkpoint, or an untrained one for a preset name."""
     from .models import list_models
-    from .scorer import TRAINED_MODELS, resolve_checkpoint
+    from .zoo import TRAINED_MODELS, resolve_checkpoint
 
     if spec not in TRAINED_MODELS and spec in list_models() and not Path(spec).exists():
         import torch
@@ -220,7 +220,7 @@ def bench(model: str = "biqa-default", sizes: str | list = DEFAULT_SIZES, *, bat
     TilePolicy.parse(tile)  # a bad spec fails here, not in every child
     tile = str(tile)
     from .checkpoint import load_model
-    from .scorer import default_threads
+    from .host import default_threads
 
     sizes = parse_sizes(sizes) if isinstance(sizes, str) else list(sizes)
     backends = [b.strip() for b in (backends.split(",") if isinstance(backends, str) else backends)]

@@ -198,7 +198,7 @@ def load_backbone_weights(model, source: str | os.PathLike) -> int:
     """
     import torch
 
-    from .scorer import resolve_checkpoint
+    from .zoo import resolve_checkpoint
 
     src_all = read_state_dicts(resolve_checkpoint(source)).get("model", {})
     src = {_backbone_key(k[len("backbone."):]): v for k, v in src_all.items() if k.startswith("backbone.")}

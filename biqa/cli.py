@@ -210,7 +210,7 @@ def _cmd_models(a) -> int:
     from .checkpoint import read_meta
     from .classical import list_classical_models
     from .models import get_preset, list_models
-    from .scorer import list_trained_models
+    from .zoo import list_trained_models
 
     match = (lambda n: fnmatch.fnmatch(n, a.pattern))
     trained = {n: p for n, p in list_trained_models().items() if match(n)}

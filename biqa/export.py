@@ -56,7 +56,7 @@ class _TupleOutputs(nn.Module):
 
 def _load(src, peer: str | None):
     from .checkpoint import load_model
-    from .scorer import resolve_checkpoint
+    from .zoo import resolve_checkpoint
 
     path = resolve_checkpoint(src)
     model, meta = load_model(path, net=peer)
@@ -206,7 +206,7 @@ def read_onnx_meta(path_or_bytes) -> dict:
 
 def _session_options(threads: int | None):
     ort = _need("onnxruntime")
-    from .scorer import default_threads
+    from .host import default_threads
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(threads or default_threads())
@@ -274,7 +274,7 @@ def cached_onnx(src, *, peer: str | None = None, opset: int = DEFAULT_OPSET) -> 
     written, the export goes to a temporary folder instead.
     """
     from . import __version__
-    from .scorer import resolve_checkpoint
+    from .zoo import resolve_checkpoint
 
     path = resolve_checkpoint(src)
     key = f"{_file_digest(path)[:24]}-{peer or 'default'}-op{opset}-{ONNX_FORMAT}-{__version__}"

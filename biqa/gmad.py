@@ -160,7 +160,7 @@ def parse_model_spec(spec: str) -> ModelSpec:
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"scores CSV not found: {spec}")
         return ModelSpec(name or Path(spec).stem, "csv", spec)
-    from .scorer import TRAINED_MODELS, resolve_checkpoint
+    from .zoo import TRAINED_MODELS, resolve_checkpoint
 
     if spec in TRAINED_MODELS:
         return ModelSpec(name or spec, "trained", spec)

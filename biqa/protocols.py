@@ -130,7 +130,7 @@ def cross_dataset_grid(
     for path, _, _ in specs:
         if not Path(path).is_file():
             raise FileNotFoundError(f"records CSV not found: {path}")
-    from .scorer import resolve_checkpoint
+    from .zoo import resolve_checkpoint
 
     for m in models:  # fail before the first evaluation, not halfway through the grid
         resolve_checkpoint(m)

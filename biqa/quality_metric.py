@@ -148,7 +148,7 @@ def create_metric(name_or_checkpoint: "str | os.PathLike | None" = None, *, devi
 
     from .checkpoint import load_model
     from .classical import is_classical
-    from .scorer import DEFAULT_MODEL, resolve_checkpoint
+    from .zoo import DEFAULT_MODEL, resolve_checkpoint
 
     name = str(name_or_checkpoint or DEFAULT_MODEL)
     if is_classical(name) and not Path(name).exists():

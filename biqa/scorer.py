@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,50 +24,18 @@ from tqdm.auto import tqdm
 from .checkpoint import load_model
 from .data import (DEFAULT_DECODE_TIMEOUT, IMAGE_EXTENSIONS, Resolution, SizeBucketBatchSampler, image_size, load_image,
                    time_limit, to_tensor)
+from .host import available_cpus, default_threads, default_workers, tune_allocator
 from .paths import path_to_text, printable
 from .prediction import Predictor
 from .tiling import TilePolicy
+from .zoo import DEFAULT_MODEL, TRAINED_MODELS, WEIGHTS_DIR, list_trained_models, resolve_checkpoint
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+# the trained-model registry lives in biqa.zoo and host tuning in biqa.host; their names stay importable here
+__all__ = ["Scorer", "load", "collect_inputs", "scores_for_writing", "write_scores", "EXAMPLES_DIR", "BACKENDS",
+           "MAX_BATCH_PIXELS", "DEFAULT_MODEL", "TRAINED_MODELS", "WEIGHTS_DIR", "list_trained_models",
+           "resolve_checkpoint", "available_cpus", "default_threads", "default_workers", "tune_allocator"]
+
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
-DEFAULT_MODEL = "biqa-default"
-TRAINED_MODELS = {DEFAULT_MODEL: WEIGHTS_DIR / "biqa-default.safetensors"}
-
-
-def list_trained_models() -> dict[str, Path]:
-    """Named trained models that ship with biqa (name -> checkpoint path)."""
-    return dict(TRAINED_MODELS)
-
-
-def resolve_checkpoint(name_or_path: str | os.PathLike | None) -> Path:
-    """A trained model name (``biqa-default``) or a checkpoint path -> checkpoint path."""
-    name = str(name_or_path or DEFAULT_MODEL)
-    if name in TRAINED_MODELS:
-        path = TRAINED_MODELS[name]
-        if not path.is_file():
-            raise FileNotFoundError(f"the bundled model file {path} is missing: reinstall biqa (pip install biqa)")
-        return path
-    p = Path(name).expanduser()
-    if p.is_dir() and (p / "best.safetensors").is_file():
-        return p / "best.safetensors"
-    if p.is_dir():
-        raise FileNotFoundError(f"{name} is a folder without best.safetensors: pass a run folder of `biqa train` / "
-                                "`biqa probe`, or the checkpoint file itself")
-    if p.is_file():
-        if p.suffix.lower() in (".yaml", ".yml"):
-            raise ValueError(f"{name} is a YAML file, not a trained model: a training config? Train it with "
-                             f"`biqa train {name}` and score with the run's best.safetensors")
-        return p
-    known = f"trained models: {', '.join(sorted(TRAINED_MODELS))}; classical: brisque, niqe, piqe (biqa models)"
-    if "/" in name or os.sep in name or p.suffix.lower() in (".safetensors", ".onnx", ".pt", ".pth"):
-        raise FileNotFoundError(f"checkpoint file not found: {name}")
-    from .models import list_models
-
-    if name in list_models():
-        raise ValueError(f"{name!r} is a model preset (an untrained architecture), not a trained model: train it "
-                         f"with `biqa train` and pass the checkpoint; {known}")
-    raise FileNotFoundError(f"no trained model named {name!r} and no such file; {known}")
-
 
 def collect_inputs(specs: list[str] | str, recursive: bool = True) -> list[str]:
     """Expand files, folders (recursively, image extensions only, sorted) and globs, in order.
@@ -162,70 +129,10 @@ def _collate(items):
     }
 
 
-def available_cpus() -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota (containers)."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            n = min(n, max(1, -(-int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, n)
-
-
-def default_workers() -> int:
-    """Decoding worker processes: none up to 4 CPUs (decode inline), then one per 8 CPUs, at most 8.
-
-    Decoding a 1024x768 JPEG costs a few percent of the network's forward pass. A worker process
-    only pays where it has a core of its own: on 2 cores, one worker competing with the network's
-    threads cut throughput to 0.83 of the bare forward, decoding inline kept 0.95-0.98.
-    """
-    n = available_cpus()
-    return 0 if n <= 4 else max(1, min(8, n // 8))
-
-
-def default_threads(workers: int | None = None) -> int:
-    """Intra-op threads for the network: the CPUs the decode workers leave (all of them up to 4 CPUs)."""
-    n = available_cpus()
-    w = default_workers() if workers is None else workers
-    return n if n <= 4 else max(1, n - w)
-
-
 # Batches of large images hold at most this many pixels: on the CPU a batch of several 1024x768
 # images runs slower per image than one at a time (activations outgrow the caches), while small
 # images gain from batching (224x224: up to 8 a batch).
 MAX_BATCH_PIXELS = 1 << 19
-
-_ALLOCATOR_TUNED = False
-
-
-def tune_allocator() -> bool:
-    """Keep freed memory in the process instead of handing it back to the OS at once (glibc only).
-
-    torch's CPU tensors come from ``malloc``; glibc serves large blocks (a 1024x768 activation is
-    tens of MB) with ``mmap`` and unmaps them on free, so every forward pass page-faults all of its
-    activations in again: on 2 cores that cost a third to a half of a 1024x768 forward (most of
-    it system time). With mmap off and a high trim threshold the blocks are reused. The catch: the
-    process keeps its peak heap. Called by :class:`Scorer` for torch on the CPU (set
-    ``BIQA_TUNE_MALLOC=0`` to opt out). Returns whether it took effect.
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED:
-        return True
-    if os.environ.get("BIQA_TUNE_MALLOC", "1") == "0" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_max = -1, -4  # glibc's mallopt parameter numbers
-        ok = libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 1 << 30) == 1
-    except (OSError, AttributeError):  # not glibc (e.g. musl)
-        ok = False
-    _ALLOCATOR_TUNED = ok
-    return ok
-
 
 class Scorer:
     """Score images with one model. Build it with :func:`load`."""
