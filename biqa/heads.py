@@ -81,18 +81,3 @@ class DistributionHead(nn.Module):
         probs = torch.softmax(logits.float(), dim=-1)
         mean, std = distribution_moments(probs)
         return {"z": (mean - 1.0) / (self.n_bins - 1), "probs": probs, "std_bins": std}
-
-
-HEADS = {"score": ScoreHead, "distribution": DistributionHead}
-
-
-def create_head(kind: str, in_features, **kwargs) -> nn.Module:
-    """``kind`` "score" / "distribution" on ``in_features`` pooled features, or "mal" (MobileIQA's
-    :class:`biqa.mobileiqa.MALHead`) on a list of stage maps with ``in_features`` channels each."""
-    if kind == "mal":
-        from .mobileiqa import MALHead
-
-        return MALHead(in_features, **kwargs)
-    if kind not in HEADS:
-        raise ValueError(f"unknown head {kind!r}; choose from {sorted(HEADS) + ['mal']}")
-    return HEADS[kind](in_features, **kwargs)

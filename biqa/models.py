@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .backbones import backbone_config, create_backbone
-from .heads import create_head
+from .heads import DistributionHead, ScoreHead
 from .labels import LabelScale
 
 
@@ -260,6 +260,22 @@ class Ensemble(nn.Module):
         outs = [m(x) for m in self.members.values()]
         keys = [k for k in ("z", "score", "std") if all(k in o for o in outs)]
         return {k: torch.stack([o[k] for o in outs]).mean(0) for k in keys}
+
+
+HEADS = {"score": ScoreHead, "distribution": DistributionHead}  # and "mal": MobileIQA's head
+
+
+def create_head(kind: str, in_features, **kwargs) -> nn.Module:
+    """The one head factory: ``kind`` "score" / "distribution" (:mod:`biqa.heads`) on ``in_features``
+    pooled features, or "mal" (MobileIQA's :class:`biqa.mobileiqa.MALHead`) on a list of stage maps with
+    ``in_features`` channels each."""
+    if kind == "mal":
+        from .mobileiqa import MALHead
+
+        return MALHead(in_features, **kwargs)
+    if kind not in HEADS:
+        raise ValueError(f"unknown head {kind!r}; choose from {sorted(HEADS) + ['mal']}")
+    return HEADS[kind](in_features, **kwargs)
 
 
 def create_model(
