@@ -213,7 +213,7 @@ def decode_problem(path: str, timeout: float | None = 60.0) -> str | None:
     """Why the image at ``path`` cannot be decoded in full (``None``: it decodes)."""
     from PIL import Image
 
-    from .data import time_limit
+    from .timelimit import time_limit
 
     try:
         if not os.path.isfile(path):
