@@ -15,6 +15,7 @@ from biqa.cli import main
 from biqa.config import load_config
 from biqa.evaluate import evaluate_checkpoint
 from biqa.prediction import Predictor
+from biqa.tiling import TilePolicy
 from biqa.trainer import Trainer
 
 SIZES = [(200, 150), (160, 120), (150, 100), (96, 72)]  # all larger than one 64 px tile
@@ -99,3 +100,15 @@ def test_predictor_aggregates_tiles_like_the_tiling_module():
     small = Predictor(model, tiling=64).predict(x)
     assert small["tiles"].tolist() == [1, 1]
     torch.testing.assert_close(small["score"], x.mean(dim=(1, 2, 3)).double())
+
+
+def test_bench_times_images_as_score_runs_them(tmp_path):
+    """biqa bench's channels-last row goes through the prediction core (tiled like biqa score); eager
+    stays the bare model on the whole image."""
+    csv = tmp_path / "bench.csv"
+    assert main(["bench", "lite0-mos", "--sizes", "96x64", "--batch", "1", "--repeats", "1", "--backends",
+                 "eager,channels-last", "--threads", "1", "--tile", "64", "--out", str(csv)]) == 0
+    df = pd.read_csv(csv).set_index("backend")
+    grid = TilePolicy.parse(64).grid(96, 64)
+    assert df.loc["channels-last", "tiles"] == len(grid) == 2
+    assert df.loc["eager", "tiles"] == 1
