@@ -20,6 +20,12 @@ PRESET = ModelPreset("ddp-gn", "test_efficientnet_gn", "score", {"dropout": 0.0}
                      description="test only: tiny GroupNorm EfficientNet")
 
 
+
+def _ohem_masks(strategy) -> dict:
+    """The OHEM component's pruning masks (a strategy without OHEM: none)."""
+    ohem = getattr(strategy, "parts", {}).get("ohem")
+    return getattr(ohem, "masks", {}) if ohem is not None else {}
+
 def register() -> None:
     register_preset(PRESET, overwrite=True)
 
@@ -34,7 +40,7 @@ def _dumping_fit():
         folder = os.environ.get("BIQA_TEST_DUMP")
         if folder:
             nets = {n: {k: v.detach().cpu() for k, v in m.state_dict().items()} for n, m in self.strategy.nets.items()}
-            masks = {n: {k: v.cpu() for k, v in ms.items()} for n, ms in getattr(self.strategy, "masks", {}).items()}
+            masks = {n: {k: v.cpu() for k, v in ms.items()} for n, ms in _ohem_masks(self.strategy).items()}
             torch.save({"nets": nets, "masks": masks}, os.path.join(folder, f"rank{self.dist.rank}.pt"))
         return summary
 
