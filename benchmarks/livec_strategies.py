@@ -37,16 +37,16 @@ under ``--out``.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+
+from strategies import t_interval  # noqa: E402  (the synthetic strategies benchmark's 95 % t-interval)
 
 CONFIG = "livec_finetune"
 TEACHER = "teacher-lite2"
@@ -64,17 +64,6 @@ STRATEGIES: dict[str, list[str]] = {
 }
 TEACHER_OVERRIDES = ["model.preset=lite2-mos", "name=livec-teacher-lite2"]
 NEEDS_TEACHER = ("kd", "ohem+kd")
-
-
-def t_interval(x) -> tuple[float, float]:
-    """95 % Student-t interval of the mean (nan below 2 values)."""
-    from scipy.stats import t
-
-    x = np.asarray(x, float)
-    if len(x) < 2:
-        return float("nan"), float("nan")
-    h = t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-    return float(x.mean() - h), float(x.mean() + h)
 
 
 def summarise(rows: pd.DataFrame, min_splits: int = 5) -> pd.DataFrame:

@@ -221,7 +221,9 @@ class Trainer:
         if self.val_metric not in VAL_METRICS_HIGHER + VAL_METRICS_LOWER:
             raise ValueError(f"early_stop.metric must be one of {VAL_METRICS_HIGHER + VAL_METRICS_LOWER} "
                              f"(loss: the run's supervised loss on the validation set), not {self.val_metric!r}")
-        if self.val_metric == "emd" and (self.preset.head != "distribution" or "mutual" in str(cfg["strategy"])):
+        names = cfg["strategy"].get("name")
+        names = [names] if isinstance(names, str) else list(names or [])
+        if self.val_metric == "emd" and (self.preset.head != "distribution" or "mutual" in names):
             raise ValueError("early_stop.metric emd needs a model that predicts score distributions (a "
                              "distribution head such as nima-lite0, without mutual learning's peer average)")
         s = dict(cfg["strategy"])
