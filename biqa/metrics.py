@@ -1,4 +1,4 @@
-"""Evaluation metrics for image quality assessment (METHODS.md section 6).
+"""Evaluation metrics for image quality assessment (docs/methods.md §6).
 
 All functions are pure and take 1-D array-likes of equal length ``n >= 3``:
 

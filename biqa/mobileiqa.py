@@ -1,7 +1,7 @@
 """MobileIQA (Chen et al., arXiv 2409.01212): multi-view attention learning (MAL) on per-stage
 local-distortion-aware features, for (near) full-resolution input.
 
-Re-implemented from biqa's specification (``METHODS.md`` section 3), not from any released code.
+Re-implemented from biqa's specification (``docs/methods.md`` §3), not from any released code.
 
 Pieces
 ------

@@ -61,7 +61,7 @@ def _attend(tokens, lin):
 
 @pytest.mark.parametrize("layout", ["paper", "channels"])
 def test_mal_token_layout_matches_a_written_out_computation(layout):
-    """"paper" (METHODS.md section 3): views concatenated along the positions, X = [B, C, V*S*S]; the C
+    """"paper" (docs/methods.md §3): views concatenated along the positions, X = [B, C, V*S*S]; the C
     channels are tokens of size V*S*S, the V*S*S positions tokens of size C. "channels": X = [B, V*C,
     S*S]; V*C channel tokens of size S*S, S*S position tokens of size V*C."""
     torch.manual_seed(0)

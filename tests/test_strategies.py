@@ -108,7 +108,7 @@ def _pruned_copy(model, masks):
 
 @pytest.mark.parametrize("lam", [0.5, 2.0])
 def test_ohem_loss_and_disagreement_recomputed_by_hand(lam):
-    """L = MSE(f, y) + MSE(f_p, y) + lam * MSE(f, f_p) (METHODS.md section 1), with the pruned network
+    """L = MSE(f, y) + MSE(f_p, y) + lam * MSE(f, f_p) (docs/methods.md §1), with the pruned network
     rebuilt independently as a masked deep copy; the hard-sample table holds |f - f_p| per index."""
     model = small_model().eval()  # no dropout: both computations see the same function
     strat = build_strategy("ohem", model, loss="mse", ohem={"ratio": 0.7, "lam": lam})
@@ -232,7 +232,7 @@ def test_ohem_stage_epochs_must_be_epoch_numbers():
 # ----------------------------------------------------------------------- DML
 @pytest.mark.parametrize("lam", [0.5, 1.0])
 def test_mutual_loss_recomputed_by_hand(lam):
-    """Per peer k: MSE(z_k, y) + lam * MSE(z_k, z_j) (METHODS.md section 2); the total is their sum."""
+    """Per peer k: MSE(z_k, y) + lam * MSE(z_k, z_j) (docs/methods.md §2); the total is their sum."""
     strat = build_strategy("mutual", small_model(), loss="mse", mutual={"peers": 2, "lam": lam})
     peer0, peer1 = strat.nets["model"].eval(), strat.nets["peer1"].eval()
     b = batch()
