@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .host import resolve_device
 from .paths import path_to_text
 
 
@@ -75,12 +76,6 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def _resolve(device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def setup(device: str | torch.device = "auto", timeout_s: float = 1800) -> DistContext:
     """Join the process group torchrun describes (once per process) and pick this rank's device.
 
@@ -88,7 +83,7 @@ def setup(device: str | torch.device = "auto", timeout_s: float = 1800) -> DistC
     ``device``; nothing is initialised. Several: a CUDA ``device`` (or ``auto`` with a GPU)
     becomes ``cuda:LOCAL_RANK`` with NCCL, anything else the CPU with gloo.
     """
-    dev = _resolve(device)
+    dev = resolve_device(device)
     if env_world_size() <= 1 and not is_distributed():
         return DistContext(device=dev)
     local = int(os.environ.get("LOCAL_RANK", "0"))

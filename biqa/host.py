@@ -1,11 +1,23 @@
-"""Host tuning for inference on this machine: how many CPUs, decode workers and threads, and the
-allocator setting that keeps large activations' memory in the process (used by :class:`biqa.scorer.Scorer`,
-``biqa bench`` and the ONNX runtime sessions of :mod:`biqa.export`)."""
+"""Host tuning for inference on this machine: which device ``auto`` means, how many CPUs, decode workers
+and threads, and the allocator setting that keeps large activations' memory in the process (used by
+:class:`biqa.scorer.Scorer`, the trainer, ``biqa bench`` and the ONNX runtime sessions of :mod:`biqa.export`)."""
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+
+
+def resolve_device(device="auto"):
+    """The :class:`torch.device` a ``device`` setting names: ``"auto"`` (or ``None``) is the GPU when
+    torch sees one (``cuda``), else the CPU; anything else (``"cpu"``, ``"cuda:1"``, a ``torch.device``)
+    is passed to :class:`torch.device` as it is. The one place ``auto`` is resolved (scorer, metric,
+    trainer, distributed set-up)."""
+    import torch
+
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def available_cpus() -> int:

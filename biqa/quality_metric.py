@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Resolution
+from .host import resolve_device
 from .tiling import DEFAULT_PASS_PIXELS, TilePolicy, tile_batches
 
 
@@ -158,8 +159,7 @@ def create_metric(name_or_checkpoint: "str | os.PathLike | None" = None, *, devi
     if path.suffix.lower() == ".onnx":
         raise ValueError(f"{path} is an ONNX model: create_metric needs a checkpoint (.safetensors) or a trained "
                          "model name; score ONNX files with biqa.load(path).score(...)")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     model, meta = load_model(path, net=peer)
     if fold_bn:
         from .inference import fold_batchnorm

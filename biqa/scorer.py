@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_model
 from .data import (DEFAULT_DECODE_TIMEOUT, IMAGE_EXTENSIONS, Resolution, SizeBucketBatchSampler, image_size, load_image,
                    time_limit, to_tensor)
-from .host import available_cpus, default_threads, default_workers, tune_allocator
+from .host import available_cpus, default_threads, default_workers, resolve_device, tune_allocator
 from .paths import path_to_text, printable
 from .prediction import Predictor
 from .tiling import TilePolicy
@@ -147,9 +147,9 @@ class Scorer:
         # (normalised [B, 3, H, W] tensor -> dict of tensors), e.g. an OnnxRuntimeModel
         self.backend = getattr(model, "backend", "torch")
         is_module = isinstance(model, torch.nn.Module)
-        self.model = model.eval().to(device) if is_module else model
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device) if is_module else model
         self.meta = meta
-        self.device = torch.device(device)
         self.batch_size = batch_size
         # seconds one image may take to decode (its row then gets an error); 0 / None: no limit
         self.decode_timeout = decode_timeout
@@ -343,8 +343,7 @@ def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "
         return Scorer(model, meta, device="cpu", channels_last=False, **kwargs)
     if is_onnx:
         raise ValueError(f"{path} is an ONNX model: score it with the onnxruntime backend")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     model, meta = load_model(path, net=peer)
     meta["checkpoint"] = str(path)
     if fold_bn:

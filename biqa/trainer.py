@@ -35,6 +35,7 @@ from . import metrics as M
 from .checkpoint import _atomic_write_bytes, save_checkpoint
 from .config import load_config, save_config
 from .data import RecordsDataset, SizeBucketBatchSampler, image_size
+from .host import resolve_device
 from .labels import LabelScale
 from .losses import emd_loss, parse_loss_spec
 from .models import create_model, get_preset
@@ -48,12 +49,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def collate(items: list[dict]) -> dict:

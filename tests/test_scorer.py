@@ -116,3 +116,29 @@ def test_run_folder_resolves_to_best(tiny_checkpoint, tmp_path):
     shutil.copy(tiny_checkpoint, tmp_path / "best.safetensors")
     assert resolve_checkpoint(str(tmp_path)) == tmp_path / "best.safetensors"
     assert isinstance(biqa.load(str(tmp_path), device="cpu"), biqa.Scorer)
+
+
+def test_device_auto_is_resolved_in_one_place(monkeypatch, tiny_checkpoint):
+    """``auto`` is the GPU when torch sees one, else the CPU, wherever a device is taken."""
+    import re
+    from pathlib import Path
+
+    import biqa.distributed as D
+    from biqa.checkpoint import load_model
+    from biqa.host import resolve_device
+    from biqa.scorer import Scorer
+
+    for has_gpu, want in ((True, "cuda"), (False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: has_gpu)
+        assert resolve_device("auto") == resolve_device(None) == torch.device(want)
+        assert D.setup("auto").device == torch.device(want)  # one process: nothing is initialised
+    assert resolve_device("cuda:1") == torch.device("cuda", 1) and resolve_device(torch.device("cpu")).type == "cpu"
+    # the Scorer itself takes "auto" (torch.device("auto") used to raise there)
+    model, meta = load_model(tiny_checkpoint)
+    assert Scorer(model, meta, device="auto").device == torch.device("cpu")
+    assert load(tiny_checkpoint, device="auto").device == torch.device("cpu")
+    # no other module decides what "auto" means
+    pkg = Path(biqa.__file__).parent
+    others = [str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
+              if p.name != "host.py" and re.search(r"cuda\.is_available\(\)", p.read_text())]
+    assert others == []
