@@ -61,6 +61,42 @@ def to_tensor(im: Image.Image, mean, std) -> torch.Tensor:
     return a.sub_(m).div_(s)
 
 
+def check_image_batch(x, *, who: str = "Scorer.score", slack: float = 1e-3) -> torch.Tensor:
+    """``x`` as an image batch ``[B, 3, H, W]`` after checking it is what the scorers take: RGB floats
+    in [0, 1], not normalised (the scorer subtracts the checkpoint's mean and divides by its std
+    itself). A ``[3, H, W]`` image becomes a batch of one. Anything else raises a ``ValueError``
+    naming ``who`` and saying what to pass: an integer tensor (8-bit pixels), values above 1 (0-255
+    data), negative values (a tensor already normalised), NaN / infinity. ``slack`` is the rounding
+    allowed outside [0, 1]. Used by :meth:`biqa.scorer.Scorer.score` and :class:`biqa.QualityMetric`.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who}: expected a torch.Tensor, got {type(x).__name__}")
+    shape = tuple(x.shape)
+    if x.dim() == 3:
+        x = x[None]
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"{who}: expected an image [3, H, W] or a batch [B, 3, H, W] (RGB, values in [0, 1]), "
+                         f"got shape {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"{who}: expected a float tensor in [0, 1], got {x.dtype} (divide 0-255 images by 255: "
+                         f"x.float() / 255)")
+    if x.numel() == 0:
+        return x
+    v = x.detach()
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError(f"{who}: the tensor holds NaN or infinite values; expected RGB values in [0, 1]")
+    lo, hi = float(v.min()), float(v.max())
+    got = f"expected values in [0, 1] (not normalised), got [{lo:.3g}, {hi:.3g}]"
+    if lo < -slack and (lo < -0.1 or hi > 1 + slack):
+        raise ValueError(f"{who}: {got}: negative values mean a tensor already normalised with a mean and std; "
+                         "pass the image in [0, 1] (biqa applies the checkpoint's mean and std itself)")
+    if hi > 2.0:
+        raise ValueError(f"{who}: {got}: this looks like 0-255 data; divide 0-255 images by 255")
+    if lo < -slack or hi > 1 + slack:
+        raise ValueError(f"{who}: {got}: clamp small overshoots (e.g. after resizing) with x.clamp(0, 1)")
+    return x
+
+
 def random_crop(im: Image.Image, size: int, rng: np.random.Generator, hflip: bool = True) -> Image.Image:
     """A ``size`` x ``size`` crop at native scale (upscaled first if the image is smaller)."""
     w, h = im.size

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Resolution
+from .data import Resolution, check_image_batch
 from .host import resolve_device
 from .tiling import DEFAULT_PASS_PIXELS, TilePolicy, tile_batches
 
@@ -88,17 +88,7 @@ class QualityMetric(nn.Module):
         return self.net((x - self.mean) / self.std)["score"].float().reshape(-1)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 3:
-            x = x[None]
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected an image batch [B, 3, H, W] (RGB, values in [0, 1]), got shape "
-                             f"{tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"expected a float tensor in [0, 1], got {x.dtype} (divide uint8 images by 255)")
-        lo, hi = float(x.detach().min()), float(x.detach().max())
-        if lo < -1e-3 or hi > 1 + 1e-3:
-            raise ValueError(f"expected values in [0, 1], got [{lo:.3g}, {hi:.3g}] (divide 0-255 images by 255; "
-                             "the metric normalises itself)")
+        x = check_image_batch(x, who="QualityMetric")
         x = self._resize(x.to(self.mean.device, torch.float32))
         h, w = int(x.shape[-2]), int(x.shape[-1])
         if not self.tiling.applies(w, h):  # as biqa score: the whole image, batch_size images a pass

@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .checkpoint import load_model
-from .data import (DEFAULT_DECODE_TIMEOUT, IMAGE_EXTENSIONS, Resolution, SizeBucketBatchSampler, image_size, load_image,
-                   time_limit, to_tensor)
+from .data import (DEFAULT_DECODE_TIMEOUT, IMAGE_EXTENSIONS, Resolution, SizeBucketBatchSampler, check_image_batch,
+                   image_size, load_image, time_limit, to_tensor)
 from .host import available_cpus, default_threads, default_workers, resolve_device, tune_allocator
 from .paths import path_to_text, printable
 from .prediction import Predictor
@@ -210,11 +210,14 @@ class Scorer:
     def score(self, inputs, *, progress: bool = False) -> pd.DataFrame:
         """Score paths (files / folders / globs), PIL images, or image tensors in [0, 1].
 
-        Tensors: ``[3, H, W]`` or ``[B, 3, H, W]`` with values in [0, 1] (not normalised).
+        Tensors: ``[3, H, W]`` or ``[B, 3, H, W]``, float, RGB values in [0, 1], not normalised (the
+        scorer applies the checkpoint's mean and std). An 8-bit (integer) tensor, 0-255 values,
+        negative values (an already normalised tensor) or NaN raise a ``ValueError`` saying what to
+        pass (:func:`biqa.data.check_image_batch`).
         Returns a DataFrame with one row per input, in input order.
         """
         if isinstance(inputs, torch.Tensor):
-            return self._score_tensors(inputs if inputs.dim() == 4 else inputs[None])
+            return self._score_tensors(check_image_batch(inputs, who="Scorer.score"))
         if isinstance(inputs, Image.Image):
             inputs = [inputs]
         if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(i, Image.Image) for i in inputs):

@@ -101,6 +101,8 @@ def test_metric_refuses_what_it_cannot_score(metric):
         metric(torch.rand(1, 3, 32, 32) * 255)
     with pytest.raises(ValueError, match="float tensor"):
         metric(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="already normalised"):  # the check biqa.load(...).score shares
+        metric(torch.rand(1, 3, 32, 32) * 4 - 2)
     with pytest.raises(ValueError, match="model preset .*untrained"):
         biqa.create_metric("nima-lite0")
     with pytest.raises(ValueError, match="classical model"):

@@ -118,6 +118,32 @@ def test_run_folder_resolves_to_best(tiny_checkpoint, tmp_path):
     assert isinstance(biqa.load(str(tmp_path), device="cpu"), biqa.Scorer)
 
 
+def test_tensors_that_are_not_images_in_0_1_are_refused(photo_dir, tiny_checkpoint):
+    """uint8, 0-255 floats, an already normalised tensor, NaN or a wrong shape used to give silent
+    garbage scores; each is refused with a message saying what to pass."""
+    scorer = load(tiny_checkpoint, device="cpu", num_workers=0)
+    im = Image.open(photo_dir / "im0.png").convert("RGB")
+    u8 = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+    x = u8.float() / 255
+    from_file = scorer.score([str(photo_dir / "im0.png")])["score"].iloc[0]
+    with pytest.raises(ValueError, match=r"float tensor in \[0, 1\], got torch.uint8 .*x.float\(\) / 255"):
+        scorer.score(u8)
+    with pytest.raises(ValueError, match=r"got \[63, 191\]: this looks like 0-255 data; divide"):
+        scorer.score(u8.float())
+    mean, std = torch.tensor(scorer.mean).view(3, 1, 1), torch.tensor(scorer.std).view(3, 1, 1)
+    with pytest.raises(ValueError, match="already normalised.*pass the image in \\[0, 1\\]"):
+        scorer.score((x - mean) / std)
+    with pytest.raises(ValueError, match="NaN"):
+        scorer.score(torch.where(x > 0.5, x, torch.tensor(float("nan"))))
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\].*got shape \(1, 40, 48\)"):
+        scorer.score(x[:1])
+    with pytest.raises(ValueError, match=r"clamp"):
+        scorer.score((x * 1.5)[None])  # up to 1.12: an overshoot, e.g. after resizing
+    # what the docstring asks for still scores as the file does, in float16 / float64 too
+    for t in (x, x[None].double(), x.half()):
+        assert scorer.score(t)["score"].iloc[0] == pytest.approx(from_file, abs=2e-3 if t.dtype == torch.half else 1e-5)
+
+
 def test_device_auto_is_resolved_in_one_place(monkeypatch, tiny_checkpoint):
     """``auto`` is the GPU when torch sees one, else the CPU, wherever a device is taken."""
     import re
