@@ -194,14 +194,12 @@ def _resolve_model(spec: str, tmp: Path) -> tuple[Path, str]:
     if spec not in TRAINED_MODELS and spec in list_models() and not Path(spec).exists():
         import torch
 
-        from .checkpoint import save_checkpoint
+        from .checkpoint import checkpoint_meta, save_checkpoint
         from .models import create_model
 
         torch.manual_seed(0)
         m = create_model(spec, pretrained=False).eval()
-        mean, std = m.preset.normalisation()
-        meta = {"preset": m.preset.to_dict(), "label_scale": m.label_scale.to_dict(),
-                "preprocessing": {"mean": list(mean), "std": list(std), "resolution": "full"}}
+        meta = checkpoint_meta(m.preset, m.label_scale)
         return save_checkpoint(tmp / f"{spec}.safetensors", {"model": m}, meta), f"{spec} (preset, random weights)"
     path = resolve_checkpoint(spec)
     if path.suffix.lower() == ".onnx":

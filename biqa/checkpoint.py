@@ -67,6 +67,22 @@ def save_checkpoint(path: str | os.PathLike, nets: dict[str, nn.Module], meta: d
     return path
 
 
+def checkpoint_meta(preset, label_scale, *, crop_size: int | None = None, resolution: str = "full",
+                    **fields) -> dict:
+    """The metadata a biqa checkpoint carries, built in one place for every writer (trainer, linear
+    probe, :func:`save_untrained`, ``biqa bench``'s preset models): ``preset`` (its dict), ``label_scale``
+    (its dict), ``preprocessing`` (the preset's normalisation ``mean`` / ``std``, then ``crop_size``
+    when given, and the scoring ``resolution`` policy), then ``fields`` in the order given (``config``,
+    ``metrics``, ``strategy``, ``trained`` ...). ``preset``: a :class:`~biqa.models.ModelPreset`;
+    ``label_scale``: a :class:`~biqa.labels.LabelScale`."""
+    mean, std = preset.normalisation()
+    pre = {"mean": list(mean), "std": list(std)}
+    if crop_size is not None:
+        pre["crop_size"] = crop_size
+    pre["resolution"] = str(resolution)
+    return {"preset": preset.to_dict(), "label_scale": label_scale.to_dict(), "preprocessing": pre, **fields}
+
+
 def save_untrained(path: str | os.PathLike, preset: str = "lite0-mos", *, seed: int = 0,
                    pretrained: bool = False) -> str:
     """Save a model straight from its preset (untrained head) as a checkpoint, the way the trainer
@@ -75,11 +91,8 @@ def save_untrained(path: str | os.PathLike, preset: str = "lite0-mos", *, seed: 
 
     torch.manual_seed(seed)
     model = create_model(preset, pretrained=pretrained)
-    mean, std = model.preset.normalisation()
-    meta = {"preset": model.preset.to_dict(), "label_scale": model.label_scale.to_dict(),
-            "preprocessing": {"mean": list(mean), "std": list(std), "crop_size": model.preset.input_size,
-                              "resolution": "full"},
-            "config": {}, "metrics": {}, "trained": False}
+    meta = checkpoint_meta(model.preset, model.label_scale, crop_size=model.preset.input_size,
+                           config={}, metrics={}, trained=False)
     save_checkpoint(path, {"model": model.eval()}, meta)
     return str(path)
 

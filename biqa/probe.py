@@ -323,18 +323,15 @@ def linear_model(head: LinearHead, *, preset: str | None = None, label_scale=Non
 def save_linear_checkpoint(head: LinearHead, path: str | os.PathLike, *, label_scale, preset: str | None = None,
                            config: dict | None = None, metrics: dict | None = None, extra: dict | None = None) -> Path:
     """Save ``head`` on its frozen backbone as an ordinary biqa checkpoint (scores at full resolution)."""
-    from .checkpoint import save_checkpoint
+    from .checkpoint import checkpoint_meta, save_checkpoint
     from .labels import LabelScale
 
     if isinstance(label_scale, dict):
         label_scale = LabelScale.from_dict(label_scale)
     model = linear_model(head, preset=preset, label_scale=label_scale)
-    mean, std = model.preset.normalisation()
-    meta = {"preset": model.preset.to_dict(), "label_scale": label_scale.to_dict(),
-            "preprocessing": {"mean": list(mean), "std": list(std), "crop_size": model.preset.input_size,
-                              "resolution": "full"},
-            "config": config or {}, "metrics": metrics or {}, "strategy": "linear-head",
-            "head_fit": _jsonable(head.info), **(extra or {})}
+    meta = checkpoint_meta(model.preset, label_scale, crop_size=model.preset.input_size, config=config or {},
+                           metrics=metrics or {}, strategy="linear-head", head_fit=_jsonable(head.info),
+                           **(extra or {}))
     return save_checkpoint(path, {"model": model}, meta)
 
 

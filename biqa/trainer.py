@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from . import distributed as D
 from . import metrics as M
-from .checkpoint import _atomic_write_bytes, save_checkpoint
+from .checkpoint import _atomic_write_bytes, checkpoint_meta, save_checkpoint
 from .config import load_config, save_config
 from .data import RecordsDataset, SizeBucketBatchSampler, image_size
 from .host import resolve_device
@@ -433,16 +433,10 @@ class Trainer:
         return tuple(out)
 
     def _meta(self, metrics: dict) -> dict:
-        return {
-            "preset": self.preset.to_dict(),
-            "label_scale": self.scale.to_dict(),
-            "preprocessing": {"mean": list(self.mean), "std": list(self.std), "crop_size": self.crop,
-                              "resolution": str(self.cfg["data"].get("eval_resolution", "full"))},
-            "config": self.cfg,
-            "metrics": metrics,
-            "strategy": self.cfg["strategy"].get("name"),
-            **self.strategy.checkpoint_meta(),
-        }
+        return checkpoint_meta(self.preset, self.scale, crop_size=self.crop,
+                               resolution=self.cfg["data"].get("eval_resolution", "full"), config=self.cfg,
+                               metrics=metrics, strategy=self.cfg["strategy"].get("name"),
+                               **self.strategy.checkpoint_meta())
 
     def _save_state(self, epoch: int) -> None:
         """Write ``state.pt`` atomically; tensors and plain Python values only (:func:`plain_state`)."""

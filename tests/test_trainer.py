@@ -37,8 +37,13 @@ def test_fit_writes_all_outputs(tiny_records, tmp_path):
     assert summary["best_epoch"] == best_epoch
     meta = read_meta(tmp_path / "best.safetensors")
     assert meta["metrics"]["epoch"] == best_epoch
-    assert meta["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
+    assert meta["preprocessing"] == {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "crop_size": 32,
+                                     "resolution": "full"}
     assert meta["label_scale"] == {"lo": 1.0, "hi": 5.0, "higher_is_better": True}
+    assert list(meta)[:8] == ["format", "nets", "preset", "label_scale", "preprocessing", "config", "metrics",
+                              "strategy"]
+    assert meta["preset"]["name"] == "lite0-mos" and meta["config"]["data"]["crop_size"] == 32
+    assert meta["strategy"] == meta["config"]["strategy"]["name"]
     test = json.loads((tmp_path / "test_metrics.json").read_text())
     assert test["n"] == 6 and "ci_low" in test["srcc"]
 
