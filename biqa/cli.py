@@ -419,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("records", help="records CSV (biqa data import / split)")
     pr.add_argument("--out", required=True, help="run folder: best.safetensors (+ the cached features.npz)")
     pr.add_argument("--split-column", default=None,
-                    help="fit 'train', choose alpha on 'val', measure 'test' (default: the first split column; "
+                    help="fit 'train', choose alpha on 'val', measure 'test' (default: 'split', else the first "
+                         "split_* column; "
                          "'none': fit every row, alpha by 5-fold cross-validation)")
     pr.add_argument("--preset", default="lite0-ml-linear", help="a preset with a BatchNorm + Linear score head")
     pr.add_argument("--alphas", default=None, help="ridge penalties to try, comma-separated (default 1,3,...,3000)")

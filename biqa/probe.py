@@ -372,7 +372,7 @@ def fit_probe(records: str | os.PathLike, out: str | os.PathLike, *, split_colum
 
     from .datasets.importing import read_meta
     from .labels import LabelScale
-    from .records import load_records, resolve_path, split_columns
+    from .records import default_split_column, load_records, resolve_path
 
     records = Path(records)
     df = load_records(records)
@@ -383,7 +383,7 @@ def fit_probe(records: str | os.PathLike, out: str | os.PathLike, *, split_colum
     if split_column in ("none", "all"):
         col = None
     else:
-        col = split_column or (split_columns(df)[0] if split_columns(df) else None)
+        col = split_column or default_split_column(df)
     parts = df[col].fillna("").astype(str).to_numpy() if col else np.full(len(df), "train")
     paths = [resolve_path(p, records.parent) for p in df["path"]]
     cache = features_cache or Path(out) / "features.npz"

@@ -102,6 +102,14 @@ def split_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if c == "split" or c.startswith("split_")]
 
 
+def default_split_column(df: pd.DataFrame) -> str | None:
+    """The split column used when none is named: ``split`` when the records have one, else the first
+    ``split_*`` column in the file's order (``split_official``, ``split_seed0`` ...); ``None`` without
+    any. One rule for ``biqa train``, ``biqa eval`` (:func:`select_split`) and ``biqa probe``."""
+    cols = split_columns(df)
+    return "split" if "split" in cols else (cols[0] if cols else None)
+
+
 def validate_records(
     df: pd.DataFrame,
     *,
@@ -269,18 +277,18 @@ def drop_bad_images(df: pd.DataFrame, *, what: str = "records", log=None) -> tup
 def select_split(df: pd.DataFrame, split: str | None, column: str | None = None) -> pd.DataFrame:
     """Rows of one split. ``split=None`` or ``"all"`` returns every row.
 
-    ``column`` defaults to the first split column (``split`` before ``split_official``).
+    ``column`` defaults to :func:`default_split_column` (``split``, else the first ``split_*`` column).
     """
     if split in (None, "all"):
         return df
     cols = split_columns(df)
     if column is None:
-        if not cols:
+        column = default_split_column(df)
+        if column is None:
             raise ValueError(
                 f"records have no split column (columns: {list(df.columns)}); use --split all "
                 "or add a 'split' column with train/val/test"
             )
-        column = "split" if "split" in cols else cols[0]
     if column not in df.columns:
         raise ValueError(f"split column {column!r} not in records (have {cols})")
     out = df[df[column] == split].reset_index(drop=True)

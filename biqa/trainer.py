@@ -41,7 +41,7 @@ from .losses import emd_loss, parse_loss_spec
 from .models import create_model, get_preset
 from .precision import float32_depthwise_
 from .prediction import Predictor, predict_loader
-from .records import load_records, select_split, split_columns
+from .records import default_split_column, load_records, select_split
 from .strategies import build_strategy, supervised_terms
 
 
@@ -165,7 +165,7 @@ class Trainer:
         hib = d.get("higher_is_better")
         self.scale = LabelScale(lo, hi, bool(dmeta.get("higher_is_better", True) if hib is None else hib))
         df = load_records(d["records"], mos_range=(lo, hi), check_files=bool(d.get("check_files", True)))
-        col = d.get("split_column") or ("split" if "split" in df.columns else (split_columns(df) or [None])[0])
+        col = d.get("split_column") or default_split_column(df)
         if col is None:
             raise ValueError(f"{d['records']}: no split column; add one with `biqa data split` or a 'split' column")
         self.split_column = col

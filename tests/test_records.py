@@ -209,3 +209,42 @@ def test_write_records_round_trip(tiny_records, tmp_path):
     assert "abspath" not in raw.columns
     assert len(raw) == 36
     assert list(raw["path"]) == list(df["path"])
+
+
+def test_train_eval_and_probe_choose_the_same_default_split_column(tmp_path, monkeypatch):
+    """'split' before any split_* column, wherever it stands; the probe took the first split column in
+    the file's order (here split_official), so it fitted other rows than biqa train / eval."""
+    import numpy as np
+
+    import biqa.probe as P
+    from biqa.config import load_config
+    from biqa.records import default_split_column
+    from biqa.trainer import Trainer
+    from conftest import make_image
+
+    assert default_split_column(pd.DataFrame(columns=["path", "split_b", "split", "split_a"])) == "split"
+    assert default_split_column(pd.DataFrame(columns=["path", "split_b", "split_a"])) == "split_b"
+    assert default_split_column(pd.DataFrame(columns=["path", "mos", "splitter"])) is None
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    n = 12
+    for i in range(n):
+        make_image(rng, blur=0.1 * i).save(tmp_path / "img" / f"{i}.png")
+    # split_official first: all train; split (the default): 6 train, 3 val, 3 test
+    split = ["train"] * 6 + ["val"] * 3 + ["test"] * 3
+    recs = tmp_path / "r.csv"
+    pd.DataFrame({"path": [f"img/{i}.png" for i in range(n)], "mos": np.linspace(1, 5, n),
+                  "split_official": ["train"] * n, "split": split}).to_csv(recs, index=False)
+    df = load_records(recs)
+    assert len(select_split(df, "train")) == 6  # biqa eval's choice
+    cfg = load_config({"name": "s", "out_dir": str(tmp_path / "run"), "progress": False,
+                       "data": {"records": str(recs), "crop_size": 32, "num_workers": 0},
+                       "model": {"preset": "lite0-mos", "pretrained": False}})
+    t = Trainer(cfg)
+    assert t.split_column == "split" and (len(t.train_df), len(t.val_df), len(t.test_df)) == (6, 3, 3)
+    # the probe, on stand-in features (the choice of rows is what is checked)
+    monkeypatch.setattr(P, "cached_path_features", lambda paths, *a, **k: rng.normal(size=(len(paths), 8)))
+    monkeypatch.setattr(P, "save_linear_checkpoint", lambda *a, **k: tmp_path / "probe.safetensors")
+    res = P.fit_probe(recs, tmp_path / "probe", progress=False)
+    assert res["split_column"] == "split" and res["n_fit"] == 9 and res["test"]["n"] == 3
