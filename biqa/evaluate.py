@@ -93,5 +93,5 @@ def evaluate_checkpoint(
         pd.DataFrame({"path": df["path"], "mos": mos, "pred": pred}).to_csv(out / "predictions.csv", index=False)
         if skipped:
             pd.DataFrame(res["skipped_images"]).to_csv(out / "skipped_images.csv", index=False)
-        scatter_plot(pred, mos, out / "scatter.png", title=f"{Path(str(records)).name} [{res['split']}]")
+        scatter_plot(pred, mos, out / "scatter.png", title=f"{Path(str(records)).name} [{res['split']}]", metrics=res)
     return res

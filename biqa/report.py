@@ -16,7 +16,7 @@ from scipy import stats
 
 from biqa.metrics import METRICS, _check_pair, _fit_logistic4, _pearson, logistic4
 
-__all__ = ["METRIC_LABELS", "scatter_plot", "format_metrics_table", "metrics_to_row"]
+__all__ = ["METRIC_LABELS", "scatter_figure", "scatter_plot", "format_metrics_table", "metrics_to_row"]
 
 #: Display names of the metrics in :data:`biqa.metrics.METRICS`.
 METRIC_LABELS: dict[str, str] = {
@@ -29,6 +29,76 @@ METRIC_LABELS: dict[str, str] = {
 }
 
 
+def scatter_figure(
+    pred: Any,
+    target: Any,
+    *,
+    title: str = "",
+    fitted: bool = True,
+    higher_is_better: bool = True,
+    metrics: dict[str, Any] | None = None,
+    xlabel: str = "prediction",
+    ylabel: str = "subjective score",
+    dpi: int = 120,
+):
+    """The scatter plot of :func:`scatter_plot` as a matplotlib ``Figure`` (on an Agg canvas, no pyplot).
+
+    ``metrics``: the :func:`biqa.metrics.evaluate_predictions` result for these pairs (what
+    ``metrics.json`` holds); the title then shows its numbers (SRCC, PLCC, RMSE) and its label
+    direction, so the plot and the JSON always agree. Without it they are computed here, with
+    ``higher_is_better`` giving the direction.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    p, t = _check_pair(pred, target)
+    if metrics is not None and "higher_is_better" in metrics:
+        higher_is_better = bool(metrics["higher_is_better"])
+    sign = 1.0 if higher_is_better else -1.0
+    s = _metric_value(metrics, "srcc", lambda: sign * _pearson(stats.rankdata(p), stats.rankdata(t)))
+    n = p.size
+
+    fig = Figure(figsize=(5.5, 4.5), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    size = 12.0 if n <= 500 else (5.0 if n <= 5000 else 2.0)
+    alpha = 0.8 if n <= 500 else 0.4
+    ax.scatter(p, t, s=size, alpha=alpha, linewidths=0, color="tab:blue",
+               label=f"images (N={n})", rasterized=n > 2000)
+
+    if fitted:
+        params, mapped, method = _fit_logistic4(p, t)
+        pl = _metric_value(metrics, "plcc_fitted", lambda: _pearson(mapped, t))
+        r = _metric_value(metrics, "rmse_fitted", lambda: float(np.sqrt(np.mean((mapped - t) ** 2))))
+        xs = np.linspace(p.min(), p.max(), 256)
+        fit_label = "4-parameter logistic" if method == "logistic" else "linear fit (fallback)"
+        ax.plot(xs, logistic4(xs, *params), color="tab:red", lw=2, label=fit_label)
+        summary = (
+            f"SRCC={s:.4f}  PLCC(fit)={0.0 if math.isnan(pl) else pl:.4f}  RMSE(fit)={r:.4g}"
+        )
+    else:
+        pl = _metric_value(metrics, "plcc", lambda: sign * _pearson(p, t))
+        summary = f"SRCC={s:.4f}  PLCC(raw)={pl:.4f}"
+    if not higher_is_better:
+        summary += "  (lower target = better)"
+
+    ax.legend(loc="best", fontsize=8, frameon=True)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"{title}\n{summary}" if title else summary, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _metric_value(metrics: dict[str, Any] | None, name: str, compute) -> float:
+    """``metrics[name]["value"]`` when the result holds it, else ``compute()``."""
+    m = (metrics or {}).get(name)
+    if isinstance(m, dict) and m.get("value") is not None:
+        return float(m["value"])
+    return float(compute())
+
+
 def scatter_plot(
     pred: Any,
     target: Any,
@@ -37,6 +107,7 @@ def scatter_plot(
     title: str = "",
     fitted: bool = True,
     higher_is_better: bool = True,
+    metrics: dict[str, Any] | None = None,
     xlabel: str = "prediction",
     ylabel: str = "subjective score",
     dpi: int = 120,
@@ -54,50 +125,17 @@ def scatter_plot(
         path: output file (parent folders are created); PNG.
         title: figure title (metrics are appended on a second line).
         fitted: draw the logistic fit and report fitted metrics.
-        higher_is_better: orientation of ``target``.
+        higher_is_better: orientation of ``target`` (taken from ``metrics`` when given).
+        metrics: the :func:`~biqa.metrics.evaluate_predictions` result of these pairs: the title
+            shows its numbers (the ones ``metrics.json`` holds).
         xlabel, ylabel: axis labels.
         dpi: resolution of the PNG.
 
     Returns:
         The path written, as :class:`pathlib.Path`.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    p, t = _check_pair(pred, target)
-    sign = 1.0 if higher_is_better else -1.0
-    s = sign * _pearson(stats.rankdata(p), stats.rankdata(t))
-    n = p.size
-
-    fig = Figure(figsize=(5.5, 4.5), dpi=dpi)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    size = 12.0 if n <= 500 else (5.0 if n <= 5000 else 2.0)
-    alpha = 0.8 if n <= 500 else 0.4
-    ax.scatter(p, t, s=size, alpha=alpha, linewidths=0, color="tab:blue",
-               label=f"images (N={n})", rasterized=n > 2000)
-
-    if fitted:
-        params, mapped, method = _fit_logistic4(p, t)
-        pl = _pearson(mapped, t)
-        r = float(np.sqrt(np.mean((mapped - t) ** 2)))
-        xs = np.linspace(p.min(), p.max(), 256)
-        fit_label = "4-parameter logistic" if method == "logistic" else "linear fit (fallback)"
-        ax.plot(xs, logistic4(xs, *params), color="tab:red", lw=2, label=fit_label)
-        summary = (
-            f"SRCC={s:.4f}  PLCC(fit)={0.0 if math.isnan(pl) else pl:.4f}  RMSE(fit)={r:.4g}"
-        )
-    else:
-        pl = sign * _pearson(p, t)
-        summary = f"SRCC={s:.4f}  PLCC(raw)={pl:.4f}"
-
-    ax.legend(loc="best", fontsize=8, frameon=True)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.set_title(f"{title}\n{summary}" if title else summary, fontsize=9)
-    fig.tight_layout()
-
+    fig = scatter_figure(pred, target, title=title, fitted=fitted, higher_is_better=higher_is_better,
+                         metrics=metrics, xlabel=xlabel, ylabel=ylabel, dpi=dpi)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")

@@ -563,7 +563,7 @@ class Trainer:
         (self.out / "test_metrics.json").write_text(json.dumps(res, indent=2, default=float))
         pd.DataFrame({"path": self.test_df["path"], "mos": mos, "pred": pred}).to_csv(
             self.out / "test_predictions.csv", index=False)
-        scatter_plot(pred, mos, self.out / "test_scatter.png", title=f"{self.cfg['name']} (test)")
+        scatter_plot(pred, mos, self.out / "test_scatter.png", title=f"{self.cfg['name']} (test)", metrics=res)
         return res
 
     def _write_history(self) -> None:

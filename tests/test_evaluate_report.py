@@ -89,3 +89,54 @@ def test_metrics_to_row_nan_becomes_none(data) -> None:
     assert row["srcc_ci_low"] is None and row["srcc_ci_high"] is None
     assert math.isfinite(row["srcc"])
     json.dumps(row, allow_nan=False)
+
+
+def test_scatter_title_shows_the_metrics_json_srcc_for_dmos_labels() -> None:
+    """Lower-is-better labels (DMOS): the title's SRCC is the reported (sign-flipped, positive) one."""
+    from scipy.stats import spearmanr
+
+    from biqa.report import scatter_figure
+
+    rng = np.random.default_rng(2)
+    p = rng.normal(size=200)
+    dmos = 50 - 10 * p + 5 * rng.normal(size=200)
+    rho = spearmanr(p, dmos)[0]
+    assert rho < -0.5
+    res = evaluate_predictions(p, dmos, n_boot=20, seed=0, higher_is_better=False)
+    for fig in (scatter_figure(p, dmos, metrics=res, title="dmos"),
+                scatter_figure(p, dmos, higher_is_better=False, title="dmos")):
+        title = fig.axes[0].get_title()
+        assert f"SRCC={-rho:.4f}" in title and f"SRCC={res['srcc']['value']:.4f}" in title, title
+        assert f"PLCC(fit)={res['plcc_fitted']['value']:.4f}" in title and "lower target = better" in title
+    # the numbers come from the result when it is given
+    fake = dict(res, srcc={"value": 0.1234}, plcc={"value": 0.5678})
+    assert "SRCC=0.1234  PLCC(raw)=0.5678" in scatter_figure(p, dmos, metrics=fake, fitted=False).axes[0].get_title()
+
+
+def test_eval_scatter_title_matches_metrics_json_on_a_dmos_dataset(tiny_records, tiny_checkpoint, tmp_path,
+                                                                   monkeypatch) -> None:
+    from pathlib import Path
+
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    import biqa.report as R
+    from biqa.evaluate import evaluate_checkpoint
+
+    figs = []
+    real = R.scatter_figure
+    monkeypatch.setattr(R, "scatter_figure", lambda *a, **k: figs.append(real(*a, **k)) or figs[-1])
+    df = pd.read_csv(tiny_records)
+    root = Path(tiny_records).parent
+    recs = tmp_path / "dmos.csv"  # DMOS: 1 best, 5 worst
+    df.assign(mos=6.0 - df["mos"], path=[str(root / p) for p in df["path"]]).to_csv(recs, index=False)
+    out = tmp_path / "eval"
+    evaluate_checkpoint(tiny_checkpoint, recs, split="all", out_dir=out, n_boot=20, higher_is_better=False,
+                        progress=False)
+    saved = json.loads((out / "metrics.json").read_text())
+    pred = pd.read_csv(out / "predictions.csv")
+    srcc = -spearmanr(pred["pred"], pred["mos"])[0]  # the reported sign: flipped for DMOS
+    assert saved["higher_is_better"] is False and saved["srcc"]["value"] == pytest.approx(srcc, abs=1e-9)
+    assert len(figs) == 1 and (out / "scatter.png").is_file()
+    assert f"SRCC={saved['srcc']['value']:.4f} " in figs[0].axes[0].get_title()
+
