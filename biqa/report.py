@@ -16,7 +16,7 @@ from scipy import stats
 
 from biqa.metrics import METRICS, _check_pair, _fit_logistic4, _pearson, logistic4
 
-__all__ = ["METRIC_LABELS", "scatter_figure", "scatter_plot", "format_metrics_table", "metrics_to_row"]
+__all__ = ["METRIC_LABELS", "scatter_figure", "scatter_plot", "curves_plot", "format_metrics_table", "metrics_to_row"]
 
 #: Display names of the metrics in :data:`biqa.metrics.METRICS`.
 METRIC_LABELS: dict[str, str] = {
@@ -136,6 +136,30 @@ def scatter_plot(
     """
     fig = scatter_figure(pred, target, title=title, fitted=fitted, higher_is_better=higher_is_better,
                          metrics=metrics, xlabel=xlabel, ylabel=ylabel, dpi=dpi)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
+    return out
+
+
+def curves_plot(history: Any, path: str | Path, *, dpi: int = 90) -> Path:
+    """Save a PNG of a training run's curves: train loss per epoch (left), validation SRCC and PLCC
+    per epoch (right). ``history``: a table (DataFrame or dict of columns) with ``epoch``,
+    ``train_loss``, ``val_srcc`` and ``val_plcc``, as the trainer's ``metrics.csv``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.2), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots(1, 2)
+    ep = np.asarray(history["epoch"])
+    ax[0].plot(ep, np.asarray(history["train_loss"], float), "o-")
+    ax[0].set(xlabel="epoch", ylabel="train loss", title="loss")
+    ax[1].plot(ep, np.asarray(history["val_srcc"], float), "o-", label="val SRCC")
+    ax[1].plot(ep, np.asarray(history["val_plcc"], float), "s-", label="val PLCC")
+    ax[1].set(xlabel="epoch", title="validation")
+    ax[1].legend()
+    fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")

@@ -570,21 +570,9 @@ class Trainer:
         df = pd.DataFrame(self.history)
         df.to_csv(self.out / "metrics.csv", index=False)
         try:
-            import matplotlib
+            from .report import curves_plot
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-            ax[0].plot(df["epoch"], df["train_loss"], "o-")
-            ax[0].set(xlabel="epoch", ylabel="train loss", title="loss")
-            ax[1].plot(df["epoch"], df["val_srcc"], "o-", label="val SRCC")
-            ax[1].plot(df["epoch"], df["val_plcc"], "s-", label="val PLCC")
-            ax[1].set(xlabel="epoch", title="validation")
-            ax[1].legend()
-            fig.tight_layout()
-            fig.savefig(self.out / "curves.png", dpi=90)
-            plt.close(fig)
+            curves_plot(df, self.out / "curves.png")
         except Exception as e:  # plotting must never kill a run
             print(f"warning: could not draw curves.png: {e}")
 

@@ -140,3 +140,38 @@ def test_eval_scatter_title_matches_metrics_json_on_a_dmos_dataset(tiny_records,
     assert len(figs) == 1 and (out / "scatter.png").is_file()
     assert f"SRCC={saved['srcc']['value']:.4f} " in figs[0].axes[0].get_title()
 
+
+def test_no_pyplot_in_biqa_and_the_trainer_curves_use_the_agg_canvas(tmp_path) -> None:
+    """The project draws with matplotlib's Agg canvas (biqa.report): no pyplot, no global backend change."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import biqa
+
+    pkg = Path(biqa.__file__).parent
+    pyplot = [str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
+              if re.search(r"matplotlib\.pyplot|from matplotlib import .*pyplot|matplotlib\.use\(", p.read_text())]
+    assert pyplot == []
+    code = (
+        "import sys, types, matplotlib\n"
+        "from pathlib import Path\n"
+        "from biqa.trainer import Trainer\n"
+        "backend = dict.__getitem__(matplotlib.rcParams, 'backend')  # unresolved (get_backend may load pyplot)\n"
+        "hist = [{'epoch': e, 'train_loss': 1.0 / e, 'val_srcc': 0.5 + e / 10, 'val_plcc': 0.4 + e / 10}"
+        " for e in (1, 2, 3)]\n"
+        f"Trainer._write_history(types.SimpleNamespace(history=hist, out=Path({str(tmp_path)!r})))\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+        "assert dict.__getitem__(matplotlib.rcParams, 'backend') == backend\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=str(pkg.parent))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "warning" not in proc.stdout, proc.stdout
+    blob = (tmp_path / "curves.png").read_bytes()
+    assert blob.startswith(PNG_MAGIC)
+    from PIL import Image
+
+    assert Image.open(tmp_path / "curves.png").size == (810, 288)  # 9 x 3.2 inches at 90 dpi
+    assert (tmp_path / "metrics.csv").is_file()
