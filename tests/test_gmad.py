@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -313,22 +314,128 @@ def test_cli_gmad_with_judgements_and_cache(image_pool, tmp_path, tiny_checkpoin
 CHROMIUM = next((shutil.which(c) for c in ("chromium", "chromium-browser", "chromium-headless-shell")
                  if shutil.which(c)), None)
 
+# Appended to a copy of the page: once everything has loaded, what the browser decoded and laid out,
+# written into the DOM as JSON for --dump-dom to print (the page itself has no scripts).
+_PAGE_PROBE = """<script>
+window.addEventListener('load', function () {
+  function box(e) { var b = e.getBoundingClientRect(); return {x: b.left, y: b.top, r: b.right, b: b.bottom}; }
+  var all = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
+  var r = {
+    images: all('img').map(function (i) {
+      return {complete: i.complete, w: i.naturalWidth, h: i.naturalHeight, box: box(i)}; }),
+    pairs: all('div.pair').map(function (p) {
+      return Array.prototype.map.call(p.children, function (c) { return {tag: c.tagName, box: box(c)}; }); }),
+    overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    text: document.body.innerText
+  };
+  var pre = document.createElement('pre');
+  pre.id = 'biqa-probe';
+  pre.textContent = JSON.stringify(r);
+  document.body.appendChild(pre);
+});
+</script>"""
 
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+
+def _chromium_or_skip() -> str:
+    """The Chromium binary; skip without one (bash scripts/test.sh installs Debian's), fail under CI=true."""
+    if CHROMIUM is not None:
+        return CHROMIUM
+    msg = ("headless Chromium not installed: bash scripts/test.sh installs Debian's chromium "
+           "(scripts/setup_chromium.sh; or apt-get install chromium)")
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"{msg}; CI=true: the gMAD page must be checked in a browser on CI")
+    pytest.skip(msg)
+
+
+def _chromium(*args, timeout=180) -> subprocess.CompletedProcess:
+    return subprocess.run([_chromium_or_skip(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--force-device-scale-factor=1", "--window-size=1000,900", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_missing_chromium_skips_locally_and_fails_on_ci(monkeypatch):
+    import sys
+
+    mod = sys.modules[__name__]
+    monkeypatch.setattr(mod, "CHROMIUM", None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="scripts/test.sh installs Debian's chromium"):
+        _chromium_or_skip()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true: the gMAD page must be checked in a browser"):
+        _chromium_or_skip()
+    monkeypatch.setattr(mod, "CHROMIUM", "/usr/bin/chromium")
+    assert _chromium_or_skip() == "/usr/bin/chromium"
+
+
 def test_page_renders_in_headless_chromium(image_pool, tmp_path):
+    """The page as a browser shows it: every thumbnail decodes at the pool image's size and is painted
+    where the layout puts it, each pair's two images stand side by side, nothing overflows sideways,
+    and every pair of pairs.json is on the page with both models' scores."""
+    import base64
+    import html as htmlmod
+    import io
+
+    _chromium_or_skip()
     out = tmp_path / "page"
     run_gmad([str(image_pool / "truth.csv"), str(image_pool / "noise.csv")], [str(image_pool / "img")], out,
              levels=3, band_width=0.25, min_candidates=3, sheets=False)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    pairs = json.loads((out / "pairs.json").read_text())["pairs"]
+    assert len(pairs) >= 4
+    probe_page = out / "probe.html"
+    probe_page.write_text(page.replace("</body>", _PAGE_PROBE + "</body>"), encoding="utf-8")
+    proc = _chromium("--virtual-time-budget=10000", "--dump-dom", probe_page.as_uri())
+    m = re.search(r'<pre id="biqa-probe">(.*?)</pre>', proc.stdout, re.S)
+    assert m, f"no probe result in the dumped DOM; chromium said: {proc.stderr[-2000:]}"
+    r = json.loads(htmlmod.unescape(m.group(1)))
+
+    # every thumbnail decoded, at the size of the 40x32 pool images (thumbnails never upscale)
+    assert len(r["images"]) == 2 * len(pairs)
+    for im in r["images"]:
+        assert im["complete"] and (im["w"], im["h"]) == (40, 32), im
+        assert im["box"]["r"] - im["box"]["x"] == 42 and im["box"]["b"] - im["box"]["y"] == 34  # + 1 px border
+    # each pair: its level box, then the two figures side by side on one line, inside the window
+    assert len(r["pairs"]) == len(pairs)
+    for row in r["pairs"]:
+        assert [c["tag"] for c in row] == ["DIV", "FIGURE", "FIGURE"]
+        lvl, left, right = (c["box"] for c in row)
+        assert lvl["r"] <= left["x"] and left["r"] <= right["x"] and left["y"] == right["y"] == lvl["y"]
+        assert right["r"] <= 1000
+    assert r["overflow"] <= 0  # no horizontal scrolling at 1000 px
+    # every pair is on the page as the browser shows it: its id, then the left and the right image with the
+    # attacker's and the defender's scores (from the score CSVs) and which one the attacker rates better
+    text = r["text"]
+    score = {n: pd.read_csv(image_pool / f"{n}.csv").set_index("path")["score"] for n in ("truth", "noise")}
+    for p in pairs:
+        start = text.index(f"pair {p['pair_id']}\n")
+        nxt = text.find("\nlevel ", start)
+        shown = text[start:nxt if nxt > 0 else None]
+        a, d = p["attacker"], p["defender"]
+        for side in ("left", "right"):
+            word = "rated better" if p["attacker_prefers"] == side else "rated worse"
+            want = (f"{side}: attacker {a} {score[a][p[side]]:.3f} ({word})\n"
+                    f"defender {d} {score[d][p[side]]:.3f}\n")
+            assert want in shown, (want, shown)
+        assert shown.index("left: ") < shown.index("right: ")
+
+    # the screenshot of the page itself: the first thumbnail is painted where the layout puts it, and
+    # matches the embedded JPEG decoded by Pillow (another decoder)
     shot = tmp_path / "shot.png"
-    proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--window-size=1000,900", f"--screenshot={shot}", (out / "index.html").as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    proc = _chromium(f"--screenshot={shot}", (out / "index.html").as_uri())
     assert shot.is_file(), proc.stderr[-2000:]
-    im = np.asarray(Image.open(shot).convert("RGB"))
+    im = np.asarray(Image.open(shot).convert("RGB")).astype(float)
     assert im.shape[:2] == (900, 1000)
-    # rendered, not blank: page background plus dark text and the thumbnails' colours
-    assert im.reshape(-1, 3).std(0).mean() > 10
-    assert (im.sum(2) < 150).mean() > 0.001
+    b = r["images"][0]["box"]
+    assert b["b"] < 900  # the first pair is in view
+    x0, y0 = round(b["x"]) + 1, round(b["y"]) + 1  # inside the 1 px border
+    src = re.search(r"<img alt='(?:left|right)' src='data:image/jpeg;base64,([^']+)'", page).group(1)
+    ref = np.asarray(Image.open(io.BytesIO(base64.b64decode(src))).convert("RGB")).astype(float)
+    painted = im[y0:y0 + 32, x0:x0 + 40]
+    assert np.abs(painted - ref).mean() < 6, np.abs(painted - ref).mean()
+    assert np.abs(im[y0:y0 + 32, x0 - 60:x0 - 20] - ref).mean() > 20  # elsewhere: not the image
+    # and the page around it: light background, dark text
+    assert np.median(im.reshape(-1, 3), 0).min() > 230 and (im.sum(2) < 150).mean() > 0.001
 
 
 def test_score_csv_paths_are_matched(tmp_path, monkeypatch):
