@@ -80,6 +80,7 @@ def worker_score(a) -> None:
     import torch
 
     from biqa import distributed as D
+    from biqa.score_job import score_job
     from biqa.scorer import load
 
     ctx = D.setup(a.device)
@@ -88,7 +89,7 @@ def worker_score(a) -> None:
     scorer.forward(torch.zeros(1, 3, 64, 64))  # warm-up
     D.barrier()
     t0 = time.perf_counter()
-    df = D.score_job(scorer, [a.folder], out=Path(a.run_dir) / "scores.csv")
+    df = score_job(scorer, [a.folder], out=Path(a.run_dir) / "scores.csv")
     D.barrier()
     dt = time.perf_counter() - t0
     if ctx.is_main:

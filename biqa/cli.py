@@ -20,7 +20,8 @@ def _resolution(spec: str) -> str:
 
 def _cmd_score(a) -> int:
     from .data import IMAGE_EXTENSIONS
-    from .distributed import score_job, setup
+    from .distributed import setup
+    from .score_job import score_job
     from .scorer import EXAMPLES_DIR, load
 
     inputs = a.inputs or [str(EXAMPLES_DIR)]

@@ -230,7 +230,7 @@ class Scorer:
         for k in range(0, len(x), step):
             res = self.predict(x[k:k + step], lambda t: (t.float() - self._mean_t) / self._std_t)
             self._rows_from(res, torch.arange(k, k + min(step, len(x) - k)), rows)
-        return self._frame(rows)
+        return self.frame(rows)
 
     def _score_pil(self, ims: list[Image.Image]) -> pd.DataFrame:
         rows = [{"path": f"<image {i}>", "score": np.nan, "error": ""} for i in range(len(ims))]
@@ -244,14 +244,14 @@ class Scorer:
                 self._rows_from(self.predict(x, self._normalise), torch.tensor([i]), rows)
                 continue
             self._rows_from(self.predict(to_tensor(im, self.mean, self.std)[None]), torch.tensor([i]), rows)
-        return self._frame(rows)
+        return self.frame(rows)
 
     def score_paths(self, paths: list[str], *, progress: bool = False, on_batch=None) -> pd.DataFrame:
         """Score image paths. ``on_batch(indices, rows)``, if given, is called after each batch with
-        the indices (into ``paths``) it finished and the list of all rows (see :mod:`biqa.distributed`)."""
+        the indices (into ``paths``) it finished and the list of all rows (see :mod:`biqa.score_job`)."""
         rows = [{"path": p, "score": np.nan, "error": ""} for p in paths]
         if not paths:
-            return self._frame(rows)
+            return self.frame(rows)
         sizes = [self._header_size(p) for p in paths]
         ds = _ScoreDataset(paths, self.resolution, self.decode_timeout)
         workers = min(self.num_workers, len(paths) // 2)
@@ -270,7 +270,7 @@ class Scorer:
                     on_batch([i for i, _ in batch["errors"]] + [i for idx, _ in batch["groups"] for i in idx.tolist()],
                              rows)
                 bar.update(len(batch["errors"]) + sum(len(i) for i, _ in batch["groups"]))
-        return self._frame(rows)
+        return self.frame(rows)
 
     def _header_size(self, path: str):
         """The size the network will see, from the file's header; ``None`` when unknown (the
@@ -283,8 +283,17 @@ class Scorer:
         except Exception:
             return None
 
-    def _frame(self, rows) -> pd.DataFrame:
-        cols = ["path", "score"] + (["std"] if self.has_std else []) + ["error", "tiles"]
+    @property
+    def columns(self) -> list[str]:
+        """The columns of this scorer's rows, in order: ``path``, ``score``, ``std`` (distribution
+        models only), ``error``, ``tiles``."""
+        return ["path", "score"] + (["std"] if self.has_std else []) + ["error", "tiles"]
+
+    def frame(self, rows: list[dict]) -> pd.DataFrame:
+        """The DataFrame of row dicts (as :meth:`score_paths` fills them or :func:`biqa.score_job.read_partial`
+        reads them back): :attr:`columns` in order (a missing one empty), ``tiles`` as nullable
+        integers, scores clipped when the scorer clips."""
+        cols = self.columns
         df = pd.DataFrame(rows)
         for c in cols:
             if c not in df.columns:

@@ -51,15 +51,15 @@ def _slow_scoring(delay: float) -> None:
     """Sleep after each scored batch (so that a test can kill scoring mid-way)."""
     import time
 
-    from biqa import distributed
+    from biqa import score_job
 
-    add = distributed._PartialWriter.add
+    add = score_job._PartialWriter.add
 
     def slow(self, *args):
         add(self, *args)
         time.sleep(delay)
 
-    distributed._PartialWriter.add = slow
+    score_job._PartialWriter.add = slow
 
 
 if __name__ == "__main__":

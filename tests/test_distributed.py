@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from biqa import distributed as D
+from biqa import score_job as J
 from biqa.checkpoint import read_state_dicts
 from biqa.scorer import collect_inputs, load
 from conftest import make_image, save_untrained_checkpoint
@@ -176,10 +177,10 @@ def test_distributed_scoring_resumes_one_output_in_input_order(photo_folder, che
     out = tmp_path / "scores.csv"
     paths = collect_inputs([str(photo_folder)])
     scorer = load(checkpoint, device="cpu", batch_size=1, num_workers=0)
-    folder = D.partial_dir(out)
+    folder = J.partial_dir(out)
     folder.mkdir()
-    (folder / "job.json").write_text(json.dumps(D._job_info(scorer, paths)))
-    w = D._PartialWriter(folder / "rank0.csv", ["path", "score", "error"])
+    (folder / "job.json").write_text(json.dumps(J._job_info(scorer, paths)))
+    w = J._PartialWriter(folder / "rank0.csv", ["path", "score", "error"])
     w.add([2, 5, 17], [{"path": paths[i], "score": 42.0, "error": ""} for i in (2, 5, 17)])  # a killed run's rows
     w.close()
     _run(["score", str(photo_folder), "--model", checkpoint, "--out", str(out), "-b", "1", "--workers", "0", "-q",
@@ -197,7 +198,7 @@ def test_distributed_scoring_resumes_one_output_in_input_order(photo_folder, che
 
 def test_scoring_resumes_after_sigkill(photo_folder, checkpoint, tmp_path, monkeypatch):
     out = tmp_path / "scores.csv"
-    part = D.partial_dir(out)
+    part = J.partial_dir(out)
     cmd = [sys.executable, WORKER, "score", str(photo_folder), "--model", checkpoint, "--out", str(out),
            "-b", "1", "--workers", "0", "--threads", "1", "-q"]
     proc = subprocess.Popen(cmd, env=_env(BIQA_TEST_BATCH_DELAY="0.1"), cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -205,13 +206,13 @@ def test_scoring_resumes_after_sigkill(photo_folder, checkpoint, tmp_path, monke
     deadline = time.time() + 90
     paths = collect_inputs([str(photo_folder)])
     while time.time() < deadline and proc.poll() is None:
-        if len(D.read_partial(part, paths)) >= 5:
+        if len(J.read_partial(part, paths)) >= 5:
             break
         time.sleep(0.01)
     assert proc.poll() is None, "scoring finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = D.read_partial(part, paths)
+    done = J.read_partial(part, paths)
     assert 5 <= len(done) < len(paths) and not out.exists()
 
     # resume in this process, recording what gets scored: only the inputs not done before
@@ -243,25 +244,25 @@ def test_partial_file_skips_cut_lines_and_stale_rows(tmp_path):
     folder.mkdir()
     (folder / "rank0.csv").write_text("index,path,score,error,complete\n0,a.png,3.5,,1\n2,WRONG.png,1.0,,1\n"
                                       "1,b.png,2.2")  # the last line was cut by a kill
-    rows = D.read_partial(folder, paths)
+    rows = J.read_partial(folder, paths)
     assert list(rows) == [0] and rows[0]["score"] == 3.5
-    w = D._PartialWriter(folder / "rank0.csv", ["path", "score", "error"])
+    w = J._PartialWriter(folder / "rank0.csv", ["path", "score", "error"])
     w.add([1], [{"path": "b.png", "score": 2.25, "error": ""}])
     w.close()
-    rows = D.read_partial(folder, paths)
+    rows = J.read_partial(folder, paths)
     assert sorted(rows) == [0, 1] and rows[1]["score"] == 2.25
 
 
 def test_resume_needs_out_and_same_model(photo_folder, checkpoint, tmp_path):
     scorer = load(checkpoint, device="cpu", batch_size=4, num_workers=0)
     with pytest.raises(ValueError, match="--out"):
-        D.score_job(scorer, [str(photo_folder)], resume=True)
+        J.score_job(scorer, [str(photo_folder)], resume=True)
     out = tmp_path / "s.csv"
-    folder = D.partial_dir(out)
+    folder = J.partial_dir(out)
     folder.mkdir()
     (folder / "job.json").write_text('{"model": "other.safetensors", "backend": "torch", "resolution": "full"}')
     with pytest.raises(ValueError, match="other settings"):
-        D.score_job(scorer, [str(photo_folder)], out=out, resume=True)
+        J.score_job(scorer, [str(photo_folder)], out=out, resume=True)
 
 
 # ------------------------------------------------------------------------------ training

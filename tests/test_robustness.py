@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biqa import distributed as D
+from biqa import score_job as J
 from biqa.cli import main
 from biqa.paths import path_to_text, printable, text_to_path
 from biqa.scorer import Scorer, collect_inputs, load, write_scores
@@ -72,13 +72,13 @@ def test_non_utf8_names_scored_written_and_resumed(odd_names, tiny_checkpoint, t
     # a killed run: the partial file holds 3 rows; --resume scores the other 2 only, odd names included
     paths = collect_inputs([str(folder)])
     full = pd.read_csv(out_csv, keep_default_na=False)
-    part = D.partial_dir(out_csv)
+    part = J.partial_dir(out_csv)
     part.mkdir()
-    w = D._PartialWriter(part / "rank0.csv", ["path", "score", "error", "tiles"])
+    w = J._PartialWriter(part / "rank0.csv", ["path", "score", "error", "tiles"])
     w.add([0, 1, 2], [{"path": paths[i], "score": float(full["score"][i]), "error": "", "tiles": 1} for i in range(3)])
     w.close()
     scorer = load(tiny_checkpoint, device="cpu", num_workers=0)
-    (part / "job.json").write_text(json.dumps(D._job_info(scorer, paths)))
+    (part / "job.json").write_text(json.dumps(J._job_info(scorer, paths)))
     scored: list[str] = []
     orig = Scorer.score_paths
     monkeypatch.setattr(Scorer, "score_paths", lambda self, ps, **kw: (scored.extend(ps), orig(self, ps, **kw))[1])
@@ -88,7 +88,7 @@ def test_non_utf8_names_scored_written_and_resumed(odd_names, tiny_checkpoint, t
     assert list(again["path"]) == list(full["path"])
     # resuming a finished job's partial rows again: nothing is scored
     part.mkdir()
-    w = D._PartialWriter(part / "rank0.csv", ["path", "score", "error", "tiles"])
+    w = J._PartialWriter(part / "rank0.csv", ["path", "score", "error", "tiles"])
     w.add(list(range(len(paths))), [{"path": p, "score": 1.0, "error": "", "tiles": 1} for p in paths])
     w.close()
     scored.clear()
@@ -218,14 +218,14 @@ def test_full_disk_keeps_previous_output_and_says_so(tmp_path, tiny_checkpoint, 
     assert f"could not write {out}" in r.stderr and "--resume" in r.stderr and "Traceback" not in r.stderr
     assert out.read_text() == '["previous output"]'
     assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
-    assert len(D.read_partial(D.partial_dir(out), collect_inputs([str(folder)]))) == 6  # every score kept
+    assert len(J.read_partial(J.partial_dir(out), collect_inputs([str(folder)]))) == 6  # every score kept
 
     # 3. space again: --resume writes the output without scoring anything
     monkeypatch.setattr(Scorer, "score_paths", lambda self, ps, **kw: pytest.fail(f"rescored {ps}"))
     assert main(_score_cmd(folder, tiny_checkpoint, out, "--resume")[3:]) == 0
     recs = json.loads(out.read_text())
     assert len(recs) == 6 and all(x["error"] == "" for x in recs)
-    assert not D.partial_dir(out).exists()
+    assert not J.partial_dir(out).exists()
 
 
 def test_two_jobs_on_one_output_do_not_interleave(tmp_path, tiny_checkpoint, capsys):
@@ -234,7 +234,7 @@ def test_two_jobs_on_one_output_do_not_interleave(tmp_path, tiny_checkpoint, cap
     make_image(np.random.default_rng(5)).save(folder / "a.png")
     out = tmp_path / "s.csv"
     args = ["score", str(folder), "--model", tiny_checkpoint, "--out", str(out), "-q", "--workers", "0"]
-    # another process holds the output's lock (a job running; the lock protocol of biqa.distributed.output_lock:
+    # another process holds the output's lock (a job running; the lock protocol of biqa.score_job.output_lock:
     # flock on .<out name>.lock holding the pid): refused, nothing touched
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
                                "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX)\n"
@@ -245,13 +245,13 @@ def test_two_jobs_on_one_output_do_not_interleave(tmp_path, tiny_checkpoint, cap
         assert main(args) == 2
         err = capsys.readouterr().err
         assert "being written by another biqa scoring job" in err and f"pid {holder.pid}" in err
-        assert not out.exists() and not D.partial_dir(out).exists()
+        assert not out.exists() and not J.partial_dir(out).exists()
         # and in one process: a second job while the first holds the lock
         holder.kill()
         holder.wait()
-        with D.output_lock(out):
-            with pytest.raises(D.OutputLocked):
-                with D.output_lock(out):
+        with J.output_lock(out):
+            with pytest.raises(J.OutputLocked):
+                with J.output_lock(out):
                     pass
     finally:
         holder.kill()
