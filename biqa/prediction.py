@@ -16,7 +16,8 @@ from .tiling import DEFAULT_PASS_PIXELS, TilePolicy, aggregate, tile_batches
 
 class Predictor:
     """Scores batches with ``model`` (a module, or a callable with its contract: a normalised
-    ``[B, 3, H, W]`` float tensor -> dict of tensors with ``score`` and maybe ``std`` / ``probs``).
+    ``[B, 3, H, W]`` float tensor -> dict of tensors with ``score`` and maybe ``std`` / ``probs``; a
+    model that cannot score some images may add ``errors``, one message per image, empty where it could).
 
     ``tiling``: a :class:`~biqa.tiling.TilePolicy` (or its spec: ``"auto"``, ``"off"``, a tile side);
     ``batch_size``: at most this many tiles a forward pass, which on a CPU holds at most
@@ -49,30 +50,37 @@ class Predictor:
     @torch.inference_mode()
     def predict(self, x: torch.Tensor, normalise=None) -> dict[str, torch.Tensor]:
         """Scores of a batch ``[B, 3, H, W]`` of equal-sized images: ``score`` (float64, ``[B]``), ``tiles``
-        (int, ``[B]``: 1 for an image scored whole), and ``std`` (float64) / ``probs`` where the model gives them.
+        (int, ``[B]``: 1 for an image scored whole), and ``std`` (float64) / ``probs`` / ``errors`` (a list
+        of ``B`` messages, ``""`` where the image was scored) where the model gives them.
 
         ``normalise`` maps a batch (or a stack of tiles) of ``x``'s values to the network's input (e.g.
         uint8 as decoded -> normalised float); ``None``: ``x`` is normalised already. An image the policy
         tiles is cut into tiles (in ``x``'s dtype; only one forward pass of tiles is converted at a
         time): its score is the mean of its tile scores, its std the root mean square of theirs, its
-        ``probs`` their mean."""
+        ``probs`` their mean, its error the first of theirs."""
         normalise = normalise or (lambda t: t)
         if not self.tiled(x.shape[-1], x.shape[-2]):
             out = self.forward(normalise(x))
-            res = {"score": out["score"].detach().float().cpu().reshape(-1).double(),
+            # straight to float64: exact for half / float32 outputs, and a float64 score (e.g. a classical method's) kept
+            res = {"score": out["score"].detach().cpu().reshape(-1).double(),
                    "tiles": torch.ones(len(x), dtype=torch.long)}
             if "std" in out:
-                res["std"] = out["std"].detach().float().cpu().reshape(-1).double()
+                res["std"] = out["std"].detach().cpu().reshape(-1).double()
             if "probs" in out:
                 res["probs"] = out["probs"].detach().float().cpu()
+            if "errors" in out:
+                res["errors"] = list(out["errors"])
             return res
         rows = [self._predict_tiled(x[i], normalise) for i in range(len(x))]
-        return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+        res = {k: torch.stack([r[k] for r in rows]) for k in rows[0] if k != "errors"}
+        if "errors" in rows[0]:
+            res["errors"] = [r["errors"] for r in rows]
+        return res
 
     def _predict_tiled(self, image: torch.Tensor, normalise) -> dict[str, torch.Tensor]:
         grid = self.tiling.grid(int(image.shape[-1]), int(image.shape[-2]))
         per = self.tiling.tiles_per_forward(grid, self.batch_size, self.tile_pass_pixels)
-        scores, stds, probs = [], [], []
+        scores, stds, probs, errors = [], [], [], None
         for xb in tile_batches(image, grid, per):
             out = self.forward(normalise(xb))
             scores += out["score"].double().cpu().reshape(-1).tolist()
@@ -80,12 +88,16 @@ class Predictor:
                 stds += out["std"].double().cpu().reshape(-1).tolist()
             if "probs" in out:
                 probs.append(out["probs"].detach().float().cpu())
+            if "errors" in out:
+                errors = (errors or []) + list(out["errors"])
         score, std = aggregate(scores, stds if stds else None)
         res = {"score": torch.tensor(score, dtype=torch.float64), "tiles": torch.tensor(len(grid))}
         if std is not None:
             res["std"] = torch.tensor(std, dtype=torch.float64)
         if probs:
             res["probs"] = torch.cat(probs).mean(0)
+        if errors is not None:
+            res["errors"] = next((e for e in errors if e), "")
         return res
 
 

@@ -198,10 +198,16 @@ class Scorer:
         return x.to(torch.float32).div_(255.0).sub_(self._mean_t).div_(self._std_t)
 
     def _rows_from(self, res, idx, rows):
-        """Fill ``rows[i]`` for ``i`` in ``idx`` from :meth:`predict`'s result."""
+        """Fill ``rows[i]`` for ``i`` in ``idx`` from :meth:`predict`'s result; an image the model reports
+        an error for (``res["errors"]``, e.g. too small for a classical method) becomes an error row."""
         score, tiles = res["score"].tolist(), res["tiles"].tolist()
         std = res["std"].tolist() if "std" in res else None
+        errors = res.get("errors")
         for j, i in enumerate(idx.tolist()):
+            if errors is not None and errors[j]:
+                rows[i]["error"] = errors[j]
+                rows[i]["score"] = float("nan")
+                continue
             rows[i]["score"] = float(score[j])
             rows[i]["tiles"] = int(tiles[j])
             if std is not None:
@@ -329,13 +335,16 @@ def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "
     and images unlike photographs (flat colour, pure noise, tiny inputs) can score outside it.
 
     ``brisque``, ``niqe`` and ``piqe`` load the classical baselines of :mod:`biqa.classical` (scores
-    higher-is-better, ``-raw``; CPU, whole images)."""
-    from .classical import is_classical, load_classical
+    higher-is-better, ``-raw``; CPU, whole images: ``device``, ``tile`` and the like are ignored)."""
+    from .classical import classical_model, is_classical
 
     if is_classical(name_or_checkpoint) and not Path(str(name_or_checkpoint)).exists():
         if kwargs.pop("clip", False):
             raise ValueError(f"{name_or_checkpoint} is a classical model: its scores have no nominal range to clip to")
-        return load_classical(str(name_or_checkpoint), backend=backend, threads=threads, peer=peer, **kwargs)
+        model, meta = classical_model(str(name_or_checkpoint), resolution=kwargs.get("resolution"), backend=backend,
+                                      threads=threads, peer=peer)
+        return Scorer(model, meta, device="cpu", batch_size=kwargs.get("batch_size", 8),
+                      num_workers=kwargs.get("num_workers"), channels_last=False, tile="off")
     path = resolve_checkpoint(name_or_checkpoint)
     is_onnx = path.suffix.lower() == ".onnx"
     backend = {"auto": "onnxruntime" if is_onnx else "torch", "ort": "onnxruntime", "onnx": "onnxruntime"}.get(

@@ -112,3 +112,30 @@ def test_bench_times_images_as_score_runs_them(tmp_path):
     grid = TilePolicy.parse(64).grid(96, 64)
     assert df.loc["channels-last", "tiles"] == len(grid) == 2
     assert df.loc["eager", "tiles"] == 1
+
+
+def test_model_errors_become_error_rows_whole_or_tiled():
+    """A model may report per-image errors (as the classical methods do for images they cannot score):
+    the core passes them on (a tiled image: the first error of its tiles), the Scorer makes error rows;
+    float64 scores stay float64 (no float32 round trip)."""
+    from biqa.scorer import Scorer
+
+    def model(x):  # "cannot score" a dark image (or tile)
+        m = x.double().mean(dim=(1, 2, 3))
+        return {"score": m + 1e-9, "errors": ["dark" if v < 0.2 else "" for v in m.tolist()]}
+
+    x = torch.stack([torch.full((3, 40, 64), 0.1), torch.rand(3, 40, 64, generator=torch.Generator().manual_seed(0))])
+    x[1, :, :, :32] = torch.rand(3, 40, 32, generator=torch.Generator().manual_seed(1)) * 0.2 + 0.5  # bright left
+    whole = Predictor(model, tiling="off").predict(x)
+    assert whole["errors"] == ["dark", ""]
+    assert float(whole["score"][1]) == float(x[1].double().mean()) + 1e-9  # exact: no float32 rounding
+    x[1, :, :, 32:] = 0.05  # the right half dark: one of the two 32x32-ish tiles reports an error
+    tiled = Predictor(model, tiling=32).predict(x)
+    assert tiled["tiles"].tolist() == [len(TilePolicy.parse(32).grid(64, 40))] * 2
+    assert tiled["errors"] == ["dark", "dark"]
+    meta = {"preprocessing": {"mean": [0, 0, 0], "std": [1, 1, 1]}}
+    for tile in ("off", 32):
+        df = Scorer(model, meta, channels_last=False, tile=tile, num_workers=0).score(x)
+        assert df["error"].tolist() == ["dark", "dark" if tile == 32 else ""]
+        assert df["score"].isna().tolist() == [True, tile == 32]
+        assert df["tiles"].isna().tolist() == [True, tile == 32]

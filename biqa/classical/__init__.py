@@ -1,10 +1,11 @@
 """Classical no-reference quality models: BRISQUE, NIQE and PIQE, offline, as biqa models.
 
-``biqa.load("brisque")`` (or ``niqe``, ``piqe``) returns a :class:`ClassicalScorer`: a
-:class:`biqa.scorer.Scorer` whose "network" runs the classical method on each decoded 8-bit image,
-so scoring goes through the same file listing, decoding, batching, worker processes, progress bar,
-error rows (one per unreadable input) and output files as a trained model; ``biqa eval`` and
-``biqa gmad`` take the same names.
+``biqa.load("brisque")`` (or ``niqe``, ``piqe``) returns a :class:`biqa.scorer.Scorer` whose model is a
+:class:`ClassicalModel` (:func:`classical_model`): it runs the classical method on each decoded 8-bit
+image, so scoring goes through the same file listing, decoding, batching, worker processes, progress
+bar, error rows (one per unreadable or unscorable input) and output files as a trained model; ``biqa
+eval`` and ``biqa gmad`` take the same names. (Like the ONNX Runtime model of :mod:`biqa.export`, this
+package provides the model and :func:`biqa.load` builds the Scorer, so it never imports the scorer.)
 
 Orientation: every score is **higher = better**, ``score = -raw`` where ``raw`` is the method's
 own value (lower = better for all three; :data:`CLASSICAL_MODELS` documents each raw scale).
@@ -17,8 +18,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-
-from ..scorer import Scorer
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,8 @@ def get_method(name: str) -> ClassicalMethod:
 class ClassicalModel:
     """The Scorer's "network" for a classical method: ``[B, 3, H, W]`` images in [0, 1] (the Scorer's
     normalisation is the identity) -> ``{"score": -raw [B], "raw": [B], "errors": [str]}``. An image
-    the method cannot score (e.g. too small for NIQE) gets a NaN score and an error message."""
+    the method cannot score (e.g. too small for NIQE) gets a NaN score and an error message, which the
+    Scorer turns into an error row (:meth:`biqa.prediction.Predictor.predict` passes ``errors`` on)."""
 
     backend = "classical"
 
@@ -125,23 +125,11 @@ def _meta(method: ClassicalMethod, resolution: str) -> dict:
     }
 
 
-def _rows_with_errors(rows, idx, out) -> None:
-    score = out["score"].numpy()
-    for j, i in enumerate(idx.tolist()):
-        err = out["errors"][j]
-        if err:
-            rows[i]["error"] = err
-            rows[i]["score"] = float("nan")
-        else:
-            rows[i]["score"] = float(score[j])
-            rows[i]["tiles"] = 1
-
-
-def load_classical(name: str, *, resolution: str | None = None, batch_size: int = 8, num_workers: int | None = None,
-                   threads: int | None = None, peer: str | None = None, backend: str = "auto", **ignored):
-    """A :class:`ClassicalScorer` for ``brisque``, ``niqe`` or ``piqe``. ``resolution`` (default
-    ``full``) sizes images before scoring, as for a trained model; ``device``, ``tile`` and the like are
-    accepted and ignored (the methods run on the CPU, on whole images)."""
+def classical_model(name: str, *, resolution: str | None = None, threads: int | None = None, peer: str | None = None,
+                    backend: str = "auto") -> tuple[ClassicalModel, dict]:
+    """The model and metadata a :class:`biqa.scorer.Scorer` scores ``brisque``, ``niqe`` or ``piqe``
+    with (what :func:`biqa.load` does with these names). ``resolution`` (default ``full``) sizes images
+    before scoring, as for a trained model; ``threads`` sets OpenCV's threads (BRISQUE)."""
     method = get_method(name)
     if peer:
         raise ValueError(f"--peer selects a network of a checkpoint; {method.name} is a classical model")
@@ -156,25 +144,4 @@ def load_classical(name: str, *, resolution: str | None = None, batch_size: int 
             cv2.setNumThreads(int(threads))
         except ImportError:
             pass
-    return ClassicalScorer(method, resolution=resolution or "full", batch_size=batch_size, num_workers=num_workers)
-
-
-class ClassicalScorer(Scorer):
-    """A :class:`biqa.scorer.Scorer` for a classical method: same inputs, decoding, batching and
-    outputs; an image the method cannot score (e.g. too small for NIQE) becomes an error row."""
-
-    def __init__(self, method: ClassicalMethod, *, resolution: str = "full", batch_size: int = 8,
-                 num_workers: int | None = None):
-        super().__init__(ClassicalModel(method), _meta(method, resolution), device="cpu", batch_size=batch_size,
-                         num_workers=num_workers, resolution=resolution, channels_last=False, tile="off")
-        self.method = method
-
-    def forward(self, x: torch.Tensor) -> dict:
-        return self.model(x)
-
-    def predict(self, x: torch.Tensor, normalise=None) -> dict:
-        """The method's scores and per-image errors (whole images: classical methods are never tiled)."""
-        return self.model(normalise(x) if normalise is not None else x)
-
-    def _rows_from(self, out, idx, rows):
-        _rows_with_errors(rows, idx, out)
+    return ClassicalModel(method), _meta(method, resolution or "full")
