@@ -17,7 +17,8 @@ Models (:func:`parse_model_spec`), each written ``[NAME=]SOURCE``:
 - ``brisque`` / ``niqe`` / ``piqe``: the classical models of :mod:`biqa.classical`, scored with
   :func:`biqa.load` like a trained model (higher = better);
 - ``classical:sharpness`` / ``classical:noise``: the built-in classical baselines
-  (:data:`CLASSICAL_SCORERS`: log variance of the Laplacian; minus Immerkaer's noise estimate);
+  (:data:`CLASSICAL_SCORERS`, from :mod:`biqa.classical.cues`: log variance of the Laplacian; minus
+  Immerkaer's noise estimate);
 - ``column:mos``: a column of the pool's records CSV (e.g. the synthetic benchmark's labels).
 
 Human judgements (:func:`read_judgements`): a CSV with ``pair_id, preferred`` where ``preferred`` is
@@ -57,6 +58,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .classical.cues import noise_score, sharpness_score
+
 __all__ = [
     "CLASSICAL_SCORERS", "ModelSpec", "Selection", "JudgementsError", "parse_model_spec", "collect_pool",
     "load_score_csv", "score_models", "select_pairs", "simulate_judgements", "read_judgements",
@@ -67,45 +70,8 @@ __all__ = [
 PREFERRED = ("left", "right", "same")
 
 
-# ----------------------------------------------------------------------------------------------------
-# classical baselines
-# ----------------------------------------------------------------------------------------------------
-def _gray(path: str, max_side: int = 512) -> np.ndarray:
-    """Luminance in [0, 1], downscaled so that the long side is at most ``max_side`` (size-independent)."""
-    from .data import Resolution, load_image
-
-    im = load_image(path, Resolution.parse(f"max:{max_side}"))
-    return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
-
-
-def sharpness_score(path: str) -> float:
-    """log10 of the variance of the Laplacian of the luminance: higher = more fine detail.
-
-    A classic focus measure. It is honest about blur and fooled by noise (noise is "detail")."""
-    from scipy import ndimage
-
-    g = _gray(path)
-    return float(np.log10(ndimage.laplace(g).var() + 1e-10))
-
-
-def noise_score(path: str) -> float:
-    """Minus the noise standard deviation (in 8-bit grey levels) estimated after Immerkaer (1996).
-
-    The image is filtered with the difference of two Laplacians, which cancels smooth structure;
-    sigma = sqrt(pi/2) * mean |filtered| / 6. Higher = cleaner; blind to blur, fooled by texture."""
-    from scipy import ndimage
-
-    g = _gray(path)
-    if min(g.shape) < 3:
-        raise ValueError("image smaller than 3x3")
-    k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
-    r = ndimage.convolve(g, k, mode="reflect")[1:-1, 1:-1]
-    sigma = math.sqrt(math.pi / 2.0) * np.abs(r).mean() / 6.0
-    return float(-255.0 * sigma)
-
-
-#: Built-in classical no-reference scorers (``classical:NAME``); each maps an image path to a score,
-#: higher = better.
+#: Built-in classical no-reference scorers (``classical:NAME``, from :mod:`biqa.classical.cues`); each maps an
+#: image path to a score, higher = better.
 CLASSICAL_SCORERS: dict[str, Callable[[str], float]] = {"sharpness": sharpness_score, "noise": noise_score}
 
 

@@ -12,7 +12,6 @@ References used, none of them the code under test:
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -344,3 +343,33 @@ def test_evaluate_and_tensor_input(tmp_path, degraded):
     x = torch.from_numpy(_rgb(FACE)).permute(2, 0, 1).float() / 255
     df = biqa.load("piqe").score(x)
     assert df["score"].iloc[0] == pytest.approx(-PYPIQE_REFERENCE["scipy__face.png"], abs=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# single cues (gMAD's classical:sharpness and classical:noise)
+# ---------------------------------------------------------------------------------------------------
+def test_cues_follow_blur_and_noise_and_match_their_formulas(tmp_path):
+    """Orientation on degraded copies, and each value against its formula written out with array slicing:
+    the 4-neighbour Laplacian over a mirrored border, Immerkaer's 3x3 mask over the valid region."""
+    from conftest import make_image
+
+    from biqa.classical.cues import noise_score, sharpness_score
+
+    rng = np.random.default_rng(0)
+    paths = {}
+    for name, kw in {"clean": {}, "blur": {"blur": 2.0}, "noisy": {"noise": 0.08}}.items():
+        paths[name] = str(tmp_path / f"{name}.png")
+        make_image(rng, size=(96, 80), **kw).save(paths[name])
+    sh = {k: sharpness_score(p) for k, p in paths.items()}
+    nz = {k: noise_score(p) for k, p in paths.items()}
+    assert sh["blur"] < sh["clean"] < sh["noisy"]  # honest about blur, fooled by noise
+    assert nz["noisy"] < nz["clean"] and nz["noisy"] < nz["blur"]
+    for name, path in paths.items():  # 96x80: below the 512-pixel cap, read as is
+        g = np.asarray(Image.open(path).convert("RGB").convert("L"), dtype=np.float64) / 255.0
+        p = np.pad(g, 1, mode="symmetric")
+        lap = p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4 * p[1:-1, 1:-1]
+        assert sh[name] == pytest.approx(np.log10(lap.var() + 1e-10), rel=1e-12)
+        h, w = g.shape
+        mask = [[1, -2, 1], [-2, 4, -2], [1, -2, 1]]
+        r = sum(mask[i][j] * g[i:h - 2 + i, j:w - 2 + j] for i in range(3) for j in range(3))
+        assert nz[name] == pytest.approx(-255.0 * np.sqrt(np.pi / 2) * np.abs(r).mean() / 6.0, rel=1e-12)

@@ -14,10 +14,12 @@ Images are scored whole at full resolution (no tiling).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class ClassicalModel:
         self.method = method
 
     def __call__(self, x: torch.Tensor) -> dict:
+        import torch  # here, not at the top: biqa.classical.cues (gMAD) and listing the models need no torch
+
         imgs = (x.detach().float().cpu().clamp(0, 1) * 255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         raw, errors = [], []
         for a in imgs:
