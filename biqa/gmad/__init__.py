@@ -1,7 +1,7 @@
 """gMAD: the group maximum differentiation competition between quality models.
 
 After Ma et al., "Group MAD Competition" (CVPR 2016); this is a re-implementation from the paper's
-description (METHODS.md section 5), not a port of anyone's code.
+description (docs/methods.md §5), not a port of anyone's code.
 
 Given M models and a pool of (unlabelled) images, every ordered (defender, attacker) pair of models
 plays a game. The defender's score range is split into ``levels`` levels; at each level the images
