@@ -147,7 +147,7 @@ def test_decode_time_limit_gives_an_error_row(tmp_path, tiny_checkpoint, monkeyp
 
     def stalls(p, *a, **k):
         if p.endswith("b_slow.png"):
-            for _ in range(500):  # a decoder looping (Python code is interrupted between steps)
+            for _ in range(6000):  # a decoder looping for 60 s (Python code is interrupted between steps)
                 time.sleep(0.01)
         return orig(p, *a, **k)
 
@@ -155,7 +155,7 @@ def test_decode_time_limit_gives_an_error_row(tmp_path, tiny_checkpoint, monkeyp
     scorer = load(tiny_checkpoint, device="cpu", num_workers=0, decode_timeout=0.3)
     t0 = time.time()
     df = scorer.score([str(tmp_path)])
-    assert time.time() - t0 < 3  # not the 5 s the stalled decode would take
+    assert time.time() - t0 < 30  # not the 60 s the stalled decode would take (wide margin: a loaded CI machine)
     assert df["error"][1].startswith("DecodeTimeout") and "0.3 s" in df["error"][1]
     assert (df["error"][[0, 2]] == "").all()
 
