@@ -99,19 +99,7 @@ def _metric_value(metrics: dict[str, Any] | None, name: str, compute) -> float:
     return float(compute())
 
 
-def scatter_plot(
-    pred: Any,
-    target: Any,
-    path: str | Path,
-    *,
-    title: str = "",
-    fitted: bool = True,
-    higher_is_better: bool = True,
-    metrics: dict[str, Any] | None = None,
-    xlabel: str = "prediction",
-    ylabel: str = "subjective score",
-    dpi: int = 120,
-) -> Path:
+def scatter_plot(pred: Any, target: Any, path: str | Path, **options: Any) -> Path:
     """Save a PNG scatter plot of target (y) against prediction (x).
 
     With ``fitted=True`` the VQEG 4-parameter logistic fitted to the data is drawn
@@ -123,19 +111,15 @@ def scatter_plot(
     Args:
         pred, target: shape (n,), n >= 3, finite, non-constant.
         path: output file (parent folders are created); PNG.
-        title: figure title (metrics are appended on a second line).
-        fitted: draw the logistic fit and report fitted metrics.
-        higher_is_better: orientation of ``target`` (taken from ``metrics`` when given).
-        metrics: the :func:`~biqa.metrics.evaluate_predictions` result of these pairs: the title
-            shows its numbers (the ones ``metrics.json`` holds).
-        xlabel, ylabel: axis labels.
-        dpi: resolution of the PNG.
+        options: those of :func:`scatter_figure`: ``title`` (metrics are appended on a second
+            line), ``fitted``, ``higher_is_better`` (taken from ``metrics`` when given), ``metrics``
+            (the :func:`~biqa.metrics.evaluate_predictions` result of these pairs: the title shows
+            its numbers, the ones ``metrics.json`` holds), ``xlabel``, ``ylabel``, ``dpi``.
 
     Returns:
         The path written, as :class:`pathlib.Path`.
     """
-    fig = scatter_figure(pred, target, title=title, fitted=fitted, higher_is_better=higher_is_better,
-                         metrics=metrics, xlabel=xlabel, ylabel=ylabel, dpi=dpi)
+    fig = scatter_figure(pred, target, **options)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")

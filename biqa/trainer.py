@@ -42,7 +42,7 @@ from .models import create_model, get_preset
 from .precision import float32_depthwise_
 from .prediction import Predictor, predict_loader
 from .records import default_split_column, load_records, select_split
-from .strategies import build_strategy, supervised_terms
+from .strategies import build_strategy, strategy_names, supervised_terms
 
 
 def seed_everything(seed: int) -> None:
@@ -216,9 +216,8 @@ class Trainer:
         if self.val_metric not in VAL_METRICS_HIGHER + VAL_METRICS_LOWER:
             raise ValueError(f"early_stop.metric must be one of {VAL_METRICS_HIGHER + VAL_METRICS_LOWER} "
                              f"(loss: the run's supervised loss on the validation set), not {self.val_metric!r}")
-        names = cfg["strategy"].get("name")
-        names = [names] if isinstance(names, str) else list(names or [])
-        if self.val_metric == "emd" and (self.preset.head != "distribution" or "mutual" in names):
+        if self.val_metric == "emd" and (self.preset.head != "distribution"
+                                         or "mutual" in strategy_names(cfg["strategy"].get("name"))):
             raise ValueError("early_stop.metric emd needs a model that predicts score distributions (a "
                              "distribution head such as nima-lite0, without mutual learning's peer average)")
         s = dict(cfg["strategy"])

@@ -14,11 +14,15 @@ from .supervised import Supervised, supervised_terms
 STRATEGIES = ("supervised", "ranking") + COMPONENTS
 
 
+def strategy_names(name) -> list[str]:
+    """``strategy.name`` as a list: a single name (``"ohem"``) or a list of them (``[ohem, distill]``)."""
+    return [name] if isinstance(name, str) else list(name or [])
+
+
 def build_strategy(name, model, *, context: dict | None = None, **kwargs) -> Strategy:
     """Build a strategy from a name or a list of names (``"supervised"``, ``"ohem"``,
     ``["ohem", "distill"]`` ...) and its options (``loss``, ``ohem``, ``mutual``, ``distill``)."""
-    names = [name] if isinstance(name, str) else list(name or [])
-    names = [n for n in names if n != "supervised"]
+    names = [n for n in strategy_names(name) if n != "supervised"]
     if names == ["ranking"]:
         from .ranking import Ranking
 
@@ -41,4 +45,4 @@ def build_strategy(name, model, *, context: dict | None = None, **kwargs) -> Str
 
 
 __all__ = ["Strategy", "Supervised", "Composite", "COMPONENTS", "REGISTRY", "STRATEGIES", "supervised_terms",
-           "build_strategy", "register_component"]
+           "build_strategy", "register_component", "strategy_names"]
