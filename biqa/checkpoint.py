@@ -19,36 +19,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .files import _atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
+
 FORMAT = "biqa-checkpoint-1"
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    """Write ``path`` all or nothing: ``write(tmp)`` fills a temporary file beside it, which is
-    flushed to disk and then renamed over ``path``. A kill, a full disk or any error on the way
-    leaves the previous ``path`` as it was (and no temporary file, except after a kill)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the data is on disk before the rename makes it the file
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`_atomic_write_bytes`)."""
-    path = Path(path)
-    _atomic_write_bytes(path, lambda p: p.write_text(text, encoding="utf-8"))
-    return path
 
 
 def save_checkpoint(path: str | os.PathLike, nets: dict[str, nn.Module], meta: dict) -> Path:

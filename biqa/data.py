@@ -7,51 +7,13 @@ import re
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import Dataset
 
+from .imageio import IMAGE_EXTENSIONS, image_size, load_image, size_batches  # noqa: F401  (re-exported)
 from .labels import LabelScale, max_entropy_distribution, rebin_votes
 from .resolution import Resolution  # noqa: F401  (re-exported: biqa.data.Resolution)
 from .timelimit import DEFAULT_DECODE_TIMEOUT, DecodeTimeout, time_limit  # noqa: F401  (re-exported)
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
-
-
-def load_image(path: str, resolution: Resolution | None = None) -> Image.Image:
-    """Decode an image to RGB (EXIF orientation applied), sized by ``resolution``.
-
-    JPEGs that will be downscaled are decoded at reduced size with ``draft()``
-    (DCT scaling), then resized exactly with a bicubic filter; for a rotated JPEG (EXIF
-    orientation 5-8) the draft size is asked for in the file's own orientation.
-    """
-    with Image.open(path) as im:
-        orientation = im.getexif().get(0x0112, 1)
-        swap = orientation in (5, 6, 7, 8)
-        w, h = im.size
-        resolution = resolution or Resolution()
-        tw, th = resolution.target_size(*((h, w) if swap else (w, h)))
-        dw, dh = (th, tw) if swap else (tw, th)  # the target in the stored orientation
-        if im.format == "JPEG" and (dw < w and dh < h):
-            im.draft("RGB", (dw, dh))
-        im = ImageOps.exif_transpose(im) if orientation != 1 else im
-        im = im.convert("RGB")
-        im.load()
-    if im.size != (tw, th):
-        im = im.resize((tw, th), Image.BICUBIC, reducing_gap=None)
-    return im
-
-
-def image_size(path: str, resolution: Resolution | None = None) -> tuple[int, int] | None:
-    """The (w, h) the network will see, from the header only; ``None`` if unreadable."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-                w, h = h, w
-    except Exception:
-        return None
-    return (resolution or Resolution()).target_size(w, h)
-
 
 def to_tensor(im: Image.Image, mean, std) -> torch.Tensor:
     """PIL RGB -> normalised float tensor ``[3, H, W]``."""
@@ -215,19 +177,7 @@ class SizeBucketBatchSampler(torch.utils.data.Sampler):
     """
 
     def __init__(self, sizes: list, batch_size: int, max_pixels: int | None = None):
-        self.batches: list[list[int]] = []
-        open_: dict = {}
-        for i, s in enumerate(sizes):
-            if s is None:
-                self.batches.append([i])
-                continue
-            b = open_.setdefault(s, [])
-            b.append(i)
-            cap = batch_size if not max_pixels else max(1, min(batch_size, max_pixels // max(1, s[0] * s[1])))
-            if len(b) >= cap:
-                self.batches.append(b)
-                open_[s] = []
-        self.batches += [b for b in open_.values() if b]
+        self.batches: list[list[int]] = size_batches(sizes, batch_size, max_pixels)
 
     def __iter__(self):
         return iter(self.batches)

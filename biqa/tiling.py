@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported by tile_batches only: the torch-free scorer (biqa.ortscore) uses the rest
+    import torch
 
 DEFAULT_TILE = 768
 DEFAULT_BUDGET = 1 << 21  # pixels (2,097,152): 1920x1080 is scored whole, 2048x1536 is tiled
@@ -144,13 +146,15 @@ class TilePolicy:
         return max(1, min(int(batch_size), int(pass_pixels) // max(1, grid.tile_pixels)))
 
 
-def tile_batches(image: torch.Tensor, grid: TileGrid, per_batch: int) -> Iterator[torch.Tensor]:
+def tile_batches(image: "torch.Tensor", grid: TileGrid, per_batch: int) -> Iterator["torch.Tensor"]:
     """Stacks of tiles cut from ``image`` ``[3, H, W]`` (any dtype and strides, e.g. the uint8 image
     as decoded), in grid order, ``per_batch`` at a time (the last may hold fewer).
 
     Each stack is ``[b, 3, th, tw]`` with channels-last strides (a fresh copy of those tiles only):
     the whole image is never converted to float, only the tiles of one batch at a time are.
     """
+    import torch
+
     pos = grid.positions
     tw, th = grid.width, grid.height
     for k in range(0, len(pos), per_batch):
