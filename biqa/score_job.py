@@ -20,7 +20,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .checkpoint import atomic_write_text
+from .files import atomic_write_text, output_lock
 from .distributed import all_gather_object, barrier, rank, shard_indices, world_size
 from .paths import path_to_text
 from .scorer import collect_inputs, write_scores
@@ -122,50 +122,6 @@ class _PartialWriter:
             self.f.close()
         except OSError:  # the error was raised by the write that failed already
             pass
-
-
-class OutputLocked(OSError):
-    """Another job is writing the same output."""
-
-
-@contextlib.contextmanager
-def output_lock(out: str | os.PathLike):
-    """Hold an exclusive lock on ``out`` for a scoring job (``fcntl.flock`` on ``.<out name>.lock``
-    beside it, holding the owner's pid); raise :class:`OutputLocked` when another process holds it.
-    The lock goes with the process, so a killed job never leaves ``out`` locked. No-op where
-    ``fcntl`` is missing (Windows)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    out = Path(out)
-    lock = out.with_name(f".{out.name}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
-            os.close(fd)
-            raise OutputLocked(f"{path_to_text(out)} is being written by another biqa scoring job (pid {holder}, lock file "
-                               f"{path_to_text(lock)}); wait for it to finish or choose another --out") from None
-        try:  # a job that just finished may have removed the file we locked: lock the one in place
-            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(lock)
-        os.close(fd)
 
 
 def _job_info(scorer, paths: list[str]) -> dict:

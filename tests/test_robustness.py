@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from biqa import files as F
 from biqa import score_job as J
 from biqa.cli import main
 from biqa.paths import path_to_text, printable, text_to_path
@@ -234,7 +235,7 @@ def test_two_jobs_on_one_output_do_not_interleave(tmp_path, tiny_checkpoint, cap
     make_image(np.random.default_rng(5)).save(folder / "a.png")
     out = tmp_path / "s.csv"
     args = ["score", str(folder), "--model", tiny_checkpoint, "--out", str(out), "-q", "--workers", "0"]
-    # another process holds the output's lock (a job running; the lock protocol of biqa.score_job.output_lock:
+    # another process holds the output's lock (a job running; the lock protocol of biqa.files.output_lock:
     # flock on .<out name>.lock holding the pid): refused, nothing touched
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
                                "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX)\n"
@@ -249,9 +250,9 @@ def test_two_jobs_on_one_output_do_not_interleave(tmp_path, tiny_checkpoint, cap
         # and in one process: a second job while the first holds the lock
         holder.kill()
         holder.wait()
-        with J.output_lock(out):
-            with pytest.raises(J.OutputLocked):
-                with J.output_lock(out):
+        with F.output_lock(out):
+            with pytest.raises(F.OutputLocked):
+                with F.output_lock(out):
                     pass
     finally:
         holder.kill()
