@@ -18,8 +18,23 @@ def _resolution(spec: str) -> str:
     return spec
 
 
+def _torch_free_onnx(a):
+    """The ONNX file to score without importing torch (biqa.ortscore), or None for the torch path."""
+    import os
+
+    if os.environ.get("BIQA_TORCH_FREE", "1") == "0" or a.resume or a.peer or a.device not in ("auto", "cpu"):
+        return None
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:  # torchrun: the distributed job runs on torch
+        return None
+    from .ortscore import torch_free_model
+
+    return torch_free_model(a.model, a.backend, a.precision)
+
+
 def _cmd_score(a) -> int:
-    from .data import IMAGE_EXTENSIONS
+    onnx = _torch_free_onnx(a)
+    if onnx is not None:
+        return _cmd_score_onnx(a, onnx)
     from .distributed import setup
     from .score_job import score_job
     from .scorer import EXAMPLES_DIR, load
@@ -29,48 +44,69 @@ def _cmd_score(a) -> int:
     device = str(ctx.device) if ctx.world_size > 1 else a.device
     scorer = load(a.model, device=device, batch_size=a.batch_size, num_workers=a.workers, resolution=a.resolution,
                   peer=a.peer, backend=a.backend, threads=a.threads, tile=a.tile, tile_overlap=a.tile_overlap,
-                  **({"clip": True} if a.clip else {}))
+                  precision=a.precision, force=a.force, **({"clip": True} if a.clip else {}))
     df = score_job(scorer, inputs, out=a.out, resume=a.resume, progress=not a.quiet and ctx.is_main)
     if df is None:  # not rank 0: rank 0 merges, writes and reports
         return 0
-    n_err = int((df["error"] != "").sum())
+    return _report_scores(a, inputs, df.to_dict("records"), "std" in df.columns)
+
+
+def _cmd_score_onnx(a, onnx) -> int:
+    """``biqa score`` with an exported ONNX model, without torch (biqa.ortscore): same rows, same files."""
+    from .files import output_lock
+    from .host import default_threads
+    from .imageio import collect_inputs
+    from .ortscore import OrtModel, OrtScorer, write_rows
+    from .precision_guard import calibration_variant, check_supported, require_offered
+    from .zoo import DEFAULT_MODEL
+
+    if a.precision is not None:
+        check_supported("onnxruntime", a.precision)
+    model = OrtModel(onnx, threads=a.threads or default_threads(a.workers))
+    if a.precision is not None and model.precision != a.precision:
+        raise ValueError(f"{onnx} is a {model.precision} model, not {a.precision}"
+                         + (": export an int8 one with `biqa export CHECKPOINT --quantize int8`"
+                            if a.precision == "int8" else ""))
+    warn = require_offered(model.meta.get("checkpoint_sha256"), model.precision, "onnxruntime",
+                           calibration_variant(model.meta), force=a.force, model=a.model or DEFAULT_MODEL)
+    if warn:
+        print(warn, file=sys.stderr)
+    scorer = OrtScorer(model, batch_size=a.batch_size, resolution=a.resolution, tile=a.tile,
+                       tile_overlap=a.tile_overlap, clip=a.clip)
+    inputs = a.inputs or [str(Path(__file__).resolve().parent / "examples")]
+    paths = collect_inputs(inputs)
+    if a.out:
+        out = Path(a.out)
+        if out.suffix.lower() not in (".csv", ".json", ""):
+            raise ValueError(f"unsupported output {out.suffix!r}: use .csv or .json")
+        with output_lock(out):
+            rows = scorer.score_paths(paths, progress=not a.quiet)
+            write_rows(rows, out, scorer.columns)
+    else:
+        rows = scorer.score_paths(paths, progress=not a.quiet)
+    return _report_scores(a, inputs, rows, scorer.has_std)
+
+
+def _report_scores(a, inputs, rows: list[dict], has_std: bool) -> int:
+    """The table, the summary line and the exit status of ``biqa score`` (both paths)."""
+    from .imageio import IMAGE_EXTENSIONS
+    from .ortscore import format_rows
+
+    errors = [r for r in rows if r.get("error")]
     if not a.quiet:
-        _print_scores(df)
+        print(format_rows(rows, has_std))
         where = f" -> {a.out}" if a.out else ""
-        print(f"{len(df)} input(s), {len(df) - n_err} scored, {n_err} error(s){where}", file=sys.stderr)
-    if len(df) == 0:
+        print(f"{len(rows)} input(s), {len(rows) - len(errors)} scored, {len(errors)} error(s){where}", file=sys.stderr)
+    if not rows:
         print(f"biqa: error: no images found in {' '.join(inputs)} (extensions: {', '.join(IMAGE_EXTENSIONS)})",
               file=sys.stderr)
         return 1
-    if n_err == len(df):
-        first = df.iloc[0]
-        print(f"biqa: error: none of the {len(df)} input(s) could be scored (e.g. {first['path']}: {first['error']})",
+    if len(errors) == len(rows):
+        first = rows[0]
+        print(f"biqa: error: none of the {len(rows)} input(s) could be scored (e.g. {first['path']}: {first['error']})",
               file=sys.stderr)
         return 1
-    return 1 if (n_err and a.strict) else 0
-
-
-def _print_scores(df) -> None:
-    import pandas as pd
-
-    from .scorer import scores_for_writing
-
-    df = scores_for_writing(df)  # any file name printable (biqa.paths)
-    w = min(max([len(str(p)) for p in df["path"]] + [4]), 70)
-    has_std = "std" in df.columns
-    has_tiles = "tiles" in df.columns and bool((df["tiles"].fillna(1) > 1).any())  # shown when any was tiled
-    print(f"{'path':<{w}}  {'score':>8}" + (f"  {'std':>7}" if has_std else "") + (f"  {'tiles':>5}" if has_tiles
-                                                                                    else "") + "  error")
-    for r in df.itertuples(index=False):
-        p = str(r.path)
-        p = p if len(p) <= w else "..." + p[-(w - 3):]
-        s = f"{r.score:8.4f}" if r.score == r.score else f"{'-':>8}"
-        line = f"{p:<{w}}  {s}"
-        if has_std:
-            line += f"  {r.std:7.4f}" if r.std == r.std else f"  {'-':>7}"
-        if has_tiles:
-            line += f"  {'-' if pd.isna(r.tiles) else int(r.tiles):>5}"
-        print(line + (f"  {r.error}" if r.error else ""))
+    return 1 if (errors and a.strict) else 0
 
 
 def _cmd_train(a) -> int:
@@ -178,10 +214,18 @@ def _cmd_export(a) -> int:
     from .export import export_onnx, export_torchscript
 
     if a.format == "onnx":
-        out = export_onnx(a.checkpoint, a.out or "model.onnx", peer=a.peer, opset=a.opset)
+        table = a.calibration_table
+        out = export_onnx(a.checkpoint, a.out or ("model-int8.onnx" if a.quantize else "model.onnx"), peer=a.peer,
+                          opset=a.opset, quantize=a.quantize, calibration=a.calibration,
+                          calibration_table=table if not a.calibration else None,
+                          write_calibration_table=table if a.calibration else None,
+                          log=lambda m: print(m, file=sys.stderr))
     else:
+        if a.quantize:
+            raise ValueError("--quantize int8 is for --format onnx")
         out = export_torchscript(a.checkpoint, a.out or "model.pt", peer=a.peer)
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB, {a.format}; checked against torch)")
+    what = "int8, checked against float32 on a photo" if a.quantize else "checked against torch"
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB, {a.format}; {what})")
     return 0
 
 
@@ -198,7 +242,10 @@ def _cmd_bench(a) -> int:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(a.out, index=False, float_format="%.4f")
         print(f"wrote {a.out}", file=sys.stderr)
-    return 1 if "error" in df.columns and df["error"].notna().any() else 0
+    if "error" not in df.columns:
+        return 0
+    failed = df["error"].notna() & ~df["error"].fillna("").astype(str).str.startswith("not offered")
+    return 1 if failed.any() else 0
 
 
 def _range_text(lo: float, hi: float, higher_is_better: bool) -> str:
@@ -375,8 +422,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=None,
                    help="intra-op threads of the network (default: the CPUs; above 4, those the workers leave)")
     s.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
-                   help="auto: onnxruntime for an .onnx model, else torch; onnxruntime with a checkpoint exports "
-                        "it once to ONNX and caches it ($BIQA_CACHE_DIR, default ~/.cache/biqa)")
+                   help="auto: onnxruntime for an .onnx model or --precision int8, else torch; onnxruntime with a "
+                        "checkpoint exports it once to ONNX and caches it ($BIQA_CACHE_DIR, default ~/.cache/biqa). "
+                        "With an ONNX model (a file, or a cached export) biqa score runs without importing torch")
+    s.add_argument("--precision", default=None, choices=["fp32", "bf16", "int8"],
+                   help="arithmetic of the network: fp32 (default; an ONNX file: its own), bf16 (torch autocast, on "
+                        "CPUs with AVX512-BF16/AMX or GPUs), int8 (onnxruntime, statically quantised: the cached int8 "
+                        "export of a bundled model, or an int8 .onnx from biqa export --quantize int8). Offered only "
+                        "where the accuracy guard passed for the model (docs/speed.md)")
+    s.add_argument("--force", action="store_true",
+                   help="score at a --precision the accuracy guard did not pass (or never measured) for this model")
     s.add_argument("--resolution", default=None, type=_resolution,
                    help="full | max:N | short:N | WxH (default: the checkpoint's own, e.g. max:2048)")
     s.add_argument("--tile", default="auto", metavar="auto|off|N",
@@ -480,14 +535,28 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", "-o", default=None, help="output file (default: model.onnx / model.pt)")
     x.add_argument("--peer", default=None, help="export one network of a multi-network checkpoint")
     x.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    x.add_argument("--quantize", default=None, choices=["int8"],
+                   help="int8: onnxruntime static quantisation (QDQ; int8 weights per output channel, uint8 "
+                        "activations; the stem and first block stay float32), calibrated on --calibration")
+    x.add_argument("--calibration", action="append", default=None, metavar="SOURCE",
+                   help="calibration images (repeatable): recipe (LIVE Challenge training photos of split_seed1 from "
+                        "data/livec/livec.csv + synthetic distortions of ../shared/data/originals), a folder, "
+                        "synth:FOLDER, or a records CSV[:COLUMN=SPLIT]. Default: the table shipped with a bundled "
+                        "model, else recipe. Never the accuracy guard's images")
+    x.add_argument("--calibration-table", default=None, metavar="JSON",
+                   help="without --calibration: quantise with these activation ranges (a table written before); with "
+                        "it: write the ranges found there")
     x.set_defaults(func=_cmd_export)
 
-    b = sub.add_parser("bench", help="parameters, GMACs, latency, images/s and peak memory per backend")
+    b = sub.add_parser("bench", help="parameters, GMACs, latency, images/s and peak memory per backend and precision")
     b.add_argument("model", nargs="?", default="biqa-default", help="trained model name, checkpoint or preset")
     b.add_argument("--sizes", default=None, help="N or WxH, comma-separated (default: 224,1024x768,3840x2160)")
     b.add_argument("--batch", type=int, default=None, help="batch N, measured besides batch 1 (default: 8)")
     b.add_argument("--repeats", type=int, default=None, help="timed runs per configuration (default: 5)")
-    b.add_argument("--backends", default="eager,channels-last,onnxruntime")
+    b.add_argument("--backends", default="eager,channels-last,torch-bf16,onnxruntime,onnxruntime-int8",
+                   help="comma-separated: eager, channels-last, torch-bf16, onnxruntime, onnxruntime-int8, "
+                        "onnxruntime-fp16 (not shipped; measured to show why), onnxruntime-legacy (the float32 graph "
+                        "before the same-padding rewrite); default: the first five")
     b.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the CPUs)")
     b.add_argument("--tile", default="auto", metavar="auto|off|N",
                    help="tile policy of the channels-last and onnxruntime rows, as `biqa score --tile` (default auto: "

@@ -49,3 +49,34 @@ def float32_depthwise_(module: nn.Module) -> int:
                 mod._biqa_fp32 = True
             n += 1
     return n
+
+
+# ---------------------------------------------------------------- bf16 scoring (biqa score --precision bf16)
+
+def native_bf16(device: "str | torch.device" = "cpu") -> bool:
+    """Whether ``device`` computes bfloat16 natively: a GPU that supports it, or a CPU with AVX512-BF16 /
+    AMX (oneDNN's bf16 kernels). Elsewhere bf16 would be emulated, slower than float32."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if dev.type != "cpu":
+        return False
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class AutocastModel(nn.Module):
+    """Scores with ``model`` under bf16 autocast (convolutions and matrix products in bfloat16, the rest
+    as autocast decides); the outputs come back as float32. The weights stay float32."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        self.model, self.dtype = model, dtype
+        self.trained = getattr(model, "trained", True)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            out = self.model(x)
+        return {k: v.float() for k, v in out.items()}

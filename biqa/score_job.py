@@ -128,7 +128,7 @@ def _job_info(scorer, paths: list[str]) -> dict:
     meta = scorer.meta
     return {"version": PARTIAL_VERSION, "model": str(meta.get("checkpoint", meta.get("preset", {}).get("name"))),
             "backend": getattr(scorer, "backend", "torch"), "resolution": str(scorer.resolution),
-            "tile": str(getattr(scorer, "tiling", "off")),
+            "tile": str(getattr(scorer, "tiling", "off")), "precision": str(meta.get("precision", "fp32")),
             "n_inputs": len(paths)}
 
 
@@ -178,8 +178,8 @@ def _score_job_locked(scorer, paths: list[str], out: Path, resume: bool, progres
         job = folder / "job.json"
         if job.is_file():
             old = json.loads(job.read_text())
-            diff = [k for k in ("model", "backend", "resolution", "tile")
-                    if old.get(k, info[k] if k == "tile" else None) != info[k]]  # "tile": not in older jobs
+            diff = [k for k in ("model", "backend", "resolution", "tile", "precision")  # tile, precision: not in older jobs
+                    if old.get(k, info[k] if k in ("tile", "precision") else None) != info[k]]
             if diff:
                 raise ValueError(f"{path_to_text(folder)} holds partial scores made with other settings ({', '.join(diff)}: "
                                  f"{[old.get(k) for k in diff]}); delete it or score without --resume")

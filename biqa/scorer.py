@@ -9,9 +9,9 @@ error row). Images above a pixel budget are scored in tiles at full resolution, 
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +22,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .checkpoint import load_model
-from .data import (DEFAULT_DECODE_TIMEOUT, IMAGE_EXTENSIONS, Resolution, SizeBucketBatchSampler, check_image_batch,
-                   image_size, load_image, time_limit, to_tensor)
+from .data import (DEFAULT_DECODE_TIMEOUT, Resolution, SizeBucketBatchSampler, check_image_batch, image_size, load_image,
+                   time_limit, to_tensor)
 from .host import available_cpus, default_threads, default_workers, resolve_device, tune_allocator
+from .imageio import check_scorable_file, collect_inputs, error_text  # noqa: F401  (collect_inputs: re-exported)
 from .paths import path_to_text, printable
 from .prediction import Predictor
 from .tiling import TilePolicy
@@ -37,55 +38,7 @@ __all__ = ["Scorer", "load", "collect_inputs", "scores_for_writing", "write_scor
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 
-def collect_inputs(specs: list[str] | str, recursive: bool = True) -> list[str]:
-    """Expand files, folders (recursively, image extensions only, sorted) and globs, in order.
-
-    Files named explicitly are kept whatever their extension (so a broken file is
-    reported, not skipped); a spec that matches nothing is kept too, to be reported
-    as "not found". Symbolic links to folders are followed, but every real folder is walked
-    once: a link loop (a link to its own parent) or two links to one folder add nothing more.
-    """
-    if isinstance(specs, (str, os.PathLike)):
-        specs = [str(specs)]
-    out: list[str] = []
-    for s in map(os.fsdecode, specs):
-        if os.path.isdir(s):
-            out += sorted(_walk_images(s, recursive))
-        elif os.path.exists(s):
-            out.append(s)
-        elif any(ch in s for ch in "*?["):
-            out += sorted(p for p in glob.glob(s, recursive=True) if os.path.isfile(p))
-        else:
-            out.append(s)
-    return out
-
-
-def _walk_images(folder: str, recursive: bool) -> list[str]:
-    """Image files under ``folder`` (each real folder once, links to folders followed)."""
-    found: list[str] = []
-    seen: set[tuple[int, int]] = set()
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        try:
-            st = os.stat(root)
-        except OSError:  # vanished while walking
-            dirs[:] = []
-            continue
-        if (st.st_dev, st.st_ino) in seen:  # reached again through a link: walked already
-            dirs[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirs.sort()
-        found += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
-        if not recursive:
-            break
-    return found
-
-
-def _error_text(e: BaseException) -> str:
-    msg = str(e) or type(e).__name__
-    if "cannot identify image file" in msg:
-        msg = "not a readable image (unknown or corrupt format)"
-    return printable(f"{type(e).__name__}: {msg}")
+_error_text = error_text  # the name older code used
 
 
 class _ScoreDataset(Dataset):
@@ -99,12 +52,7 @@ class _ScoreDataset(Dataset):
         p = self.paths[i]
         try:
             # the file may have gone or changed since it was listed: that is this row's error
-            if not os.path.exists(p):
-                raise FileNotFoundError("file not found")
-            if not os.path.isfile(p):  # a folder, pipe or device: opening a pipe would wait forever
-                raise ValueError("not a regular file")
-            if os.path.getsize(p) == 0:
-                raise ValueError("empty file (0 bytes)")
+            check_scorable_file(p)  # a folder, pipe or device: opening a pipe would wait forever
             with time_limit(self.decode_timeout):
                 im = load_image(p, self.resolution)
             # uint8 HWC: a quarter of the bytes of float to pass between processes; normalised
@@ -314,7 +262,8 @@ BACKENDS = ("torch", "onnxruntime")
 
 
 def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "auto", peer: str | None = None,
-         backend: str = "auto", threads: int | None = None, fold_bn: bool = True, **kwargs) -> Scorer:
+         backend: str = "auto", threads: int | None = None, fold_bn: bool = True, precision: str | None = None,
+         force: bool = False, **kwargs) -> Scorer:
     """A :class:`Scorer` for a trained model name (default ``biqa-default``), a checkpoint path, or
     an ONNX file from ``biqa export``.
 
@@ -334,43 +283,83 @@ def load(name_or_checkpoint: str | os.PathLike | None = None, *, device: str = "
     ``biqa-default``). Off by default: a regression head is not bounded by its training labels' range,
     and images unlike photographs (flat colour, pure noise, tiny inputs) can score outside it.
 
+    ``precision``: ``fp32``, ``bf16`` (torch: autocast, where the device computes bf16 natively) or
+    ``int8`` (onnxruntime: the int8 export, :func:`biqa.export.export_onnx` with ``quantize="int8"``;
+    ``auto`` picks onnxruntime for it); ``None``: fp32, or an ONNX file's own precision. A reduced
+    precision is offered only where the accuracy guard passed for this model
+    (:mod:`biqa.precision_guard`); ``force=True`` scores anyway, with a warning. See docs/speed.md.
+
     ``brisque``, ``niqe`` and ``piqe`` load the classical baselines of :mod:`biqa.classical` (scores
     higher-is-better, ``-raw``; CPU, whole images: ``device``, ``tile`` and the like are ignored)."""
     from .classical import classical_model, is_classical
+    from .precision_guard import calibration_variant, check_precision, check_supported, require_offered
 
+    precision = check_precision(precision)
     if is_classical(name_or_checkpoint) and not Path(str(name_or_checkpoint)).exists():
         if kwargs.pop("clip", False):
             raise ValueError(f"{name_or_checkpoint} is a classical model: its scores have no nominal range to clip to")
+        if precision not in (None, "fp32"):
+            raise ValueError(f"{name_or_checkpoint} is a classical model: it computes in float64, --precision does not apply")
         model, meta = classical_model(str(name_or_checkpoint), resolution=kwargs.get("resolution"), backend=backend,
                                       threads=threads, peer=peer)
         return Scorer(model, meta, device="cpu", batch_size=kwargs.get("batch_size", 8),
                       num_workers=kwargs.get("num_workers"), channels_last=False, tile="off")
+    label = str(name_or_checkpoint or DEFAULT_MODEL)
     path = resolve_checkpoint(name_or_checkpoint)
     is_onnx = path.suffix.lower() == ".onnx"
-    backend = {"auto": "onnxruntime" if is_onnx else "torch", "ort": "onnxruntime", "onnx": "onnxruntime"}.get(
-        backend, backend)
+    backend = {"auto": "onnxruntime" if is_onnx or precision == "int8" else "torch", "ort": "onnxruntime",
+               "onnx": "onnxruntime"}.get(backend, backend)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if precision is not None:
+        check_supported(backend, precision)
     if backend == "onnxruntime":
         from .export import OnnxRuntimeModel, cached_onnx
 
         if is_onnx and peer:
             raise ValueError("--peer selects a network of a checkpoint; an ONNX file holds one model already")
-        onnx_path = path if is_onnx else cached_onnx(path, peer=peer)
+        onnx_path = path if is_onnx else cached_onnx(path, peer=peer, precision=precision or "fp32")
         workers = kwargs.get("num_workers")
         model = OnnxRuntimeModel(onnx_path, threads=threads or default_threads(workers))
-        meta = dict(model.meta, checkpoint=str(path), onnx=str(onnx_path))
+        if precision is not None and model.precision != precision:
+            raise ValueError(f"{path} is a {model.precision} model, not {precision}"
+                             + (": export an int8 one with `biqa export CHECKPOINT --quantize int8`"
+                                if precision == "int8" else ""))
+        precision = model.precision
+        meta = dict(model.meta, checkpoint=str(path), onnx=str(onnx_path), precision=precision)
+        warn = require_offered(meta.get("checkpoint_sha256"), precision, "onnxruntime", calibration_variant(meta),
+                               force=force, model=label)
+        if warn:
+            warnings.warn(warn, stacklevel=2)
         kwargs.pop("channels_last", None)
         return Scorer(model, meta, device="cpu", channels_last=False, **kwargs)
     if is_onnx:
         raise ValueError(f"{path} is an ONNX model: score it with the onnxruntime backend")
     device = resolve_device(device)
+    precision = precision or "fp32"
+    if precision == "bf16":
+        from .precision import native_bf16
+
+        if not native_bf16(device):
+            raise ValueError(f"--precision bf16 is not offered on this {torch.device(device).type.upper()}: it does not "
+                             "compute bfloat16 natively (AVX512-BF16 or AMX on a CPU), so bf16 would be emulated and "
+                             "slower than fp32")
+        from .ortscore import file_digest
+
+        warn = require_offered(file_digest(path), "bf16", "torch", force=force, model=label)
+        if warn:
+            warnings.warn(warn, stacklevel=2)
     model, meta = load_model(path, net=peer)
     meta["checkpoint"] = str(path)
+    meta["precision"] = precision
     if fold_bn:
         from .inference import fold_batchnorm
 
         meta["folded_batchnorms"] = fold_batchnorm(model.eval())
+    if precision == "bf16":
+        from .precision import AutocastModel
+
+        model = AutocastModel(model.eval())
     return Scorer(model, meta, device=device, threads=threads, **kwargs)
 
 
