@@ -24,7 +24,11 @@ is saved into a temporary folder with :func:`biqa.checkpoint.save_untrained`: we
 neither time nor memory). Default: the ``mobileiqa-student`` preset where it exists, else the
 bundled ``biqa-default``.
 
+``--precision int8`` scores the int8 export (onnxruntime), ``--precision bf16`` torch under bf16 autocast;
+``--torch-free`` scores an ONNX export as the command line does without torch (:mod:`biqa.ortscore`).
+
 Usage: python benchmarks/uhd_fullres.py [--quick] [--untiled] [--model M] [--backend torch|onnxruntime]
+    [--precision fp32|bf16|int8] [--torch-free]
 Prints a table and writes benchmarks/results/uhd_fullres.csv (not with --quick, unless --out is given).
 """
 from __future__ import annotations
@@ -77,13 +81,31 @@ def _peak_rss_mb() -> float:
 
 
 def child(cfg: dict) -> dict:
+    if cfg.get("torch_free"):  # the command line's path for an ONNX model: onnxruntime, NumPy, Pillow; no torch
+        from biqa.ortscore import OrtScorer
+
+        scorer = OrtScorer(cfg["onnx"], threads=cfg["threads"], batch_size=cfg["batch"], resolution="full",
+                           tile=cfg["tile"])
+        t0 = time.perf_counter()
+        rows = scorer.score_paths(cfg["paths"])
+        seconds = time.perf_counter() - t0
+        if any(r["error"] for r in rows):
+            raise RuntimeError(f"scoring errors: {[r['error'] for r in rows if r['error']]}")
+        assert "torch" not in sys.modules
+        return {"seconds": seconds, "scores": [r["score"] for r in rows], "tiles": [r["tiles"] for r in rows],
+                "peak_rss_mb": _peak_rss_mb()}
+    import warnings
+
     import torch
 
     import biqa
 
     torch.set_num_threads(cfg["threads"])
-    scorer = biqa.load(cfg["checkpoint"], device="cpu", backend=cfg["backend"], num_workers=0,
-                       batch_size=cfg["batch"], threads=cfg["threads"], resolution="full", tile=cfg["tile"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # force=True: memory is measured whatever the accuracy guard says
+        scorer = biqa.load(cfg["checkpoint"], device="cpu", backend=cfg["backend"], num_workers=0,
+                           batch_size=cfg["batch"], threads=cfg["threads"], resolution="full", tile=cfg["tile"],
+                           precision=cfg.get("precision"), force=True)
     t0 = time.perf_counter()
     df = scorer.score(cfg["paths"])
     seconds = time.perf_counter() - t0
@@ -115,6 +137,10 @@ def main() -> int:
                     help=f"trained model name, checkpoint or preset (default: {PREFERRED_MODEL} if it exists, "
                          "else biqa-default)")
     ap.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
+    ap.add_argument("--precision", default=None, choices=["fp32", "bf16", "int8"],
+                    help="as biqa score --precision (int8: onnxruntime; bf16: torch)")
+    ap.add_argument("--torch-free", action="store_true",
+                    help="onnxruntime: score as the command line does with an ONNX model, without importing torch")
     ap.add_argument("--photos", default=str(UHD))
     ap.add_argument("--quick", action="store_true", help="one photo, 3 configurations (about a minute)")
     ap.add_argument("--untiled", action="store_true",
@@ -145,17 +171,21 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ckpt, desc = resolve_model(model, Path(tmp))
+        if a.precision == "int8" or a.torch_free:
+            a.backend = "onnxruntime"
+        onnx = None
         if a.backend == "onnxruntime":  # export once, before the measured processes
             from biqa.export import cached_onnx
 
-            cached_onnx(ckpt)
-        print(f"model: {desc}; backend {a.backend}; {len(paths)} photo(s), {mpx:.1f} Mpx; tile auto = {policy}; "
+            onnx = str(cached_onnx(ckpt, precision=a.precision or "fp32"))
+        label = a.backend + (f" {a.precision}" if a.precision else "") + (" torch-free" if a.torch_free else "")
+        print(f"model: {desc}; backend {label}; {len(paths)} photo(s), {mpx:.1f} Mpx; tile auto = {policy}; "
               f"{os.cpu_count()} CPU(s)", file=sys.stderr)
         for tile, batch, threads in runs:
             cfg = {"checkpoint": ckpt, "backend": a.backend, "paths": paths, "tile": tile, "batch": batch,
-                   "threads": threads}
+                   "threads": threads, "precision": a.precision, "torch_free": a.torch_free, "onnx": onnx}
             r = measure(cfg)
-            row = {"model": desc, "backend": a.backend, "tile": tile, "batch": batch, "threads": threads,
+            row = {"model": desc, "backend": label, "tile": tile, "batch": batch, "threads": threads,
                    "images": len(paths), "megapixels": round(mpx, 2)}
             if "error" in r:
                 row["error"] = " ".join(r["error"])

@@ -13,6 +13,15 @@ temporary folder), each measured in a process of its own:
   already loaded;
 - ``pyiqa`` CLI: ``pyiqa paq2piq -t DIR``, wall-clock.
 
+Reduced precision (docs/speed.md), the same three kinds of row: ``onnxruntime-int8`` (the int8 export,
+``biqa score --precision int8``) and ``torch-bf16`` (torch under bf16 autocast, where the CPU computes
+bf16 natively; ``--precision bf16``). The onnxruntime command lines (float32 and int8) run the
+torch-free path (:mod:`biqa.ortscore`: the cached export, no torch import). The reduced-precision
+models are loaded with ``force=True``: speed is measured whatever the accuracy guard says
+(``benchmarks/precision.py`` says whether they are offered). ``onnxruntime-legacy`` (bare forward and
+pipeline) is the float32 export as biqa made it before the same-padding rewrite, for comparison:
+``vs_fp32_legacy`` is each onnxruntime row against it.
+
 In-process measurements get one warm-up image first. All contenders run once per round, in turn
 (``--repeats`` rounds, default 2), and each one's fastest round is kept. Peak RSS: ``ru_maxrss`` of the
 measured process (the largest of it and its children, e.g. decode workers; not their sum), started
@@ -28,6 +37,7 @@ random weights (which do not change its speed) are written where torchvision and
 their downloads, under ``.bench/torch-home`` (``TORCH_HOME``): pyiqa's code then runs unmodified.
 
 Usage: python benchmarks/vs_pyiqa.py [--quick] [--n 64] [--repeats 2] [--skip-pyiqa]
+(``.bench/pyiqa-venv`` can be a symbolic link to another checkout's ``.bench/pyiqa-venv``.)
 Prints a table and writes benchmarks/results/vs_pyiqa.csv (not with --quick).
 """
 from __future__ import annotations
@@ -132,9 +142,17 @@ def _worker(kind: str, folder: str, backend: str) -> dict:
         dt = time.perf_counter() - t0
         assert len(scores) == len(paths)
         return {"seconds": dt, "images": len(paths)}
+    import warnings
+
     import biqa
 
-    scorer = biqa.load("biqa-default", device="cpu", backend=backend)
+    backend, _, precision = backend.partition("-")
+    model = "biqa-default"
+    if precision == "legacy":  # the float32 graph as exported before the same-padding rewrite
+        model, precision = str(Path(folder).parent / "legacy.onnx"), None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # force=True: speed is measured whatever the accuracy guard says
+        scorer = biqa.load(model, device="cpu", backend=backend, precision=precision or None, force=True)
     if kind == "biqa-pipeline":
         scorer.score(paths[:1])  # warm-up
         t0 = time.perf_counter()
@@ -193,6 +211,11 @@ def main() -> None:
     if not a.skip_pyiqa:
         ensure_pyiqa_venv()
         seed_random_weights()
+    from biqa.precision import native_bf16
+
+    backends = ["torch", "onnxruntime", "onnxruntime-int8"] + (["torch-bf16"] if native_bf16("cpu") else [])
+    if "torch-bf16" not in backends:
+        print("[vs_pyiqa] torch-bf16 not measured: this CPU does not compute bf16 natively", file=sys.stderr)
     me = [sys.executable, str(Path(__file__).resolve())]
     best: dict = {}
 
@@ -215,25 +238,32 @@ def main() -> None:
         cache = Path(tmp) / "cache"
         env = dict(os.environ, BIQA_CACHE_DIR=str(cache))
         t0 = time.perf_counter()
-        subprocess.run(me[:1] + ["-c", "from biqa.export import cached_onnx; cached_onnx('biqa-default')"],
-                       check=True, env=env)
+        subprocess.run(me[:1] + ["-c", "from biqa.export import cached_onnx, export_onnx; cached_onnx('biqa-default'); "
+                                 "cached_onnx('biqa-default', precision='int8'); export_onnx('biqa-default', "
+                                 f"{str(Path(tmp) / 'legacy.onnx')!r}, rewrite_same_padding=False)"], check=True, env=env)
         export_s = time.perf_counter() - t0
         print(f"[vs_pyiqa] {a.n} JPEGs at {SIZE[0]}x{SIZE[1]}; ONNX export (once, cached): {export_s:.1f} s "
               "including start-up", file=sys.stderr)
         for rnd in range(a.repeats):
             print(f"[vs_pyiqa] round {rnd + 1} of {a.repeats}", file=sys.stderr)
-            for backend in ("torch", "onnxruntime"):
+            for backend in backends + ["onnxruntime-legacy"]:
                 for kind, what in (("biqa-bare", "biqa bare forward (pre-decoded tensors)"),
                                    ("biqa-pipeline", "biqa pipeline (Scorer.score on JPEG files)")):
                     _, rss, text = _measure(me + ["--worker", kind, str(imgs), backend], env)
                     r = json.loads(text.strip().splitlines()[-1])
                     note = f"batch {r['batch']}" if "batch" in r else f"{r.get('workers')} decode worker(s)"
                     record(f"{what} [{backend}]", kind, backend, r["images"], r["seconds"], rss, note)
-                cli = me[:1] + ["-m", "biqa", "score", str(imgs), "-q", "--backend", backend,
+                base, _, precision = backend.partition("-")
+                if precision == "legacy":  # bare forward and pipeline only: the float32 baseline before the rewrite
+                    continue
+                cli = me[:1] + ["-m", "biqa", "score", str(imgs), "-q", "--backend", base,
                                 "--out", str(Path(tmp) / f"s_{backend}.csv")]
+                cli += ["--precision", precision, "--force"] if precision else []
                 wall, rss, _ = _measure(cli, env)
-                record(f"biqa score CLI [{backend}]", "biqa-cli", backend, a.n, wall, rss,
-                       "wall-clock incl. start-up and model load")
+                torch_free = base == "onnxruntime"  # the cached export: biqa.ortscore, no torch import
+                record(f"biqa score CLI [{backend}{', torch-free' if torch_free else ''}]", "biqa-cli", backend, a.n,
+                       wall, rss, "wall-clock incl. start-up and model load" + (" (no torch import)" if torch_free
+                                                                               else ""))
             if not a.skip_pyiqa:
                 _, rss, text = _measure([str(_venv_python()), str(Path(__file__).resolve()), "--worker", "pyiqa",
                                          str(imgs), "-"], _pyiqa_env())
@@ -252,21 +282,43 @@ def main() -> None:
     peer = {"biqa-pipeline": "pyiqa-inprocess", "biqa-bare": "pyiqa-inprocess", "biqa-cli": "pyiqa-cli"}
     res["vs_pyiqa"] = [v / ips[(peer[g], "torch")] if g in peer and (peer[g], "torch") in ips else float("nan")
                        for g, v in zip(res["group"], res["images_per_s"])]
+    pyiqa_in = ips.get(("pyiqa-inprocess", "torch"))
+    res["vs_pyiqa_inprocess"] = [v / pyiqa_in if pyiqa_in and g.startswith("biqa") else float("nan")
+                                 for g, v in zip(res["group"], res["images_per_s"])]
+    # each reduced precision against float32 on the same kind of row: int8 vs onnxruntime, bf16 vs torch
+    fp32_of = {"onnxruntime-int8": "onnxruntime", "torch-bf16": "torch"}
+    res["vs_fp32_legacy"] = [v / ips[(g, "onnxruntime-legacy")] if b.startswith("onnxruntime") and
+                             (g, "onnxruntime-legacy") in ips else float("nan")
+                             for g, b, v in zip(res["group"], res["backend"], res["images_per_s"])]
+    res["vs_fp32"] = [v / ips[(g, fp32_of[b])] if b in fp32_of and (g, fp32_of[b]) in ips else float("nan")
+                      for g, b, v in zip(res["group"], res["backend"], res["images_per_s"])]
     import torch
 
     res["resolution"] = f"{SIZE[0]}x{SIZE[1]}"
     res["cpus"] = os.cpu_count()
     res["torch"] = torch.__version__
     res["model"] = "biqa-default (EfficientNet-Lite0) vs pyiqa paq2piq (ResNet-18)"
-    with pd.option_context("display.width", 200, "display.max_colwidth", 50):
-        print(res[["what", "images", "seconds", "images_per_s", "peak_rss_mb", "vs_bare", "vs_pyiqa"]].to_string(
-            index=False, float_format=lambda v: f"{v:.2f}"))
-    for b in ("torch", "onnxruntime"):
+    with pd.option_context("display.width", 220, "display.max_colwidth", 60):
+        print(res[["what", "images", "seconds", "images_per_s", "peak_rss_mb", "vs_bare", "vs_pyiqa",
+                   "vs_pyiqa_inprocess", "vs_fp32", "vs_fp32_legacy"]].to_string(index=False,
+                                                                                  float_format=lambda v: f"{v:.2f}"))
+    for b in backends:
         pipe, bare = ips[("biqa-pipeline", b)], ips[("biqa-bare", b)]
         print(f"[{b}] pipeline / bare forward = {pipe / bare:.2f} (target >= 0.80)")
         if ("pyiqa-inprocess", "torch") in ips:
             print(f"[{b}] biqa pipeline / pyiqa in-process = {pipe / ips[('pyiqa-inprocess', 'torch')]:.2f}x, "
-                  f"biqa CLI / pyiqa CLI = {ips[('biqa-cli', b)] / ips[('pyiqa-cli', 'torch')]:.2f}x (target >= 3)")
+                  f"biqa CLI / pyiqa CLI = {ips[('biqa-cli', b)] / ips[('pyiqa-cli', 'torch')]:.2f}x (target >= 3), "
+                  f"biqa CLI / pyiqa in-process = {ips[('biqa-cli', b)] / pyiqa_in:.2f}x (target >= 5)")
+    for b, ref in fp32_of.items():
+        if b in backends:
+            print(f"[{b}] pipeline / {ref} pipeline = {ips[('biqa-pipeline', b)] / ips[('biqa-pipeline', ref)]:.2f}x, "
+                  f"bare forward {ips[('biqa-bare', b)] / ips[('biqa-bare', ref)]:.2f}x"
+                  + (" (target >= 1.8 with the accuracy guard met: benchmarks/precision.py)" if b.endswith("int8") else ""))
+    if ("biqa-pipeline", "onnxruntime-legacy") in ips:
+        leg = ips[("biqa-pipeline", "onnxruntime-legacy")]
+        print(f"[onnxruntime-legacy] the float32 graph before the same-padding rewrite: fp32 pipeline "
+              f"{ips[('biqa-pipeline', 'onnxruntime')] / leg:.2f}x of it, int8 pipeline "
+              f"{ips[('biqa-pipeline', 'onnxruntime-int8')] / leg:.2f}x of it")
     if not a.quick:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         res.to_csv(a.out, index=False, float_format="%.4f")

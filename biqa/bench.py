@@ -5,7 +5,12 @@ else; ``channels-last``: torch the way ``biqa score`` runs it on the CPU: channe
 folded into the convolutions, glibc allocator tuned (:func:`biqa.host.tune_allocator`), through
 ``biqa score``'s prediction core (:class:`biqa.prediction.Predictor`), so that images its tile policy
 tiles (``tile``, default ``auto``: above 2 Mi px, e.g. 3840x2160) are timed in tiles as users get them;
-``onnxruntime``: the model exported by :func:`biqa.export.export_onnx`, through the same core) and
+``onnxruntime``: the model exported by :func:`biqa.export.export_onnx`, through the same core;
+``torch-bf16``: ``channels-last`` under bf16 autocast (only where the CPU computes bf16 natively);
+``onnxruntime-int8``: the int8 export (``export_onnx(..., quantize="int8")``: the shipped calibration
+table of a bundled model, else calibrated on the bundled example photos); on request,
+``onnxruntime-fp16``: the float32 export converted to float16, to show why it is not shipped, and
+``onnxruntime-legacy``: the float32 export without the same-padding rewrite, as biqa made it before) and
 for batch 1 and batch N, a fresh subprocess loads the model, runs one warm-up pass and
 ``repeats`` timed passes on a seeded random batch, and reports the median latency, images/s and
 its peak resident memory (``VmHWM`` on Linux: the whole process, Python and libraries included) and
@@ -32,7 +37,19 @@ from pathlib import Path
 
 import pandas as pd
 
-BENCH_BACKENDS = ("eager", "channels-last", "onnxruntime")
+BENCH_BACKENDS = ("eager", "channels-last", "torch-bf16", "onnxruntime", "onnxruntime-int8", "onnxruntime-fp16",
+                  "onnxruntime-legacy")
+DEFAULT_BACKENDS = "eager,channels-last,torch-bf16,onnxruntime,onnxruntime-int8"
+# what each precision row is, and why the ones that are not shipped are not (printed under the table)
+NOTES = {
+    "torch-bf16": "torch channels-last under bf16 autocast (biqa score --backend torch --precision bf16)",
+    "onnxruntime-int8": "the int8 export (biqa score --precision int8): static QDQ, stem + first block float32",
+    "onnxruntime-fp16": "NOT SHIPPED: the float32 export converted to float16 (inputs/outputs float32); onnxruntime's "
+                        "x86 CPU kernels gain nothing from it",
+    "onnxruntime-bf16": "NOT SHIPPED, not measurable: onnxruntime's CPU provider has no bfloat16 convolution",
+    "onnxruntime-legacy": "for comparison: the float32 export as biqa made it before the same-padding rewrite "
+                          "(timm's Pad + Conv)",
+}
 DEFAULT_SIZES = "224,1024x768,3840x2160"
 QUICK_SIZES = "224,512x384"
 DEFAULT_MAX_BATCH_PIXELS = 2 * 3840 * 2160
@@ -121,7 +138,7 @@ def _child(cfg: dict) -> dict:
     torch.set_num_threads(cfg["threads"])
     backend, b, (w, h) = cfg["backend"], cfg["batch"], cfg["size"]
     tiles = 1
-    if backend == "onnxruntime":
+    if backend.startswith("onnxruntime"):
         from .export import OnnxRuntimeModel
 
         model = OnnxRuntimeModel(cfg["onnx"], threads=cfg["threads"])
@@ -132,11 +149,15 @@ def _child(cfg: dict) -> dict:
 
         model, _ = load_model(cfg["checkpoint"])
         model.eval()
-        if backend == "channels-last":  # as biqa's torch scorer runs on the CPU
+        if backend in ("channels-last", "torch-bf16"):  # as biqa's torch scorer runs on the CPU
             from .inference import fold_batchnorm
 
             tune_allocator()
             fold_batchnorm(model)
+            if backend == "torch-bf16":
+                from .precision import AutocastModel
+
+                model = AutocastModel(model)
             model = model.to(memory_format=torch.channels_last)
             predictor = Predictor(model, tiling=cfg.get("tile", "auto"), batch_size=b, channels_last=True)
             run = predictor.predict
@@ -209,7 +230,7 @@ def _resolve_model(spec: str, tmp: Path) -> tuple[Path, str]:
 
 
 def bench(model: str = "biqa-default", sizes: str | list = DEFAULT_SIZES, *, batch: int = 8, repeats: int = 5,
-          backends=BENCH_BACKENDS, threads: int | None = None, max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS,
+          backends=DEFAULT_BACKENDS, threads: int | None = None, max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS,
           tile: str | int = "auto", log=print) -> pd.DataFrame:
     """Measure a model; one row per (size, backend, batch). See the module docstring (``tile``: the tile
     policy of the ``channels-last`` and ``onnxruntime`` rows, as ``biqa score --tile``)."""
@@ -225,6 +246,7 @@ def bench(model: str = "biqa-default", sizes: str | list = DEFAULT_SIZES, *, bat
     for b in backends:
         if b not in BENCH_BACKENDS:
             raise ValueError(f"unknown backend {b!r}: choose from {', '.join(BENCH_BACKENDS)}")
+    from .precision import native_bf16
     threads = int(threads or default_threads(0))
     rows = []
     with tempfile.TemporaryDirectory(prefix="biqa-bench-") as tmp:
@@ -234,21 +256,19 @@ def bench(model: str = "biqa-default", sizes: str | list = DEFAULT_SIZES, *, bat
         preset = meta.get("preset", {}).get("name", "?")
         del net
         log(f"{label}: preset {preset}, {params / 1e6:.2f} M parameters, {threads} threads")
-        onnx_path = None
-        if "onnxruntime" in backends:
-            from .export import export_onnx
-
-            t0 = time.perf_counter()
-            onnx_path = export_onnx(ckpt, Path(tmp) / "model.onnx")
-            log(f"exported to ONNX in {time.perf_counter() - t0:.1f} s (checked against torch)")
+        onnx_paths = _onnx_exports(ckpt, Path(tmp), backends, log)
+        skip = {}
+        if "torch-bf16" in backends and not native_bf16("cpu"):
+            skip["torch-bf16"] = "not offered: this CPU does not compute bf16 natively (AVX512-BF16 / AMX)"
+            log(f"torch-bf16: {skip['torch-bf16']}")
         for w, h in sizes:
             n = max(1, min(batch, max_batch_pixels // (w * h)))
             for backend in backends:
                 for b in sorted({1, n}):
-                    cfg = {"checkpoint": str(ckpt), "onnx": str(onnx_path) if onnx_path else None,
+                    cfg = {"checkpoint": str(ckpt), "onnx": str(onnx_paths.get(backend) or "") or None,
                            "backend": backend, "batch": b, "size": [w, h], "threads": threads,
                            "repeats": repeats, "tile": tile}
-                    res = _run_child(cfg)
+                    res = {"error": skip[backend]} if backend in skip else _run_child(cfg)
                     row = {"model": label, "preset": preset, "params_m": params / 1e6,
                            "gmacs_per_image": gmacs[(w, h)], "size": f"{w}x{h}", "backend": backend,
                            "batch": b, "threads": threads, "repeats": repeats, **res}
@@ -261,17 +281,55 @@ def bench(model: str = "biqa-default", sizes: str | list = DEFAULT_SIZES, *, bat
     df = pd.DataFrame(rows)
     df["cpus"] = os.cpu_count()
     df["machine"] = platform.machine()
+    if "images_per_s" in df.columns:  # each row against the float32 onnxruntime row of its size and batch
+        ref = df[df["backend"] == "onnxruntime"].set_index(["size", "batch"])["images_per_s"]
+        df["vs_onnxruntime_fp32"] = [v / ref.get((s_, b_), float("nan")) for s_, b_, v in
+                                     zip(df["size"], df["batch"], df["images_per_s"])]
     return df
+
+
+def _onnx_exports(ckpt: Path, tmp: Path, backends, log) -> dict[str, Path]:
+    """The ONNX files the onnxruntime rows run: float32, int8, float16 (as asked)."""
+    from .export import export_onnx
+    from .ortscore import default_calibration_table
+
+    out: dict[str, Path] = {}
+    if any(b.startswith("onnxruntime") for b in backends):
+        t0 = time.perf_counter()
+        out["onnxruntime"] = export_onnx(ckpt, tmp / "model.onnx")
+        log(f"exported to ONNX in {time.perf_counter() - t0:.1f} s (checked against torch)")
+    if "onnxruntime-int8" in backends:
+        t0 = time.perf_counter()
+        table = default_calibration_table(ckpt)
+        cal = None if table else [str(Path(__file__).resolve().parent / "examples")]
+        out["onnxruntime-int8"] = export_onnx(ckpt, tmp / "model-int8.onnx", quantize="int8", calibration=cal)
+        log(f"int8 export in {time.perf_counter() - t0:.1f} s (calibration: "
+            f"{'the shipped table ' + table.name if table else 'the bundled example photos'})")
+    if "onnxruntime-legacy" in backends:
+        out["onnxruntime-legacy"] = export_onnx(ckpt, tmp / "model-legacy.onnx", rewrite_same_padding=False)
+    if "onnxruntime-fp16" in backends:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        m16 = convert_float_to_float16(onnx.load(str(out["onnxruntime"])), keep_io_types=True)
+        onnx.save(m16, str(tmp / "model-fp16.onnx"))
+        out["onnxruntime-fp16"] = tmp / "model-fp16.onnx"
+    return out
 
 
 def format_table(df: pd.DataFrame) -> str:
     cols = ["size", "gmacs_per_image", "backend", "batch", "tiles", "median_ms", "ms_per_image", "images_per_s",
-            "peak_rss_mb", "peak_delta_mb"]
+            "vs_onnxruntime_fp32", "peak_rss_mb", "peak_delta_mb", "error"]
     cols = [c for c in cols if c in df.columns]
     t = df[cols].rename(columns={"gmacs_per_image": "GMACs/img", "median_ms": "latency_ms (median)",
-                                 "peak_rss_mb": "peak_RSS_MB", "peak_delta_mb": "peak_over_loaded_MB"})
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        return t.to_string(index=False, float_format=lambda v: f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}")
+                                 "vs_onnxruntime_fp32": "vs_ort_fp32", "peak_rss_mb": "peak_RSS_MB",
+                                 "peak_delta_mb": "peak_over_loaded_MB"})
+    if "error" in t.columns:
+        t["error"] = t["error"].fillna("")
+    with pd.option_context("display.width", 240, "display.max_columns", 20, "display.max_colwidth", 60):
+        text = t.to_string(index=False, float_format=lambda v: f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}")
+    notes = [f"  {b}: {NOTES[b]}" for b in [*dict.fromkeys(df["backend"]), "onnxruntime-bf16"] if b in NOTES]
+    return text + ("\n" + "\n".join(notes) if notes else "")
 
 
 if __name__ == "__main__":  # the per-configuration subprocess
