@@ -29,7 +29,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md"] + sorted((REPO / "docs").glob("*.md"))
 RUN_MARK = "<!-- docs-test: run -->"
-NOT_CHECKED = {"pip", "source", ".", "chromium"}
+NOT_CHECKED = {"pip", "source", ".", "chromium", "grep"}
 
 
 def _blocks(path: Path):
@@ -80,11 +80,11 @@ def _all(kind: str):
 
 
 def _argv(cmd: str) -> list[list[str]]:
-    """A command line split into its programs (``a && b``, ``a; b``)."""
-    words = shlex.split(cmd, comments=True)
+    """A command line split into its programs (``a && b``, ``a; b``, ``a | b``; ``2>&1`` dropped)."""
+    words = [w for w in shlex.split(cmd, comments=True) if not re.fullmatch(r"\d?>&\d", w)]
     progs, cur = [], []
     for w in words:
-        if w in ("&&", ";", "||"):
+        if w in ("&&", ";", "||", "|"):
             progs.append(cur)
             cur = []
         else:
@@ -128,6 +128,8 @@ def check_command(cmd: str) -> None:
             assert "-m" in argv and argv[argv.index("-m") + 1] == "biqa", cmd
             _check_biqa(argv[argv.index("-m") + 2:])
         elif prog in ("python", "python3", "bash"):
+            while len(argv) > 2 and argv[1] in ("-X", "-W"):  # interpreter options: python -X importtime -m biqa ...
+                argv = argv[:1] + argv[3:]
             if argv[1:2] == ["-m"]:
                 assert argv[2] in ("venv", "pytest", "biqa"), cmd
                 if argv[2] == "biqa":
