@@ -56,9 +56,14 @@ def float32_depthwise_(module: nn.Module) -> int:
 def native_bf16(device: "str | torch.device" = "cpu") -> bool:
     """Whether ``device`` computes bfloat16 natively: a GPU that supports it, or a CPU with AVX512-BF16 /
     AMX (oneDNN's bf16 kernels). Elsewhere bf16 would be emulated, slower than float32."""
-    dev = torch.device(device)
+    from .host import resolve_device
+
+    dev = resolve_device(device)  # "auto" too
     if dev.type == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        try:
+            return bool(torch.cuda.is_bf16_supported())
+        except (AssertionError, RuntimeError):  # no usable CUDA
+            return False
     if dev.type != "cpu":
         return False
     try:
