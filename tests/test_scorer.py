@@ -168,3 +168,32 @@ def test_device_auto_is_resolved_in_one_place(monkeypatch, tiny_checkpoint):
     others = [str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
               if p.name != "host.py" and re.search(r"cuda\.is_available\(\)", p.read_text())]
     assert others == []
+
+
+def test_onnxruntime_runs_beside_inline_decoding(photo_dir, tiny_checkpoint, tmp_path, monkeypatch):
+    """With onnxruntime and inline decoding the network runs in a worker thread while the next batch is
+    decoded: rows, errors, order and the per-batch callback are as the torch model gives them (the
+    reference: another backend, scores within 1e-4), and every forward ran outside the calling thread."""
+    pytest.importorskip("onnxruntime")
+    import threading
+
+    monkeypatch.setenv("BIQA_CACHE_DIR", str(tmp_path / "cache"))
+    add_bad_files(photo_dir)
+    inputs = collect_inputs([str(photo_dir)]) + [str(photo_dir / "nope.png")]
+    ref = load(tiny_checkpoint, device="cpu", backend="torch", batch_size=2, num_workers=0).score(inputs)
+    ort = load(tiny_checkpoint, backend="onnxruntime", batch_size=2, num_workers=0)
+    threads, seen = [], []
+    forward = ort.model.__call__
+
+    def spy(x):
+        threads.append(threading.current_thread())
+        return forward(x)
+
+    monkeypatch.setattr(ort, "model", spy, raising=False)
+    ort.predictor.model = spy
+    df = ort.score_paths(inputs, on_batch=lambda idx, rows: seen.extend(idx))
+    assert list(df["path"]) == inputs
+    assert list(df["error"] != "") == list(ref["error"] != "")
+    np.testing.assert_allclose(df["score"], ref["score"], atol=1e-4)  # NaN where both are errors
+    assert sorted(seen) == list(range(len(inputs)))  # each input reported once, errors included
+    assert threads and all(t is not threading.main_thread() for t in threads)
