@@ -13,6 +13,7 @@ from PIL import Image, ImageOps
 
 from .paths import printable
 from .resolution import Resolution
+from .timelimit import time_limit
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 
@@ -51,6 +52,18 @@ def image_size(path: str, resolution: Resolution | None = None) -> tuple[int, in
     except Exception:
         return None
     return (resolution or Resolution()).target_size(w, h)
+
+
+def header_size(path: str, resolution: Resolution | None, timeout: float | None) -> tuple[int, int] | None:
+    """:func:`image_size` of a regular file within ``timeout`` seconds (:func:`biqa.timelimit.time_limit`);
+    ``None`` when unknown: the scorers then decode the image alone and report its error, if any, on its row."""
+    try:
+        if not os.path.isfile(path):
+            return None
+        with time_limit(timeout):
+            return image_size(path, resolution)
+    except Exception:
+        return None
 
 
 def check_scorable_file(path: str) -> None:

@@ -35,7 +35,7 @@ from typing import Iterator
 import numpy as np
 
 from .host import default_threads
-from .imageio import check_scorable_file, error_text, image_size, load_image, size_batches
+from .imageio import check_scorable_file, error_text, header_size, load_image, size_batches
 from .paths import path_to_text, printable
 from .resolution import Resolution
 from .tiling import DEFAULT_PASS_PIXELS, TileGrid, TilePolicy, aggregate
@@ -279,13 +279,7 @@ class OrtScorer:
         return res
 
     def _header_size(self, path: str):
-        try:
-            if not os.path.isfile(path):
-                return None
-            with time_limit(self.decode_timeout):
-                return image_size(path, self.resolution)
-        except Exception:
-            return None
+        return header_size(path, self.resolution, self.decode_timeout)
 
     def score_paths(self, paths: list[str], *, progress: bool = False) -> list[dict]:
         """One row per path, in order (see the class docstring); an unreadable input gets an error row."""

@@ -23,10 +23,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .checkpoint import load_model
-from .data import (DEFAULT_DECODE_TIMEOUT, Resolution, SizeBucketBatchSampler, check_image_batch, image_size, load_image,
-                   time_limit, to_tensor)
+from .data import (DEFAULT_DECODE_TIMEOUT, Resolution, SizeBucketBatchSampler, check_image_batch, load_image, time_limit,
+                   to_tensor)
 from .host import available_cpus, default_threads, default_workers, resolve_device, tune_allocator
-from .imageio import check_scorable_file, collect_inputs, error_text  # noqa: F401  (collect_inputs: re-exported)
+from .imageio import check_scorable_file, collect_inputs, error_text, header_size  # noqa: F401  (collect_inputs: re-exported)
 from .paths import path_to_text, printable
 from .prediction import Predictor
 from .tiling import TilePolicy
@@ -267,13 +267,7 @@ class Scorer:
     def _header_size(self, path: str):
         """The size the network will see, from the file's header; ``None`` when unknown (the
         image is then decoded alone and its error, if any, reported on its row)."""
-        try:
-            if not os.path.isfile(path):
-                return None
-            with time_limit(self.decode_timeout):
-                return image_size(path, self.resolution)
-        except Exception:
-            return None
+        return header_size(path, self.resolution, self.decode_timeout)
 
     @property
     def columns(self) -> list[str]:
