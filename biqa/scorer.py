@@ -26,7 +26,8 @@ from .checkpoint import load_model
 from .data import (DEFAULT_DECODE_TIMEOUT, Resolution, SizeBucketBatchSampler, check_image_batch, load_image, time_limit,
                    to_tensor)
 from .host import available_cpus, default_threads, default_workers, resolve_device, tune_allocator
-from .imageio import check_scorable_file, collect_inputs, error_text, header_size  # noqa: F401  (collect_inputs: re-exported)
+from .imageio import collect_inputs  # noqa: F401  (re-exported: biqa.scorer.collect_inputs)
+from .imageio import check_scorable_file, error_text, header_size
 from .paths import path_to_text, printable
 from .prediction import Predictor
 from .tiling import TilePolicy
@@ -38,8 +39,6 @@ __all__ = ["Scorer", "load", "collect_inputs", "scores_for_writing", "write_scor
            "resolve_checkpoint", "available_cpus", "default_threads", "default_workers", "tune_allocator"]
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
-
-_error_text = error_text  # the name older code used
 
 
 class _ScoreDataset(Dataset):
@@ -60,7 +59,7 @@ class _ScoreDataset(Dataset):
             # in the scoring process (see Scorer._normalise), arriving channels-last
             return {"index": i, "image": torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())}
         except Exception as e:  # reported as this input's row, never a crash
-            return {"index": i, "error": _error_text(e)}
+            return {"index": i, "error": error_text(e)}
 
 
 def _collate(items):
@@ -82,6 +81,7 @@ def _collate(items):
 # images runs slower per image than one at a time (activations outgrow the caches), while small
 # images gain from batching (224x224: up to 8 a batch).
 MAX_BATCH_PIXELS = 1 << 19
+
 
 class _Done:
     """A finished call with the interface of a :class:`concurrent.futures.Future` (``result()``)."""
