@@ -78,3 +78,34 @@ def tune_allocator() -> bool:
         ok = False
     _ALLOCATOR_TUNED = ok
     return ok
+
+
+def pipelined(batches, prepare, compute, finish, *, threaded: bool = True) -> None:
+    """Run ``compute`` in one worker thread while the calling thread prepares the next batch.
+
+    For each batch in ``batches`` (iterating may itself do work, e.g. a DataLoader decoding inline):
+    ``prepare(batch)`` gives ``[(key, arg), ...]`` in the calling thread (where a SIGALRM time limit
+    works); ``compute(arg)`` runs in the worker thread (it gains only if it releases the GIL, as
+    onnxruntime does); ``finish(batch, [(key, result), ...])`` runs in the calling thread, in batch
+    order, once that batch's results are in, overlapping the next batch's preparation.
+    ``threaded=False``: everything in the calling thread, in the same order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="biqa-net") if threaded else None
+    pending = None
+
+    def done(p) -> None:
+        batch, work = p
+        finish(batch, [(k, w.result() if pool is not None else w) for k, w in work])
+
+    try:
+        for batch in batches:
+            work = [(k, pool.submit(compute, a) if pool is not None else compute(a)) for k, a in prepare(batch)]
+            if pending is not None:
+                done(pending)
+            pending = (batch, work)
+        if pending is not None:
+            done(pending)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)

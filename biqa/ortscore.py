@@ -28,13 +28,12 @@ import json
 import math
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from .host import default_threads
+from .host import default_threads, pipelined
 from .imageio import check_scorable_file, error_text, header_size, load_image, size_batches
 from .paths import path_to_text, printable
 from .resolution import Resolution
@@ -308,9 +307,8 @@ class OrtScorer:
                     rows[i]["error"] = error_text(e)
             return [([i for i, _ in items], np.stack([a for _, a in items])) for items in groups.values()]
 
-        def finish(n: int, work: list) -> None:
-            for idx, fut in work:
-                res = fut.result()
+        def finish(b: list[int], results) -> None:
+            for idx, res in results:
                 for j, i in enumerate(idx):
                     s = float(res["score"][j])
                     rows[i]["score"] = min(max(s, self.score_range[0]), self.score_range[1]) if self.clip else s
@@ -318,23 +316,15 @@ class OrtScorer:
                     if "std" in res:
                         rows[i]["std"] = float(res["std"][j])
             if bar is not None:
-                bar.update(n)
+                bar.update(len(b))
 
-        # The network runs in one worker thread while this thread decodes the next batch: onnxruntime
-        # releases the GIL, and its threads leave part of the CPUs idle (on 2 cores, 2 threads run a
-        # 1024x768 forward only ~1.3x faster than 1), which decoding then uses (64 JPEGs at 1024x768: float32
-        # 11.2 -> 13.7 images/s, int8 18.4 -> 23.0, one A/B run). Decoding stays in the
-        # calling thread, where the decode time limit (SIGALRM) works.
-        pending: tuple[int, list] | None = None
+        # The network runs in one worker thread while this thread decodes the next batch
+        # (biqa.host.pipelined): onnxruntime releases the GIL, and its threads leave part of the CPUs
+        # idle (on 2 cores, 2 threads run a 1024x768 forward only ~1.3x faster than 1), which decoding
+        # then uses (64 JPEGs at 1024x768: float32 11.2 -> 13.7 images/s, int8 18.4 -> 23.0, one A/B run).
+        # Decoding stays in the calling thread, where the decode time limit (SIGALRM) works.
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="biqa-ort") as pool:
-                for b in batches:
-                    work = [(idx, pool.submit(self.predict, stack)) for idx, stack in decoded(b)]
-                    if pending is not None:
-                        finish(*pending)
-                    pending = (len(b), work)
-                if pending is not None:
-                    finish(*pending)
+            pipelined(batches, decoded, self.predict, finish)
         finally:
             if bar is not None:
                 bar.close()

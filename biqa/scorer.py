@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_model
 from .data import (DEFAULT_DECODE_TIMEOUT, Resolution, SizeBucketBatchSampler, check_image_batch, load_image, time_limit,
                    to_tensor)
-from .host import available_cpus, default_threads, default_workers, resolve_device, tune_allocator
+from .host import available_cpus, default_threads, default_workers, pipelined, resolve_device, tune_allocator
 from .imageio import collect_inputs  # noqa: F401  (re-exported: biqa.scorer.collect_inputs)
 from .imageio import check_scorable_file, error_text, header_size
 from .paths import path_to_text, printable
@@ -81,20 +80,6 @@ def _collate(items):
 # images runs slower per image than one at a time (activations outgrow the caches), while small
 # images gain from batching (224x224: up to 8 a batch).
 MAX_BATCH_PIXELS = 1 << 19
-
-
-class _Done:
-    """A finished call with the interface of a :class:`concurrent.futures.Future` (``result()``)."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
-
-
-def _done_now(fn, *args) -> _Done:
-    return _Done(fn(*args))
 
 
 class Scorer:
@@ -230,38 +215,25 @@ class Scorer:
             batches += [[i] for i in b] if tiled else [b]
         loader = DataLoader(ds, batch_sampler=batches, num_workers=workers, collate_fn=_collate)
 
-        def finish(batch, work, bar) -> None:
-            for i, err in batch["errors"]:
-                rows[i]["error"] = err
-            for idx, fut in work:
-                self._rows_from(fut.result(), idx, rows)
-            if on_batch is not None:
-                on_batch([i for i, _ in batch["errors"]] + [i for idx, _ in work for i in idx.tolist()], rows)
-            bar.update(len(batch["errors"]) + sum(len(i) for i, _ in work))
-
         # onnxruntime with inline decoding (no worker process): the network runs in one worker thread
-        # while this thread decodes the next batch. onnxruntime releases the GIL, and its threads leave
-        # part of the CPUs idle (on 2 cores, 2 threads run a 1024x768 forward only ~1.3-1.6x faster than
-        # 1), which decoding then uses: +11% images/s measured (float32 and int8, 64 JPEGs at 1024x768).
-        # Decoding stays in this thread, where its time limit (SIGALRM) works. Not for torch: its OpenMP
-        # pool, driven from a second thread, ran at half speed.
-        overlap = workers == 0 and self.backend == "onnxruntime"
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="biqa-net") if overlap else None
-        run = pool.submit if pool is not None else _done_now
-        pending = None
-        try:
-            with tqdm(total=len(paths), desc="scoring", unit="img", disable=not progress, dynamic_ncols=True) as bar:
-                for batch in loader:
-                    # tiled or not: decided on the decoded size
-                    work = [(idx, run(self.predict, x, self._normalise)) for idx, x in batch["groups"]]
-                    if pending is not None:
-                        finish(*pending, bar)
-                    pending = (batch, work)
-                if pending is not None:
-                    finish(*pending, bar)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
+        # while this thread decodes the next batch (biqa.host.pipelined). onnxruntime releases the GIL,
+        # and its threads leave part of the CPUs idle (on 2 cores, 2 threads run a 1024x768 forward only
+        # ~1.3-1.6x faster than 1), which decoding then uses: +11% images/s measured (float32 and int8,
+        # 64 JPEGs at 1024x768). Not for torch: its OpenMP pool, driven from a second thread, ran at half speed.
+        with tqdm(total=len(paths), desc="scoring", unit="img", disable=not progress, dynamic_ncols=True) as bar:
+
+            def finish(batch, results) -> None:
+                for i, err in batch["errors"]:
+                    rows[i]["error"] = err
+                for idx, res in results:
+                    self._rows_from(res, idx, rows)
+                if on_batch is not None:
+                    on_batch([i for i, _ in batch["errors"]] + [i for idx, _ in results for i in idx.tolist()], rows)
+                bar.update(len(batch["errors"]) + sum(len(i) for i, _ in results))
+
+            # tiled or not: decided on the decoded size
+            pipelined(loader, lambda batch: batch["groups"], lambda x: self.predict(x, self._normalise), finish,
+                      threaded=workers == 0 and self.backend == "onnxruntime")
         return self.frame(rows)
 
     def _header_size(self, path: str):
