@@ -85,14 +85,33 @@ def _paths(root):
 
 
 def test_normalise_equals_the_torch_path_bit_for_bit():
+    """ortscore.normalise (NumPy, channels moved in the cast) against torch's own steps on the decoded
+    channels-last view, and the Scorer's normalisation for both of its backends against the same."""
     rng = np.random.default_rng(0)
-    s = Scorer(TorchRecorder(), META, device="cpu", channels_last=False, num_workers=0)
+    mean, std = META["preprocessing"]["mean"], META["preprocessing"]["std"]
+    m_t, s_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+
+    class TorchBackend(TorchRecorder):
+        backend = "torch"
+
+    ort_scorer = Scorer(TorchRecorder(), META, device="cpu", channels_last=False, num_workers=0)
+    torch_scorer = Scorer(TorchBackend(), META, device="cpu", channels_last=False, num_workers=0)
+    assert (ort_scorer.backend, torch_scorer.backend) == ("onnxruntime", "torch")
     for shape in [(1, 7, 5, 3), (3, 61, 97, 3), (2, 128, 96, 3)]:
         u8 = rng.integers(0, 256, shape, dtype=np.uint8)
-        ref = s._normalise(torch.from_numpy(u8).permute(0, 3, 1, 2)).contiguous().numpy()  # channels-last view, as decoded
-        got = normalise(u8, META["preprocessing"]["mean"], META["preprocessing"]["std"])
+        view = torch.from_numpy(u8).permute(0, 3, 1, 2)  # the channels-last view, as decoded
+        ref = ((view.to(torch.float32) / 255.0 - m_t) / s_t).contiguous().numpy()
+        got = normalise(u8, mean, std)
         assert got.dtype == np.float32 and got.flags["C_CONTIGUOUS"] and got.shape == ref.shape
-        assert np.array_equal(got, ref)
+        assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))
+        for s in (ort_scorer, torch_scorer):
+            x = s._normalise(view)
+            assert x.dtype == torch.float32 and np.array_equal(x.contiguous().numpy().view(np.uint32), ref.view(np.uint32))
+        assert ort_scorer._normalise(view).is_contiguous()  # what an onnxruntime session takes, no copy
+    one = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)  # one image [H, W, 3] -> a batch of one
+    assert np.array_equal(normalise(one, mean, std), normalise(one[None], mean, std))
+    with pytest.raises(ValueError, match="expected uint8 images"):
+        normalise(np.zeros((2, 3, 8, 8), np.uint8), mean, std)
 
 
 def test_tiles_equal_the_torch_tiles():
