@@ -19,6 +19,8 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
   learns the ranking pairs a linear head cannot order, chosen by the same rule;
 - ``recipe-synth-only``: ``recipe-linear`` with biqa.synth's implementations only (one per family);
 - ``recipe-no-originals``: ``recipe-linear`` with ranking crops from the 768 px photos only (no originals);
+- ``recipe-more-photos`` (when ``--pristine`` holds photos: ``biqa data pristine``): ``recipe`` with its
+  ranking groups drawn from the 15 enlightenment-data photographs too (dark, foggy, smooth scenes);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
@@ -45,7 +47,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from biqa.probe import FeatureExtractor, cached_path_features  # noqa: E402
-from biqa.recipe import build_ranking_set, ensure_livec, fit_recipe, ranking_sources, select_params  # noqa: E402
+from biqa.recipe import (build_ranking_set, ensure_livec, fit_recipe, pristine_files, ranking_sources,  # noqa: E402
+                         select_params)
 sys.path.insert(0, str(HERE))
 import heldout_levels as hl  # noqa: E402  (the held-out level-ranking check, benchmarks/heldout_levels.py)
 
@@ -125,6 +128,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="2 splits, 48 + 24 ranking groups, heldout set --quick")
     ap.add_argument("--old-default", action="store_true", help="also score biqa-default v2 (needs its weights file)")
     ap.add_argument("--features", default=str(ROOT / "data" / "features"))
+    ap.add_argument("--pristine", default=str(ROOT / "data" / "pristine"),
+                    help="folder of `biqa data pristine` (if it has photos: the recipe-more-photos variant)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--finetune", default=None, metavar="CONFIG",
                     help="instead of the frozen-feature variants: train CONFIG (a YAML file or a shipped config's name, "
@@ -167,15 +172,20 @@ def main(argv=None) -> int:
     synth_only = [k for k in implementations() if k.startswith("synth_")]
     rank = {
         "recipe": build_ranking_set(photos, originals, a.groups, seed=1, extractor=fx,
-                                    cache=feats / f"{tag}rank_train.npz"),
+                                    cache=feats / f"{tag}rank_train_{a.groups}.npz"),
         "recipe-synth-only": build_ranking_set(photos, originals, a.groups, seed=1, extractor=fx, impls=synth_only,
-                                               cache=feats / f"{tag}rank_train_synth_only.npz"),
+                                               cache=feats / f"{tag}rank_train_synth_only_{a.groups}.npz"),
         "recipe-no-originals": build_ranking_set(photos, [], a.groups, seed=1, extractor=fx,
-                                                 cache=feats / f"{tag}rank_train_no_originals.npz"),
+                                                 cache=feats / f"{tag}rank_train_no_originals_{a.groups}.npz"),
     }
+    extra = pristine_files(a.pristine)
+    if extra:
+        rank["recipe-more-photos"] = build_ranking_set(photos, originals + extra, a.groups, seed=1, extractor=fx,
+                                                       cache=feats / f"{tag}rank_train_more_photos_{a.groups}.npz")
     rank_val = build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fx,
-                                 cache=feats / f"{tag}rank_val.npz")
-    print(f"ranking groups: {a.groups} train ({len(photos)} photos + {len(originals)} originals), "
+                                 cache=feats / f"{tag}rank_val_{a.val_groups}.npz")
+    print(f"ranking groups: {a.groups} train ({len(photos)} photos + {len(originals)} originals; +{len(extra)} "
+          f"pristine in recipe-more-photos), "
           f"{a.val_groups} val ({len(vphotos)} photos) ({time.time() - t0:.0f} s)")
 
     HX = cached_path_features([str(hdir / p) for p in hdf["path"]], feats / f"{tag}heldout_levels.npz", fx)
@@ -186,7 +196,8 @@ def main(argv=None) -> int:
         fit = np.isin(parts, ["train", "val"])
         te = parts == "test"
         for name, ranking in [("probe", None), ("recipe-linear", rank["recipe"]), *rank.items()]:
-            p, rep = select_params(X[fit], z[fit], ranking, rank_val, seed=s, residual=name == "recipe")
+            p, rep = select_params(X[fit], z[fit], ranking, rank_val, seed=s,
+                                   residual=name in ("recipe", "recipe-more-photos"))
             head = fit_recipe(X[fit], z[fit], ranking, p)
             srcc, plcc = metrics(head.predict(X[te]), z[te])
             row = {"variant": name, "split": s, "srcc": srcc, "plcc": plcc, "n_test": int(te.sum()),

@@ -322,6 +322,18 @@ def _cmd_data_synth(a) -> int:
     return 0
 
 
+def _cmd_data_pristine(a) -> int:
+    from .synth.pristine import build_pristine
+
+    try:
+        table = build_pristine(a.out, deb=a.deb, installed=a.installed, progress=not a.quiet)
+    except (RuntimeError, FileNotFoundError, ValueError) as e:
+        print(f"biqa data pristine: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(table)} photos and SOURCES.csv to {a.out}")
+    return 0
+
+
 def _cmd_data_import(a) -> int:
     from .datasets import import_dataset
 
@@ -593,6 +605,15 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--workers", type=int, default=1)
     y.add_argument("--quiet", "-q", action="store_true")
     y.set_defaults(func=_cmd_data_synth)
+
+    pp = dsub.add_parser("pristine", help="more pristine photos for ranking training: the 15 photographs among "
+                         "Debian enlightenment-data's backgrounds (BSD-2), as PNGs + SOURCES.csv")
+    pp.add_argument("--out", default="data/pristine", help="output folder (default: data/pristine)")
+    pp.add_argument("--deb", default=None, help="a downloaded enlightenment-data .deb (default: apt-get download)")
+    pp.add_argument("--installed", default=None,
+                    help="read the installed .edj files instead, e.g. /usr/share/enlightenment/data/backgrounds")
+    pp.add_argument("--quiet", "-q", action="store_true")
+    pp.set_defaults(func=_cmd_data_pristine)
 
     i = dsub.add_parser("import", help="import a standard IQA dataset (as unpacked by its authors) into records")
     i.add_argument("name", help="koniq10k, spaq, livec, bid, uhdiqa, tid2013, kadid10k, csiq, live, or republished")

@@ -102,6 +102,13 @@ def source_files(photos_dir, originals_dir=None, *, exclude: Sequence[str] = (),
     return photos, originals
 
 
+def pristine_files(pristine_dir) -> list[Path]:
+    """The high-resolution photos of ``biqa data pristine`` (:mod:`biqa.synth.pristine`) in ``pristine_dir``,
+    used like ``originals`` (downscaled 2-4x before cropping); empty if the folder does not exist."""
+    d = Path(pristine_dir) if pristine_dir else None
+    return sorted(p for p in d.glob("*.png") if p.stem not in HELDOUT_PHOTOS) if d and d.is_dir() else []
+
+
 def ranking_sources(photos_dir, originals_dir=None) -> tuple[tuple[list[Path], list[Path]],
                                                              tuple[list[Path], list[Path]]]:
     """(photos, originals) for the recipe's training ranking groups, and for its validation groups

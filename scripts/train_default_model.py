@@ -56,8 +56,10 @@ def main(argv=None) -> int:
     X = cached_path_features(df["abspath"].tolist(), feats / "livec.npz", fx)
     z = df["mos"].to_numpy(float) / 100.0
     (photos, originals), (vphotos, voriginals) = ranking_sources(SHARED / "photos", SHARED / "originals")
-    ranking = build_ranking_set(photos, originals, a.groups, seed=1, extractor=fx, cache=feats / "rank_train.npz")
-    rank_val = build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fx, cache=feats / "rank_val.npz")
+    ranking = build_ranking_set(photos, originals, a.groups, seed=1, extractor=fx,
+                                cache=feats / f"rank_train_{a.groups}.npz")
+    rank_val = build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fx,
+                                 cache=feats / f"rank_val_{a.val_groups}.npz")
     print(f"features: {len(df)} LIVE Challenge photos, {ranking.n_groups} + {rank_val.n_groups} ranking groups "
           f"({time.time() - t0:.0f} s)")
     params, rep = select_params(X, z, ranking, rank_val, seed=0)
