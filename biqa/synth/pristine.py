@@ -72,9 +72,12 @@ def deb_members(deb: str | Path, prefix: str) -> Iterator[tuple[str, bytes]]:
             if size % 2:
                 f.read(1)
             if name.startswith("data.tar"):
+                if name.endswith(".zst"):  # Ubuntu's compression; Python's tarfile cannot read it
+                    raise ValueError(f"{deb}: {name} is zstd-compressed; unpack it with 'dpkg-deb -x' and pass "
+                                     "the backgrounds folder with --installed")
                 with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tar:
                     for member in tar:
-                        path = member.name.lstrip("./")
+                        path = member.name.removeprefix("./")
                         if member.isfile() and path.startswith(prefix):
                             yield path, tar.extractfile(member).read()
                 return
