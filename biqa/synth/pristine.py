@@ -112,7 +112,10 @@ def build_pristine(out: str | Path, *, deb: str | Path | None = None, installed:
     ``/usr/share/enlightenment/data/backgrounds``), else the package fetched with ``apt-get download``.
     Existing PNGs are kept (re-runs are cheap). Returns the table as a DataFrame."""
     import pandas as pd
+    from PIL import Image
     from tqdm.auto import tqdm
+
+    from ..files import _atomic_write_bytes
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,19 +123,18 @@ def build_pristine(out: str | Path, *, deb: str | Path | None = None, installed:
     unknown = sorted(set(photos) - set(PHOTOS))
     if unknown:
         raise ValueError(f"not among the package's photographs: {unknown}; choose from {list(PHOTOS)}")
-    rows = []
+    rows, done = [], set()
 
     def write(stem: str, blob: bytes, version: str) -> None:
         target = out / f"{PACKAGE}__{stem}.png"
-        if not target.is_file():
+        if target.is_file():  # kept from an earlier run: only its size is read
+            with Image.open(target) as im:
+                w, h = im.size
+        else:
             im = largest_jpeg(blob)
-            tmp = target.with_suffix(".tmp.png")
-            im.save(tmp, compress_level=1)
-            tmp.replace(target)
-        from PIL import Image
-
-        with Image.open(target) as im:
             w, h = im.size
+            _atomic_write_bytes(target, lambda p: im.save(p, format="PNG", compress_level=1))
+        done.add(stem)
         rows.append({"file": target.name, "package": PACKAGE, "version": version, "licence": LICENCE,
                      "source": f"/{BACKGROUNDS}{stem}.edj", "width": w, "height": h})
 
@@ -155,7 +157,7 @@ def build_pristine(out: str | Path, *, deb: str | Path | None = None, installed:
                     write(stem, blob, _deb_version(deb))
                     bar.update()
     bar.close()
-    missing = sorted(set(wanted.values()) - {r["file"][len(PACKAGE) + 2:-4] for r in rows})
+    missing = sorted(set(wanted.values()) - done)
     if missing:
         raise ValueError(f"{PACKAGE} lacks these backgrounds: {missing}")
     table = pd.DataFrame(rows).sort_values("file").reset_index(drop=True)
