@@ -27,6 +27,7 @@ Usage::
 
     python benchmarks/livec_protocol.py                 # all 10 splits (features cached in data/features)
     python benchmarks/livec_protocol.py --quick         # 2 splits, small ranking sets (CI smoke run)
+    python benchmarks/livec_protocol.py --variants recipe-more-photos   # one row more; the other rows are kept
 
 Writes ``livec_protocol.csv`` (one row per variant and split: srcc, plcc, ...) and
 ``livec_protocol_summary.csv`` (mean and std over splits, level ranking) under ``--out``.
@@ -56,6 +57,10 @@ SHARED = ROOT / ".." / "shared" / "data"
 LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 
 
+VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-originals", "recipe-more-photos",
+            "brisque", "niqe", "piqe")
+
+
 def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:
     """The LIVE Challenge records with ``split_seedN`` columns (imported and split if absent)."""
     from biqa.datasets import add_splits
@@ -72,6 +77,16 @@ def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:
         write_records(df, path)
         df = ensure_livec(path, LIVEC_ROOT)
     return df
+
+
+def merge_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """``old``'s per-split rows with each (variant, split) that ``new`` has replaced by ``new``'s row;
+    variants keep their first order (``old``'s, then new ones), splits are sorted within a variant."""
+    order = list(dict.fromkeys([*old["variant"], *new["variant"]]))
+    redone = pd.MultiIndex.from_frame(new[["variant", "split"]])
+    per = pd.concat([old[~pd.MultiIndex.from_frame(old[["variant", "split"]]).isin(redone)], new], ignore_index=True)
+    rank = per["variant"].map(order.index)
+    return per.assign(_r=rank).sort_values(["_r", "split"], kind="stable").drop(columns="_r").reset_index(drop=True)
 
 
 def metrics(pred, mos) -> tuple[float, float]:
@@ -137,8 +152,18 @@ def main(argv=None) -> int:
                          "OUT/livec_finetune.csv)")
     ap.add_argument("--name", default=None, help="variant name of --finetune (default: the config's stem)")
     ap.add_argument("--runs", default=str(ROOT / "runs" / "livec_protocol"))
+    ap.add_argument("--variants", default=None,
+                    help="comma-separated variants to (re)compute, e.g. recipe-more-photos (the probe always runs: "
+                         "the deltas need it); their rows replace the same (variant, split) rows in OUT's CSV and "
+                         "the other rows are kept. "
+                         f"Known: {', '.join(VARIANTS)}")
     ap.add_argument("overrides", nargs="*", help="key=value overrides for --finetune's config")
     a = ap.parse_args(argv)
+    wanted = list(VARIANTS) if a.variants is None else ["probe"] + [v.strip() for v in a.variants.split(",")
+                                                                    if v.strip() and v.strip() != "probe"]
+    unknown = sorted(set(wanted) - set(VARIANTS))
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     from biqa.datasets.splits import parse_seeds
 
     seeds = parse_seeds("1-2" if a.quick and a.seeds == "1-10" else a.seeds)
@@ -170,18 +195,21 @@ def main(argv=None) -> int:
     from biqa.synth.ranking import implementations
 
     synth_only = [k for k in implementations() if k.startswith("synth_")]
-    rank = {
-        "recipe": build_ranking_set(photos, originals, a.groups, seed=1, extractor=fx,
-                                    cache=feats / f"{tag}rank_train_{a.groups}.npz"),
-        "recipe-synth-only": build_ranking_set(photos, originals, a.groups, seed=1, extractor=fx, impls=synth_only,
-                                               cache=feats / f"{tag}rank_train_synth_only_{a.groups}.npz"),
-        "recipe-no-originals": build_ranking_set(photos, [], a.groups, seed=1, extractor=fx,
-                                                 cache=feats / f"{tag}rank_train_no_originals_{a.groups}.npz"),
-    }
     extra = pristine_files(a.pristine)
-    if extra:
-        rank["recipe-more-photos"] = build_ranking_set(photos, originals + extra, a.groups, seed=1, extractor=fx,
-                                                       cache=feats / f"{tag}rank_train_more_photos_{a.groups}.npz")
+    if "recipe-more-photos" in wanted and not extra:
+        if a.variants is not None:
+            raise SystemExit(f"recipe-more-photos needs the photos of `biqa data pristine --out {a.pristine}`")
+        wanted.remove("recipe-more-photos")
+    sources = {  # ranking variant -> (photos, originals, implementations, cache name)
+        "recipe": (photos, originals, None, "rank_train"),
+        "recipe-synth-only": (photos, originals, synth_only, "rank_train_synth_only"),
+        "recipe-no-originals": (photos, [], None, "rank_train_no_originals"),
+        "recipe-more-photos": (photos, originals + extra, None, "rank_train_more_photos"),
+    }
+    need = {"recipe" if v == "recipe-linear" else v for v in wanted} & set(sources)
+    rank = {v: build_ranking_set(ph, orig, a.groups, seed=1, extractor=fx, impls=impls,
+                                 cache=feats / f"{tag}{stem}_{a.groups}.npz")
+            for v, (ph, orig, impls, stem) in sources.items() if v in need}
     rank_val = build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fx,
                                  cache=feats / f"{tag}rank_val_{a.val_groups}.npz")
     print(f"ranking groups: {a.groups} train ({len(photos)} photos + {len(originals)} originals; +{len(extra)} "
@@ -195,7 +223,9 @@ def main(argv=None) -> int:
         parts = df[f"split_seed{s}"].astype(str).to_numpy()
         fit = np.isin(parts, ["train", "val"])
         te = parts == "test"
-        for name, ranking in [("probe", None), ("recipe-linear", rank["recipe"]), *rank.items()]:
+        for name, ranking in [("probe", None), ("recipe-linear", rank.get("recipe")), *rank.items()]:
+            if name not in wanted:
+                continue
             p, rep = select_params(X[fit], z[fit], ranking, rank_val, seed=s,
                                    residual=name in ("recipe", "recipe-more-photos"))
             head = fit_recipe(X[fit], z[fit], ranking, p)
@@ -212,7 +242,7 @@ def main(argv=None) -> int:
                   f"rank {p.rank_weight:g}, margin {p.margin:g}, residual {p.residual_weight:g}/{p.residual_lam:g})",
                   flush=True)
 
-    fixed = ["brisque", "niqe", "piqe"] + (["biqa-default"] if a.old_default else [])
+    fixed = [v for v in ("brisque", "niqe", "piqe") if v in wanted] + (["biqa-default"] if a.old_default else [])
     import biqa
 
     for name in fixed:
@@ -241,6 +271,10 @@ def main(argv=None) -> int:
             rows.append(row)
 
     per = pd.DataFrame(rows)
+    out = Path(a.out)
+    stem = "livec_protocol_quick" if a.quick else "livec_protocol"
+    if a.variants is not None and (out / f"{stem}.csv").is_file():  # keep the rows of variants not recomputed
+        per = merge_rows(pd.read_csv(out / f"{stem}.csv"), per)
     summary = per.groupby("variant", sort=False).agg(
         splits=("split", "size"), srcc_mean=("srcc", "mean"), srcc_std=("srcc", lambda v: v.std(ddof=0)),
         plcc_mean=("plcc", "mean"), plcc_std=("plcc", lambda v: v.std(ddof=0)),
@@ -248,9 +282,7 @@ def main(argv=None) -> int:
     base = per[per.variant == "probe"].set_index("split")["srcc"]
     summary["d_srcc_vs_probe"] = [
         float((per[per.variant == v].set_index("split")["srcc"] - base).mean()) for v in summary["variant"]]
-    out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "livec_protocol_quick" if a.quick else "livec_protocol"
     per.to_csv(out / f"{stem}.csv", index=False, float_format="%.4f")
     summary.to_csv(out / f"{stem}_summary.csv", index=False, float_format="%.4f")
     pd.set_option("display.width", 200)
