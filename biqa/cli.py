@@ -305,7 +305,8 @@ def _cmd_configs(a) -> int:
         print(f"  {n:<{w}}  {CONFIGS_DIR / (n + '.yaml') if a.path else d}")
     if fnmatch.fnmatch("default_model", a.pattern):
         print("the default model (biqa-default v3) is fitted by biqa.recipe, not by a config: "
-              "python scripts/train_default_model.py in a source checkout")
+              "biqa data pristine --out data/pristine && "
+              "python scripts/train_default_model.py --pristine data/pristine in a source checkout")
     return 0
 
 

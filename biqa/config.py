@@ -8,11 +8,13 @@ from pathlib import Path
 import yaml
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"  # the configs that ship with biqa (package data)
-# Not a trainer config: biqa-default v3 is fitted by biqa.recipe (a frozen backbone and a ridge head).
+# Not a trainer config: biqa-default v3 is fitted by biqa.recipe (a frozen backbone, a ridge head and a residual MLP).
 DEFAULT_MODEL_RECIPE = ("'default_model' is not a trainer config: the shipped model biqa-default (v3) is a frozen "
-                        "EfficientNet-Lite0 with a linear head fitted by biqa.recipe, not trained by `biqa train`. "
-                        "Reproduce it from a biqa source checkout with `python scripts/train_default_model.py` "
-                        "(LIVE Challenge and the pristine photos in ../shared/data; ~10 min on 2 CPU cores); "
+                        "EfficientNet-Lite0 with a linear + residual head fitted by biqa.recipe, not trained by "
+                        "`biqa train`. Reproduce it from a biqa source checkout with `biqa data pristine --out "
+                        "data/pristine && python scripts/train_default_model.py --pristine data/pristine` "
+                        "(LIVE Challenge and the pristine photos in ../shared/data, 15 more from Debian's "
+                        "enlightenment-data; ~10 min on 2 CPU cores); "
                         "`biqa configs` lists the trainer configs")
 
 DEFAULTS: dict = {

@@ -10,8 +10,8 @@ implementations of each distortion family (:mod:`biqa.synth.ranking`). The ranki
 label scale, so synthetic data never has to be mapped onto the human MOS scale.
 
 Everything is computed from cached backbone features, so a fit takes seconds and the 10-split
-protocol minutes (:mod:`benchmarks.livec_protocol`). ``python scripts/train_default_model.py``
-reproduces the shipped model.
+protocol minutes (:mod:`benchmarks.livec_protocol`). ``python scripts/train_default_model.py
+--pristine data/pristine`` (after ``biqa data pristine --out data/pristine``) reproduces the shipped model.
 """
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
     python scripts/train_default_model.py            # ~10 min on 2 CPU cores, most of it features
     python scripts/train_default_model.py --no-ship  # train only (runs/biqa-default-v3/best.safetensors)
+    biqa data pristine --out data/pristine && python scripts/train_default_model.py --pristine data/pristine
+                                                     # ranking groups from 15 more photos too
 
 The recipe (biqa.recipe): EfficientNet-Lite0 with its ImageNet weights, frozen; mean and std of each
 of its 5 stages (1,024 features); a linear head fitted to the 880 LIVE Challenge photos' mean opinion
@@ -37,13 +39,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "runs" / "biqa-default-v3"))
     ap.add_argument("--groups", type=int, default=400, help="training ranking groups (6 images each)")
     ap.add_argument("--val-groups", type=int, default=60, help="ranking groups of the validation photos")
+    ap.add_argument("--pristine", default=None, metavar="DIR",
+                    help="also draw ranking groups from the photos of `biqa data pristine --out DIR` "
+                         "(15 enlightenment-data photographs: dark, foggy and smooth scenes)")
     ap.add_argument("--no-ship", action="store_true", help="do not overwrite biqa/weights/biqa-default.safetensors")
     a = ap.parse_args(argv)
 
     from biqa.checkpoint import export_checkpoint
     from biqa.labels import LabelScale
     from biqa.probe import FeatureExtractor, cached_path_features, save_linear_checkpoint
-    from biqa.recipe import build_ranking_set, ensure_livec, fit_recipe, ranking_sources, select_params
+    from biqa.recipe import build_ranking_set, ensure_livec, fit_recipe, pristine_files, ranking_sources, select_params
 
     t0 = time.time()
     records, feats, out = Path(a.records), Path(a.features), Path(a.out)
@@ -52,12 +57,18 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(e, file=sys.stderr)
         return 1
+    extra = pristine_files(a.pristine) if a.pristine else []
+    if a.pristine and not extra:
+        print(f"no photos in {a.pristine}: make them with `biqa data pristine --out {a.pristine}` "
+              "(downloads Debian's enlightenment-data package), or leave out --pristine", file=sys.stderr)
+        return 1
     fx = FeatureExtractor()
     X = cached_path_features(df["abspath"].tolist(), feats / "livec.npz", fx)
     z = df["mos"].to_numpy(float) / 100.0
     (photos, originals), (vphotos, voriginals) = ranking_sources(SHARED / "photos", SHARED / "originals")
+    originals = originals + extra
     ranking = build_ranking_set(photos, originals, a.groups, seed=1, extractor=fx,
-                                cache=feats / f"rank_train_{a.groups}.npz")
+                                cache=feats / f"rank_train{'_more_photos' if extra else ''}_{a.groups}.npz")
     rank_val = build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fx,
                                  cache=feats / f"rank_val_{a.val_groups}.npz")
     print(f"features: {len(df)} LIVE Challenge photos, {ranking.n_groups} + {rank_val.n_groups} ranking groups "
@@ -72,10 +83,13 @@ def main(argv=None) -> int:
     provenance = {
         "name": "biqa-default", "version": 3,
         "trained_on": ("LIVE Challenge: the 880 photos in ../shared (MOS 0-100 of ~175 people each; the score is "
-                       "1 + 4 * MOS / 100) and within-photo ranking of synthetic distortions of 42 pristine photos "
-                       "(biqa.synth.ranking); backbone EfficientNet-Lite0 with its ImageNet weights, frozen. "
+                       "1 + 4 * MOS / 100) and within-photo ranking of synthetic distortions of "
+                       f"{len({p.stem for p in photos + originals})} pristine photos (biqa.synth.ranking"
+                       + ("; 15 of them from Debian's enlightenment-data, BSD-2-clause, via `biqa data pristine`"
+                          if extra else "") + "); backbone EfficientNet-Lite0 with its ImageNet weights, frozen. "
                        "Scores on a 1-5 scale, higher is better."),
-        "credit": CREDIT, "reproduce": "python scripts/train_default_model.py",
+        "credit": CREDIT, "reproduce": ("biqa data pristine --out data/pristine && python scripts/train_default_model.py "
+                                         "--pristine data/pristine" if extra else "python scripts/train_default_model.py"),
         "recipe": {"alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                    "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
                    "ranking_groups": ranking.n_groups, "ranking_photos": [p.stem for p in photos],

@@ -182,7 +182,7 @@ def test_unknown_config_and_default_model_messages(tmp_path, monkeypatch, capsys
     # the default model is fitted by biqa.recipe: the CLI says which command reproduces it
     assert main(["train", "default_model"]) == 2
     err = capsys.readouterr().err
-    assert "not a trainer config" in err and "python scripts/train_default_model.py" in err
+    assert "not a trainer config" in err and "python scripts/train_default_model.py --pristine data/pristine" in err
     assert main(["configs"]) == 0
     out = capsys.readouterr().out
     assert "livec_finetune" in out and "fine-tune EfficientNet-Lite0" in out and "train_default_model.py" in out
