@@ -85,8 +85,8 @@ def main(argv=None) -> int:
         "trained_on": ("LIVE Challenge: the 880 photos in ../shared (MOS 0-100 of ~175 people each; the score is "
                        "1 + 4 * MOS / 100) and within-photo ranking of synthetic distortions of "
                        f"{len({p.stem for p in photos + originals})} pristine photos (biqa.synth.ranking"
-                       + ("; 15 of them from Debian's enlightenment-data, BSD-2-clause, via `biqa data pristine`"
-                          if extra else "") + "); backbone EfficientNet-Lite0 with its ImageNet weights, frozen. "
+                       + (f"; {len(extra)} of them from Debian's enlightenment-data, BSD-2-clause, via "
+                          "`biqa data pristine`" if extra else "") + "); backbone EfficientNet-Lite0 with its ImageNet weights, frozen. "
                        "Scores on a 1-5 scale, higher is better."),
         "credit": CREDIT, "reproduce": ("biqa data pristine --out data/pristine && python scripts/train_default_model.py "
                                          "--pristine data/pristine" if extra else "python scripts/train_default_model.py"),
