@@ -271,7 +271,7 @@ def _cmd_models(a) -> int:
     w = max(len(n) for n in [*trained, *classical, *presets])
     if trained:
         print("trained models (biqa score --model NAME, biqa.create_metric(NAME)); range = the nominal score range "
-              "(a linear head can leave it: see biqa score --clip):")
+              "(an unbounded head can leave it: see biqa score --clip):")
         for n, p in trained.items():
             if p.is_file():
                 s = read_meta(p)["label_scale"]

@@ -98,11 +98,11 @@ register_preset(ModelPreset(
 register_preset(ModelPreset(
     "lite0-ml-linear", "tf_efficientnet_lite0", "score", {"norm": True}, 224, pooling="multilevel",
     description="EfficientNet-Lite0 (frozen ImageNet weights), mean+std pooled from all 5 stages + a linear head "
-                "on standardised features (the linear probe; biqa.probe fits it; biqa-default v3)"))
+                "on standardised features (the linear probe; biqa.probe fits it; biqa-default v3's first release)"))
 register_preset(ModelPreset(
     "lite0-ml-linres", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64}, 224, pooling="multilevel",
     description="lite0-ml-linear plus a 64-unit MLP beside the linear layer that learns to rank distortions "
-                "(biqa.probe.fit_residual; the default model's recipe may choose it)"))
+                "(biqa.probe.fit_residual; the default model's recipe may choose it, and did for biqa-default v3)"))
 register_preset(ModelPreset(
     "resnet18-mos", "resnet18", "score", {}, 384,
     description="ResNet-18 + MOS regression (the OHEM paper's backbone; ImageNet weights from a local file)"))
