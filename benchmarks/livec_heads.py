@@ -1,0 +1,132 @@
+"""Heads on the frozen features, LIVE Challenge, 10 splits: does a non-linear head agree better with people?
+
+The default model's features (EfficientNet-Lite0 stage mean/std, 1,024 values, ``biqa.probe``) stay
+fixed; only the map from features to MOS changes. Per split (``split_seedN`` of
+``benchmarks/livec_protocol.py``) every head picks its hyper-parameters by 5-fold cross-validation on
+train + val, is fitted on train + val and measured on the 176 test photos:
+
+- ``ridge``: the linear probe (``biqa.recipe.select_params`` without ranking data: alpha by CV);
+- ``rbf-krr``: kernel ridge regression with a Gaussian kernel on standardised features,
+  ``k(x, y) = exp(-gamma / F * |x - y|^2)`` (F = 1,024), gamma and lambda from the grid below.
+
+An exploration, not a shipped model: no ranking pairs, and a kernel head would carry its 704 training
+feature vectors. Usage::
+
+    python benchmarks/livec_heads.py            # 10 splits, ~3 min with cached features
+    python benchmarks/livec_heads.py --quick    # 2 splits, a smaller grid
+
+Writes ``livec_heads.csv`` (one row per head and split) under ``--out`` and prints the paired
+difference to the ridge head with a 95% t-interval.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import pearsonr, spearmanr
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from biqa.probe import FeatureExtractor, cached_path_features, fit_ridge  # noqa: E402
+from biqa.recipe import ensure_livec, select_params  # noqa: E402
+from strategies import t_interval  # noqa: E402  (95% t-interval of a paired difference)
+
+LIVEC_ROOT = ROOT / ".." / "shared" / "data" / "livec" / "ChallengeDB_release"
+GAMMAS = (0.1, 0.3, 1.0)
+LAMBDAS = (0.1, 0.3, 1.0, 3.0)
+
+
+class KernelRidge:
+    """Gaussian-kernel ridge regression on standardised features (exact solve; fine for ~1,000 rows)."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, gamma: float, lam: float):
+        self.mu, self.sd = X.mean(0), X.std(0) + 1e-8
+        self.S = (X - self.mu) / self.sd
+        self.g = gamma / X.shape[1]
+        self.b = float(y.mean())
+        K = self._k(self.S)
+        self.a = np.linalg.solve(K + lam * np.eye(len(K)), y - self.b)
+
+    def _k(self, P: np.ndarray) -> np.ndarray:
+        d2 = np.sum(P ** 2, 1)[:, None] + np.sum(self.S ** 2, 1)[None] - 2.0 * P @ self.S.T
+        return np.exp(-self.g * np.maximum(d2, 0.0))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self._k((X - self.mu) / self.sd) @ self.a + self.b
+
+
+def select_krr(X: np.ndarray, y: np.ndarray, grid, *, seed: int, n_folds: int = 5) -> tuple[float, float, float]:
+    """(gamma, lambda, out-of-fold SRCC) with the best pooled out-of-fold SRCC."""
+    folds = np.random.default_rng(seed).permutation(len(y)) % n_folds
+    best = (-np.inf, None, None)
+    for g, lam in grid:
+        oof = np.zeros(len(y))
+        for f in range(n_folds):
+            oof[folds == f] = KernelRidge(X[folds != f], y[folds != f], g, lam).predict(X[folds == f])
+        s = float(spearmanr(oof, y)[0])
+        if s > best[0]:
+            best = (s, g, lam)
+    return best[1], best[2], best[0]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", default=str(ROOT / "data" / "livec" / "livec.csv"))
+    ap.add_argument("--features", default=str(ROOT / "data" / "features"))
+    ap.add_argument("--seeds", default="1-10")
+    ap.add_argument("--quick", action="store_true", help="splits 1-2, gamma 0.3, lambda 0.1 and 1")
+    ap.add_argument("--out", default=str(HERE / "results"))
+    a = ap.parse_args(argv)
+    from biqa.datasets.splits import parse_seeds
+
+    seeds = parse_seeds("1-2" if a.quick and a.seeds == "1-10" else a.seeds)
+    grid = [(0.3, 0.1), (0.3, 1.0)] if a.quick else [(g, lam) for g in GAMMAS for lam in LAMBDAS]
+    try:
+        df = ensure_livec(Path(a.records), LIVEC_ROOT)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    missing = [s for s in seeds if f"split_seed{s}" not in df.columns]
+    if missing:
+        raise SystemExit(f"{a.records} has no split_seed{missing[0]}: run python benchmarks/livec_protocol.py first")
+    X = cached_path_features(df["abspath"].tolist(), Path(a.features) / "livec.npz", FeatureExtractor()).astype(float)
+    z = df["mos"].to_numpy(float) / 100.0
+    rows = []
+    for s in seeds:
+        parts = df[f"split_seed{s}"].astype(str).to_numpy()
+        fit, te = np.isin(parts, ["train", "val"]), parts == "test"
+        p, rep = select_params(X[fit], z[fit], None, None, seed=s)
+        preds = {"ridge": (fit_ridge(X[fit], z[fit], p.alpha).predict(X[te]), f"alpha {p.alpha:g}", rep["cv_srcc"])}
+        g, lam, cv = select_krr(X[fit], z[fit], grid, seed=s)
+        preds["rbf-krr"] = (KernelRidge(X[fit], z[fit], g, lam).predict(X[te]), f"gamma {g:g} lambda {lam:g}", cv)
+        for head, (pred, params, cv) in preds.items():
+            srcc, plcc = float(spearmanr(pred, z[te])[0]), float(pearsonr(pred, z[te])[0])
+            rows.append({"head": head, "split": s, "srcc": srcc, "plcc": plcc, "n_test": int(te.sum()),
+                         "params": params, "cv_srcc": cv})
+            print(f"split {s:2d} {head:8s} SRCC {srcc:.4f} PLCC {plcc:.4f} ({params}; CV SRCC {cv:.4f})", flush=True)
+    per = pd.DataFrame(rows)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv = out / ("livec_heads_quick.csv" if a.quick else "livec_heads.csv")
+    per.to_csv(csv, index=False, float_format="%.4f")
+    print(f"\nLIVE Challenge, {len(seeds)} splits (test N = {int(per['n_test'].iloc[0])} each):")
+    base = per[per["head"] == "ridge"].set_index("split")
+    for head, g in per.groupby("head", sort=False):
+        line = f"  {head:8s} SRCC {g['srcc'].mean():.4f} +- {g['srcc'].std(ddof=0):.4f}  PLCC {g['plcc'].mean():.4f}"
+        if head != "ridge":
+            for m in ("srcc", "plcc"):
+                d = g.set_index("split")[m] - base[m]
+                lo, hi = t_interval(d.to_numpy())
+                line += f"  d{m.upper()} {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}] (higher on {(d > 0).sum()} of {len(d)})"
+        print(line)
+    print(f"wrote {csv}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
