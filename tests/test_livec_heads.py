@@ -1,19 +1,12 @@
 """benchmarks/livec_heads.py: the kernel ridge head behaves as kernel ridge regression must."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def heads():
-    spec = importlib.util.spec_from_file_location("livec_heads", ROOT / "benchmarks" / "livec_heads.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("livec_heads")
 
 
 def test_kernel_ridge_limits(heads):

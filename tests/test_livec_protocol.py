@@ -1,19 +1,16 @@
 """benchmarks/livec_protocol.py: recomputing some variants keeps the other rows of the committed table."""
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def protocol():
-    spec = importlib.util.spec_from_file_location("livec_protocol", ROOT / "benchmarks" / "livec_protocol.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("livec_protocol")
 
 
 def test_merge_rows_replaces_only_recomputed_variants(protocol):
