@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import pearsonr, spearmanr
+from scipy.stats import spearmanr
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -34,10 +34,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from biqa.probe import FeatureExtractor, cached_path_features, fit_ridge  # noqa: E402
-from biqa.recipe import ensure_livec, select_params  # noqa: E402
+from biqa.recipe import _oof, ensure_livec, select_params  # noqa: E402
+from livec_protocol import LIVEC_ROOT, metrics  # noqa: E402  (the protocol's data path and SRCC / PLCC)
 from strategies import t_interval  # noqa: E402  (95% t-interval of a paired difference)
-
-LIVEC_ROOT = ROOT / ".." / "shared" / "data" / "livec" / "ChallengeDB_release"
 GAMMAS = (0.1, 0.3, 1.0)
 LAMBDAS = (0.1, 0.3, 1.0, 3.0)
 
@@ -66,10 +65,7 @@ def select_krr(X: np.ndarray, y: np.ndarray, grid, *, seed: int, n_folds: int = 
     folds = np.random.default_rng(seed).permutation(len(y)) % n_folds
     best = (-np.inf, None, None)
     for g, lam in grid:
-        oof = np.zeros(len(y))
-        for f in range(n_folds):
-            oof[folds == f] = KernelRidge(X[folds != f], y[folds != f], g, lam).predict(X[folds == f])
-        s = float(spearmanr(oof, y)[0])
+        s = float(spearmanr(_oof(X, y, folds, lambda A, b: KernelRidge(A, b, g, lam)), y)[0])
         if s > best[0]:
             best = (s, g, lam)
     return best[1], best[2], best[0]
@@ -105,7 +101,7 @@ def main(argv=None) -> int:
         g, lam, cv = select_krr(X[fit], z[fit], grid, seed=s)
         preds["rbf-krr"] = (KernelRidge(X[fit], z[fit], g, lam).predict(X[te]), f"gamma {g:g} lambda {lam:g}", cv)
         for head, (pred, params, cv) in preds.items():
-            srcc, plcc = float(spearmanr(pred, z[te])[0]), float(pearsonr(pred, z[te])[0])
+            srcc, plcc = metrics(pred, z[te])
             rows.append({"head": head, "split": s, "srcc": srcc, "plcc": plcc, "n_test": int(te.sum()),
                          "params": params, "cv_srcc": cv})
             print(f"split {s:2d} {head:8s} SRCC {srcc:.4f} PLCC {plcc:.4f} ({params}; CV SRCC {cv:.4f})", flush=True)
