@@ -21,6 +21,10 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
 - ``recipe-no-originals``: ``recipe-linear`` with ranking crops from the 768 px photos only (no originals);
 - ``recipe-more-photos`` (when ``--pristine`` holds photos: ``biqa data pristine``): ``recipe`` with its
   ranking groups drawn from the 15 enlightenment-data photographs too (dark, foggy, smooth scenes);
+- ``probe-kernel``: the probe plus a Gaussian-kernel term beside its linear one (:func:`biqa.probe.fit_kernel`;
+  width and penalty by cross-validation, kept only if it beats the probe's cross-validated SRCC);
+- ``recipe-kernel``: ``recipe-more-photos`` on top of ``probe-kernel`` (the ranking pairs constrain the
+  kernel term too);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
@@ -58,7 +62,8 @@ LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 
 
 VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-originals", "recipe-more-photos",
-            "brisque", "niqe", "piqe")
+            "probe-kernel", "recipe-kernel", "brisque", "niqe", "piqe")
+RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
 
 
 def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:
@@ -196,17 +201,18 @@ def main(argv=None) -> int:
 
     synth_only = [k for k in implementations() if k.startswith("synth_")]
     extra = pristine_files(a.pristine)
-    if "recipe-more-photos" in wanted and not extra:
-        if a.variants is not None:
-            raise SystemExit(f"recipe-more-photos needs the photos of `biqa data pristine --out {a.pristine}`")
-        wanted.remove("recipe-more-photos")
+    for v in ("recipe-more-photos", "recipe-kernel"):
+        if v in wanted and not extra:
+            if a.variants is not None:
+                raise SystemExit(f"{v} needs the photos of `biqa data pristine --out {a.pristine}`")
+            wanted.remove(v)
     sources = {  # ranking variant -> (photos, originals, implementations, cache name)
         "recipe": (photos, originals, None, "rank_train"),
         "recipe-synth-only": (photos, originals, synth_only, "rank_train_synth_only"),
         "recipe-no-originals": (photos, [], None, "rank_train_no_originals"),
         "recipe-more-photos": (photos, originals + extra, None, "rank_train_more_photos"),
     }
-    need = {"recipe" if v == "recipe-linear" else v for v in wanted} & set(sources)
+    need = {RANKING_OF.get(v, v) for v in wanted} & set(sources)
     rank = {v: build_ranking_set(ph, orig, a.groups, seed=1, extractor=fx, impls=impls,
                                  cache=feats / f"{tag}{stem}_{a.groups}.npz")
             for v, (ph, orig, impls, stem) in sources.items() if v in need}
@@ -223,23 +229,27 @@ def main(argv=None) -> int:
         parts = df[f"split_seed{s}"].astype(str).to_numpy()
         fit = np.isin(parts, ["train", "val"])
         te = parts == "test"
-        for name, ranking in [("probe", None), ("recipe-linear", rank.get("recipe")), *rank.items()]:
+        for name, ranking in [("probe", None), *rank.items(), ("probe-kernel", None),
+                              *((v, rank.get(r)) for v, r in RANKING_OF.items())]:
             if name not in wanted:
                 continue
             p, rep = select_params(X[fit], z[fit], ranking, rank_val, seed=s,
-                                   residual=name in ("recipe", "recipe-more-photos"))
+                                   residual=name in ("recipe", "recipe-more-photos", "recipe-kernel"),
+                                   kernel=name.endswith("-kernel"))
             head = fit_recipe(X[fit], z[fit], ranking, p)
             srcc, plcc = metrics(head.predict(X[te]), z[te])
             row = {"variant": name, "split": s, "srcc": srcc, "plcc": plcc, "n_test": int(te.sum()),
                    "alpha": p.alpha, "rank_weight": p.rank_weight, "margin": p.margin,
-                   "residual_weight": p.residual_weight, "residual_lam": p.residual_lam, "cv_srcc": rep["cv_srcc"],
+                   "residual_weight": p.residual_weight, "residual_lam": p.residual_lam,
+                   "kernel_gamma": p.kernel_gamma, "kernel_lam": p.kernel_lam, "cv_srcc": rep["cv_srcc"],
                    "val_level_srcc": rep["val_level_srcc"]}
             if s == seeds[0]:
                 _, hs = hl.evaluate(hdf, head.predict(HX))
                 row.update(level_srcc=hs["srcc"], ref_highest=hs["ref_highest"], level_groups=hs["n"])
             rows.append(row)
             print(f"split {s:2d} {name:22s} SRCC {srcc:.4f} PLCC {plcc:.4f}  (alpha {p.alpha:g}, "
-                  f"rank {p.rank_weight:g}, margin {p.margin:g}, residual {p.residual_weight:g}/{p.residual_lam:g})",
+                  f"rank {p.rank_weight:g}, margin {p.margin:g}, residual {p.residual_weight:g}/{p.residual_lam:g}, "
+                  f"kernel {p.kernel_gamma:g}/{p.kernel_lam:g})",
                   flush=True)
 
     fixed = [v for v in ("brisque", "niqe", "piqe") if v in wanted] + (["biqa-default"] if a.old_default else [])

@@ -145,17 +145,23 @@ def load_model(path: str | os.PathLike, net: str | None = None):
     return model, meta
 
 
+# a kernel head's score is a sum of ~1,000 coefficient * kernel products: float16 coefficients (11-bit
+# mantissa) would move it by ~0.01 of the 1-5 scale; the landmarks round harmlessly (errors average out)
+KEEP_FLOAT32 = ("head.kernel_coef", "head.kernel_gamma")
+
+
 def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, half: bool = True,
                       extra_meta: dict | None = None) -> Path:
     """Copy a checkpoint for shipping: floating-point tensors stored as float16 (halves the
-    size; loading casts them back to the model's float32), ``extra_meta`` merged into its JSON."""
+    size; loading casts them back to the model's float32), except the few that float16 would round
+    visibly (:data:`KEEP_FLOAT32`: a kernel head's coefficients and width); ``extra_meta`` merged into its JSON."""
     meta = read_meta(src)
     meta.update(extra_meta or {})
     meta["weights_dtype"] = "float16" if half else "float32"
     tensors = {}
     for net, sd in read_state_dicts(src).items():
         for k, v in sd.items():
-            tensors[f"{net}.{k}"] = v.half() if (half and v.is_floating_point()) else v
+            tensors[f"{net}.{k}"] = v.half() if (half and v.is_floating_point() and not k.endswith(KEEP_FLOAT32)) else v
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(meta, default=_json_default)

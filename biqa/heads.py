@@ -22,17 +22,21 @@ def init_score_output_(last: nn.Linear, sigmoid: bool) -> None:
 
 
 class ScoreHead(nn.Module):
-    """MOS regression: [BatchNorm] -> dropout -> [Linear -> GELU] -> Linear(1) [+ residual MLP].
+    """MOS regression: [BatchNorm] -> dropout -> [Linear -> GELU] -> Linear(1) [+ residual MLP] [+ kernel term].
 
     ``norm=True`` standardises each feature with batch statistics (running averages at
     test time): multi-level pooled statistics differ in scale by orders of magnitude.
+    ``kernel=N``: a Gaussian-kernel term over ``N`` landmarks beside the linear layer, on the same
+    standardised features, ``sum_n a_n exp(-gamma |s - L_n|^2)`` (buffers ``kernel_landmarks``,
+    ``kernel_coef``, ``kernel_gamma``; zero until :func:`biqa.probe.linear_model` fills them from
+    :func:`biqa.probe.fit_kernel`). It is computed in float32 even under autocast.
     """
 
     def __init__(self, in_features: int, hidden: int = 0, dropout: float = 0.0, sigmoid: bool = False,
-                 norm: bool = False, residual: int = 0):
+                 norm: bool = False, residual: int = 0, kernel: int = 0):
         super().__init__()
-        if residual and (not norm or hidden or dropout > 0):
-            raise ValueError("ScoreHead: residual needs norm=True, no hidden layer and no dropout")
+        if (residual or kernel) and (not norm or hidden or dropout > 0):
+            raise ValueError("ScoreHead: residual and kernel need norm=True, no hidden layer and no dropout")
         layers: list[nn.Module] = [nn.BatchNorm1d(in_features)] if norm else []
         layers += [nn.Dropout(dropout)] if dropout > 0 else []
         if hidden:
@@ -49,13 +53,30 @@ class ScoreHead(nn.Module):
             self.residual = nn.Sequential(nn.Linear(in_features, residual), nn.GELU(), nn.Linear(residual, 1))
             nn.init.zeros_(self.residual[2].weight)
             nn.init.zeros_(self.residual[2].bias)
+        self.kernel = int(kernel)
+        if kernel:
+            self.register_buffer("kernel_landmarks", torch.zeros(kernel, in_features))
+            self.register_buffer("kernel_coef", torch.zeros(kernel))
+            self.register_buffer("kernel_gamma", torch.zeros(()))
+
+    def kernel_term(self, xb: torch.Tensor) -> torch.Tensor:
+        """``sum_n a_n exp(-gamma |s - L_n|^2)`` for standardised features ``xb`` [B, F], in float32."""
+        with torch.autocast(xb.device.type, enabled=False):
+            s, L = xb.float(), self.kernel_landmarks.float()
+            d2 = (s * s).sum(-1, keepdim=True) + (L * L).sum(-1) - 2.0 * s @ L.t()
+            return torch.exp(-self.kernel_gamma.float() * d2.clamp(min=0.0)) @ self.kernel_coef.float()
 
     def forward(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.residual is None:
+        if self.residual is None and not self.kernel:
             z = self.mlp(feats).squeeze(-1)
         else:
             xb = self.mlp[0](feats)
-            z = (self.mlp[1](xb) + self.residual(xb)).squeeze(-1)
+            z = self.mlp[1](xb)
+            if self.residual is not None:
+                z = z + self.residual(xb)
+            z = z.squeeze(-1)
+            if self.kernel:
+                z = z + self.kernel_term(xb).to(z.dtype)
         return {"z": torch.sigmoid(z) if self.sigmoid else z}
 
 

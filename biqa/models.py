@@ -104,6 +104,11 @@ register_preset(ModelPreset(
     description="lite0-ml-linear plus a 64-unit MLP beside the linear layer that learns to rank distortions "
                 "(biqa.probe.fit_residual; the default model's recipe may choose it, and did for biqa-default v3)"))
 register_preset(ModelPreset(
+    "lite0-ml-kernel", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64, "kernel": 880}, 224,
+    pooling="multilevel",
+    description="lite0-ml-linres plus a Gaussian-kernel term over the standardised features of the opinion-scored "
+                "photos (biqa.probe.fit_kernel; its landmark count and the residual MLP follow the fitted head)"))
+register_preset(ModelPreset(
     "resnet18-mos", "resnet18", "score", {}, 384,
     description="ResNet-18 + MOS regression (the OHEM paper's backbone; ImageNet weights from a local file)"))
 register_preset(ModelPreset(

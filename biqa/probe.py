@@ -160,7 +160,11 @@ class LinearHead:
     """``z = b + sum_i w_i s_i [+ r(s)]`` on standardised features ``s = (x - mu) / sqrt(var + eps)``.
 
     ``residual`` (optional): ``{"W1": [H, F], "b1": [H], "W2": [1, H], "b2": [1]}``, the MLP
-    ``r(s) = W2 gelu(W1 s + b1) + b2`` beside the linear term (:func:`fit_residual`)."""
+    ``r(s) = W2 gelu(W1 s + b1) + b2`` beside the linear term (:func:`fit_residual`).
+
+    ``kernel`` (optional): ``{"L": [N, F], "a": [N], "gamma": g}``, a Gaussian-kernel term
+    ``sum_n a_n exp(-g |s - L_n|^2)`` beside the linear one, its landmarks ``L`` the standardised
+    features of the opinion-scored images it was fitted on (:func:`fit_kernel`)."""
 
     w: np.ndarray
     b: float
@@ -168,6 +172,7 @@ class LinearHead:
     var: np.ndarray
     info: dict = field(default_factory=dict)
     residual: dict | None = None
+    kernel: dict | None = None
 
     @property
     def sd(self) -> np.ndarray:
@@ -176,6 +181,9 @@ class LinearHead:
     def predict(self, X: np.ndarray) -> np.ndarray:
         S = (np.asarray(X, np.float64) - self.mu) / self.sd
         out = S @ self.w + self.b
+        if self.kernel is not None:
+            k = self.kernel
+            out = out + rbf_kernel(S, np.asarray(k["L"], np.float64), k["gamma"]) @ np.asarray(k["a"], np.float64)
         if self.residual is not None:
             from scipy.special import erf
 
@@ -183,6 +191,12 @@ class LinearHead:
             h = S @ np.asarray(r["W1"], np.float64).T + r["b1"]
             out = out + (0.5 * h * (1.0 + erf(h / np.sqrt(2.0)))) @ np.asarray(r["W2"], np.float64)[0] + r["b2"][0]
         return out
+
+
+def rbf_kernel(P: np.ndarray, L: np.ndarray, gamma: float) -> np.ndarray:
+    """``exp(-gamma |p - l|^2)`` for every row ``p`` of ``P`` and ``l`` of ``L``: ``[len(P), len(L)]``."""
+    d2 = np.sum(P * P, 1)[:, None] + np.sum(L * L, 1)[None] - 2.0 * P @ L.T
+    return np.exp(-gamma * np.maximum(d2, 0.0))
 
 
 def standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -243,6 +257,63 @@ def fit_linear(X: np.ndarray, y: np.ndarray, alpha: float, *, pairs: tuple[np.nd
                        "margin": float(margin), "n_pairs": int(len(D)), "pairs_violated": viol})
 
 
+def fit_kernel(X: np.ndarray, y: np.ndarray, alpha: float, gamma: float, lam: float, *,
+               ranking_X: np.ndarray | None = None, pairs: np.ndarray | None = None, rank_weight: float = 0.0,
+               margin: float = 0.0, max_iter: int = 200) -> LinearHead:
+    """A linear head plus a Gaussian-kernel term on the same standardised features ``s``:
+    ``z = b + s.w + sum_n a_n exp(-(gamma / F) |s - s_n|^2)`` over the ``N`` rows of ``X`` (F features).
+
+    Minimises ``mean (y - z)^2 + (alpha / N) |w|^2 + (lam / N) a'Ka [+ rank_weight * mean relu(margin -
+    (z_hi - z_lo))^2]``, the ranking term over ``pairs`` (better, worse) indices into ``ranking_X`` as in
+    :func:`fit_residual`. Without pairs the minimiser is kernel ridge regression with the summed kernel
+    ``s.s' / alpha + k(s, s') / lam`` and an unpenalised intercept (one linear solve); with pairs, L-BFGS
+    in float64 from that solution (convex). ``lam = inf`` gives :func:`fit_ridge`'s head.
+    """
+    mu, var = standardiser(X)
+    sd = np.sqrt(var + BN_EPS)
+    S = (np.asarray(X, np.float64) - mu) / sd
+    y = np.asarray(y, np.float64)
+    n, f = S.shape
+    g = gamma / f
+    K = rbf_kernel(S, S, g)
+    A = np.zeros((n + 1, n + 1))
+    A[:n, :n] = S @ S.T / alpha + K / lam + np.eye(n)
+    A[:n, n] = A[n, :n] = 1.0
+    sol = np.linalg.solve(A, np.append(y, 0.0))
+    c, b = sol[:n], float(sol[n])
+    w, a = S.T @ c / alpha, c / lam
+    info = {"alpha": float(alpha), "kind": "kernel", "gamma": float(gamma), "lam": float(lam)}
+    if pairs is not None and rank_weight > 0 and len(pairs):
+        R = torch.from_numpy((np.asarray(ranking_X, np.float64) - mu) / sd)
+        KR = torch.from_numpy(rbf_kernel(R.numpy(), S, g))
+        St, Kt, yt = torch.from_numpy(S), torch.from_numpy(K), torch.from_numpy(y)
+        P = torch.as_tensor(np.asarray(pairs), dtype=torch.long)
+        wt = torch.tensor(w, requires_grad=True)
+        at = torch.tensor(a, requires_grad=True)
+        bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([wt, at, bt], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9,
+                                tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+
+        def gaps():
+            zr = R @ wt + KR @ at
+            return zr[P[:, 0]] - zr[P[:, 1]]
+
+        def closure():
+            opt.zero_grad()
+            loss = ((St @ wt + Kt @ at + bt - yt) ** 2).mean() + alpha / n * (wt @ wt) \
+                + lam / n * (at @ (Kt @ at)) + rank_weight * torch.relu(margin - gaps()).pow(2).mean()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            viol = float((gaps() < margin).double().mean())
+        w, a, b = wt.detach().numpy().copy(), at.detach().numpy().copy(), float(bt.detach())
+        info.update(kind="kernel-ranked", rank_weight=float(rank_weight), margin=float(margin),
+                    n_pairs=int(len(P)), pairs_violated=viol)
+    return LinearHead(w, b, mu, var, info, kernel={"L": S, "a": a, "gamma": g})
+
+
 def fit_residual(head: LinearHead, X: np.ndarray, ranking_X: np.ndarray, pairs: np.ndarray, *, weight: float,
                  margin: float, lam: float, hidden: int = 64, epochs: int = 300, lr: float = 1e-3,
                  seed: int = 0) -> LinearHead:
@@ -268,7 +339,11 @@ def fit_residual(head: LinearHead, X: np.ndarray, ranking_X: np.ndarray, pairs: 
     torch.nn.init.zeros_(net[2].weight)
     torch.nn.init.zeros_(net[2].bias)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-2)
-    lin_r = R @ w + head.b
+    if head.kernel is None:
+        lin_r = R @ w + head.b
+    else:  # the fixed part includes the kernel term
+        lin_r = torch.tensor(LinearHead(head.w, head.b, head.mu, head.var, kernel=head.kernel).predict(ranking_X),
+                             dtype=torch.float32)
     for _ in range(epochs):
         opt.zero_grad()
         z = lin_r + net(R).squeeze(-1)
@@ -283,26 +358,37 @@ def fit_residual(head: LinearHead, X: np.ndarray, ranking_X: np.ndarray, pairs: 
            "W2": net[2].weight.detach().double().numpy(), "b2": net[2].bias.detach().double().numpy()}
     info = {**head.info, "residual": {"hidden": hidden, "weight": weight, "margin": margin, "lam": lam,
                                       "epochs": epochs, "pairs_below_margin": float((gap < margin).float().mean())}}
-    return LinearHead(head.w, head.b, head.mu, head.var, info, res)
+    return LinearHead(head.w, head.b, head.mu, head.var, info, res, head.kernel)
 
 
 # ----------------------------------------------------------------------------- checkpoints
 
 RESIDUAL_PRESET = "lite0-ml-linres"
+KERNEL_PRESET = "lite0-ml-kernel"
 
 
 def linear_model(head: LinearHead, *, preset: str | None = None, label_scale=None, pretrained: bool | str = True):
     """An :class:`biqa.models.IQAModel` of ``preset`` whose head computes ``head`` (in ``z`` units).
-    Default preset: ``lite0-ml-linear``, or ``lite0-ml-linres`` for a head with a residual MLP."""
-    from .models import create_model
+    Default preset: ``lite0-ml-linear``, ``lite0-ml-linres`` for a head with a residual MLP, or
+    ``lite0-ml-kernel`` (its landmark count and residual MLP set from ``head``) for one with a kernel term."""
+    from .models import create_model, get_preset
 
+    over = {}
+    if head.kernel is not None:
+        preset = preset or KERNEL_PRESET
+        kw = dict(get_preset(preset).head_kwargs)
+        kw.update(kernel=len(head.kernel["a"]), residual=len(head.residual["b1"]) if head.residual is not None else 0)
+        over["head_kwargs"] = kw
     preset = preset or (RESIDUAL_PRESET if head.residual is not None else PROBE_PRESET)
-    model = create_model(preset, pretrained=pretrained, label_scale=label_scale).eval()
+    model = create_model(preset, pretrained=pretrained, label_scale=label_scale, **over).eval()
     model.trained = model._quiet = True  # its head is the fitted one, set below
     res_net = getattr(model.head, "residual", None)
     if (head.residual is None) != (res_net is None) or (
             res_net is not None and res_net[0].out_features != len(head.residual["b1"])):
         raise ValueError(f"preset {preset!r} does not match the head's residual MLP")
+    n_kernel = getattr(model.head, "kernel", 0)
+    if n_kernel != (0 if head.kernel is None else len(head.kernel["a"])):
+        raise ValueError(f"preset {preset!r} does not match the head's kernel term")
     bn, lin = model.head.mlp[0], model.head.mlp[-1]
     if not isinstance(bn, torch.nn.BatchNorm1d) or not isinstance(lin, torch.nn.Linear) or lin.in_features != len(head.w):
         raise ValueError(f"preset {preset!r} has no BatchNorm1d -> Linear({len(head.w)}, 1) head")
@@ -317,6 +403,10 @@ def linear_model(head: LinearHead, *, preset: str | None = None, label_scale=Non
             for layer, (wk, bk) in ((res_net[0], ("W1", "b1")), (res_net[2], ("W2", "b2"))):
                 layer.weight.copy_(torch.from_numpy(np.asarray(head.residual[wk])))
                 layer.bias.copy_(torch.from_numpy(np.asarray(head.residual[bk])))
+        if n_kernel:
+            model.head.kernel_landmarks.copy_(torch.from_numpy(np.asarray(head.kernel["L"])))
+            model.head.kernel_coef.copy_(torch.from_numpy(np.asarray(head.kernel["a"])))
+            model.head.kernel_gamma.fill_(float(head.kernel["gamma"]))
     return model
 
 

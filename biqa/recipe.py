@@ -16,7 +16,7 @@ protocol minutes (:mod:`benchmarks.livec_protocol`). ``python scripts/train_defa
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -25,8 +25,8 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from .probe import (DEFAULT_ALPHAS, PROBE_PRESET, FeatureExtractor, LinearHead, fit_linear, fit_residual, fit_ridge,
-                    save_npz_atomic)
+from .probe import (DEFAULT_ALPHAS, PROBE_PRESET, FeatureExtractor, LinearHead, fit_kernel, fit_linear, fit_residual,
+                    fit_ridge, save_npz_atomic)
 
 # Photos that no model of the recipe may see: the held-out level-ranking check
 # (benchmarks/heldout_levels.py HELDOUT_PHOTOS; a test checks that the two lists agree).
@@ -163,14 +163,22 @@ class RecipeParams:
     margin: float = 0.02          # required score gap of a ranking pair, in z units (MOS / 100 for LIVE Challenge)
     residual_weight: float = 0.0  # > 0: add the residual MLP (biqa.probe.fit_residual) with this ranking weight
     residual_lam: float = 100.0   # its penalty on being non-zero on the opinion-scored photos
+    kernel_gamma: float = 0.0     # > 0: a Gaussian-kernel term beside the linear one (biqa.probe.fit_kernel)
+    kernel_lam: float = 1.0       # its penalty
     extra: dict = field(default_factory=dict)
 
 
 def fit_recipe(X: np.ndarray, z: np.ndarray, ranking: RankingSet | None, params: RecipeParams) -> LinearHead:
     """The head: opinion-score regression on ``(X, z)`` plus the ranking term on ``ranking``.
     Features are standardised with the statistics of the opinion-scored images."""
-    pairs = ranking.pair_features() if ranking is not None and params.rank_weight > 0 else None
-    head = fit_linear(X, z, params.alpha, pairs=pairs, rank_weight=params.rank_weight, margin=params.margin)
+    ranked = ranking is not None and params.rank_weight > 0
+    if params.kernel_gamma > 0:
+        head = fit_kernel(X, z, params.alpha, params.kernel_gamma, params.kernel_lam,
+                          ranking_X=ranking.X if ranked else None, pairs=ranking.pairs if ranked else None,
+                          rank_weight=params.rank_weight, margin=params.margin)
+    else:
+        pairs = ranking.pair_features() if ranked else None
+        head = fit_linear(X, z, params.alpha, pairs=pairs, rank_weight=params.rank_weight, margin=params.margin)
     if ranking is not None and params.residual_weight > 0:
         head = fit_residual(head, X, ranking.X, ranking.pairs, weight=params.residual_weight, margin=params.margin,
                             lam=params.residual_lam)
@@ -182,6 +190,8 @@ RANK_WEIGHTS = (3.0, 10.0, 30.0, 100.0)
 MARGINS = (0.03, 0.06, 0.1)
 RESIDUAL_WEIGHTS = (3.0, 10.0)
 RESIDUAL_LAMS = (100.0,)
+KERNEL_GAMMAS = (0.1, 0.3, 1.0)     # times 1 / F: the kernel's width on standardised features
+KERNEL_LAMS = (0.1, 0.3, 1.0, 3.0)
 LIVEC_TOL = 0.01  # the ranking term may cost at most this much validation SRCC against the best plain probe
 
 
@@ -195,11 +205,13 @@ def _oof(X, z, folds, fit) -> np.ndarray:
 
 
 def select_params(X, z, ranking: RankingSet | None, rank_val: RankingSet | None, *, weights=RANK_WEIGHTS,
-                  margins=MARGINS, alphas=DEFAULT_ALPHAS, residual: bool = True, tol: float = LIVEC_TOL,
-                  n_folds: int = 5, seed: int = 0) -> tuple[RecipeParams, dict]:
+                  margins=MARGINS, alphas=DEFAULT_ALPHAS, residual: bool = True, kernel: bool = False,
+                  tol: float = LIVEC_TOL, n_folds: int = 5, seed: int = 0) -> tuple[RecipeParams, dict]:
     """Recipe parameters chosen by cross-validation on the opinion-scored fitting data ``(X, z)``.
 
     1. alpha: the best out-of-fold SRCC of the plain probe (``n_folds``-fold, pooled predictions);
+       with ``kernel``, then the Gaussian-kernel term's (gamma, lam) beside it (:func:`biqa.probe.fit_kernel`)
+       with the best out-of-fold SRCC, kept only if it beats the probe's;
     2. with a ranking set: among the (weight, margin) whose out-of-fold SRCC is within ``tol`` of the
        probe's (agreement with people comes first), the one whose fit on all of ``(X, z)`` gives the
        validation ranking groups ``rank_val`` (photos no training pair uses) the best mean level SRCC.
@@ -215,25 +227,35 @@ def select_params(X, z, ranking: RankingSet | None, rank_val: RankingSet | None,
     alpha = max(cv, key=lambda a: (round(cv[a], 6), a))
     best = RecipeParams(alpha=alpha, rank_weight=0.0)
     report = {"probe_cv_srcc": cv[alpha], "cv_srcc": cv[alpha], "val_level_srcc": None}
+    people = cv[alpha]  # the out-of-fold SRCC the ranking settings are measured against
+    if kernel:
+        kcv = {(g, lam): float(spearmanr(_oof(X, z, folds, lambda A, b, g=g, lam=lam: fit_kernel(A, b, alpha, g, lam)),
+                                         z)[0]) for g in KERNEL_GAMMAS for lam in KERNEL_LAMS}
+        g, lam = max(kcv, key=lambda k: (round(kcv[k], 6), -k[0], k[1]))
+        report["kernel_cv_srcc"] = kcv[(g, lam)]
+        if kcv[(g, lam)] > people:
+            best = RecipeParams(alpha=alpha, rank_weight=0.0, kernel_gamma=g, kernel_lam=lam)
+            people = report["cv_srcc"] = kcv[(g, lam)]
     if ranking is None or rank_val is None:
         return best, report
-    report["val_level_srcc"] = float(rank_val.level_srcc(fit_ridge(X, z, alpha).predict(rank_val.X)).mean())
+    base = best
+    report["val_level_srcc"] = float(rank_val.level_srcc(fit_recipe(X, z, None, base).predict(rank_val.X)).mean())
     best_level = -np.inf
 
     def consider(candidates):
         nonlocal best, best_level
         for p in candidates:
             s = float(spearmanr(_oof(X, z, folds, lambda A, b: fit_recipe(A, b, ranking, p)), z)[0])
-            if s < cv[alpha] - tol:
+            if s < people - tol:
                 continue
             level = float(rank_val.level_srcc(fit_recipe(X, z, ranking, p).predict(rank_val.X)).mean())
             if level > best_level:
                 best, best_level = p, level
                 report.update(cv_srcc=s, val_level_srcc=level)
 
-    consider([RecipeParams(alpha=alpha, rank_weight=w, margin=m) for w in weights for m in margins])
+    consider([replace(base, rank_weight=w, margin=m) for w in weights for m in margins])
     if residual and best.rank_weight > 0:
         lin = best
-        consider([RecipeParams(alpha=alpha, rank_weight=lin.rank_weight, margin=lin.margin, residual_weight=rw,
-                               residual_lam=lam) for rw in RESIDUAL_WEIGHTS for lam in RESIDUAL_LAMS])
+        consider([replace(lin, residual_weight=rw, residual_lam=lam) for rw in RESIDUAL_WEIGHTS
+                  for lam in RESIDUAL_LAMS])
     return best, report

@@ -9,9 +9,12 @@ The recipe (biqa.recipe): EfficientNet-Lite0 with its ImageNet weights, frozen; 
 of its 5 stages (1,024 features); a linear head fitted to the 880 LIVE Challenge photos' mean opinion
 scores with within-photo ranking pairs of synthetic distortions (400 groups from 42 pristine photos and
 their high-resolution originals, 26 implementations in 10 families), and optionally a small residual
-MLP beside it for the pairs a linear head cannot order. Ridge penalty, ranking weight, margin and the
-residual are chosen by 5-fold cross-validation on LIVE Challenge and by level ranking on groups from 6
-other photos (biqa.recipe.select_params); the 9 photos of benchmarks/heldout_levels.py are never used.
+MLP beside it for the pairs a linear head cannot order; a Gaussian-kernel term beside the linear one
+(biqa.probe.fit_kernel: its landmarks are the 880 photos' standardised features), kept if it beats the
+plain probe's cross-validated SRCC (--no-kernel: without). Ridge penalty, kernel width and penalty,
+ranking weight, margin and the residual are chosen by 5-fold cross-validation on LIVE Challenge and by
+level ranking on groups from 6 other photos (biqa.recipe.select_params); the 9 photos of
+benchmarks/heldout_levels.py are never used.
 Every step caches its output (data/features), so a killed run continues where it stopped.
 """
 from __future__ import annotations
@@ -29,7 +32,8 @@ SHARED = ROOT / ".." / "shared" / "data"
 LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and A.C. Bovik, UT Austin): trained on "
           "the 880 of its 1,162 photos present in ../shared. Its copyright notice (the database's README.txt) "
-          "travels with every copy of the database; these weights contain none of its images.")
+          "travels with every copy of the database; these weights contain none of its images (a kernel head holds "
+          "1,024 pooled backbone statistics of each photo, from which the photo cannot be rebuilt).")
 
 
 def main(argv=None) -> int:
@@ -42,6 +46,8 @@ def main(argv=None) -> int:
     ap.add_argument("--pristine", default=None, metavar="DIR",
                     help="also draw ranking groups from the photos of `biqa data pristine --out DIR` "
                          "(15 enlightenment-data photographs: dark, foggy and smooth scenes)")
+    ap.add_argument("--no-kernel", action="store_true",
+                    help="no Gaussian-kernel term beside the linear head (the head of v3's releases before it)")
     ap.add_argument("--no-ship", action="store_true", help="do not overwrite biqa/weights/biqa-default.safetensors")
     a = ap.parse_args(argv)
 
@@ -73,10 +79,11 @@ def main(argv=None) -> int:
                                  cache=feats / f"rank_val_{a.val_groups}.npz")
     print(f"features: {len(df)} LIVE Challenge photos, {ranking.n_groups} + {rank_val.n_groups} ranking groups "
           f"({time.time() - t0:.0f} s)")
-    params, rep = select_params(X, z, ranking, rank_val, seed=0)
+    params, rep = select_params(X, z, ranking, rank_val, seed=0, kernel=not a.no_kernel)
     head = fit_recipe(X, z, ranking, params)
     print(f"chosen: alpha {params.alpha:g}, ranking weight {params.rank_weight:g}, margin {params.margin:g}, "
-          f"residual MLP weight {params.residual_weight:g} (lam {params.residual_lam:g}) "
+          f"residual MLP weight {params.residual_weight:g} (lam {params.residual_lam:g}), "
+          f"kernel gamma {params.kernel_gamma:g} (lam {params.kernel_lam:g}) "
           f"(5-fold CV SRCC {rep['cv_srcc']:.4f}, probe {rep['probe_cv_srcc']:.4f}; validation level SRCC "
           f"{rep['val_level_srcc']:.4f}); {head.info.get('pairs_violated', 0):.1%} of training pairs below the margin")
     scale = LabelScale(1.0, 5.0)  # z = MOS / 100 -> score = 1 + 4 * MOS / 100
@@ -92,6 +99,7 @@ def main(argv=None) -> int:
                                          "--pristine data/pristine" if extra else "python scripts/train_default_model.py"),
         "recipe": {"alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                    "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
+                   "kernel_gamma": params.kernel_gamma, "kernel_lam": params.kernel_lam,
                    "ranking_groups": ranking.n_groups, "ranking_photos": [p.stem for p in photos],
                    "ranking_originals": [p.stem for p in originals], "selection": rep},
     }

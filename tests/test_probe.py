@@ -228,3 +228,108 @@ def test_fit_residual_orders_pairs_a_linear_head_cannot():
     assert lin_ok < 0.6 and res_ok > 0.95
     # and it stays near the linear head on the scored photos
     assert np.abs(fitted.predict(X) - head.predict(X)).mean() < 0.02
+
+
+def _kernel_objective(X, y, alpha, gamma, lam):
+    """The primal objective of biqa.probe.fit_kernel, written out independently in (w, a, b)."""
+    mu, var = X.mean(0), X.var(0)
+    S = (X - mu) / np.sqrt(var + BN_EPS)
+    n, f = S.shape
+    K = np.exp(-gamma / f * ((S[:, None, :] - S[None, :, :]) ** 2).sum(-1))
+
+    def obj(v):
+        w, a, b = v[:f], v[f:f + n], v[-1]
+        r = S @ w + K @ a + b - y
+        return (r @ r) / n + alpha / n * (w @ w) + lam / n * (a @ K @ a)
+
+    return obj, S, K
+
+
+def test_fit_kernel_minimises_its_objective():
+    from scipy.optimize import minimize
+
+    from biqa.probe import fit_kernel
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, 3)) * [1.0, 3.0, 0.5] + [0.0, 2.0, -1.0]
+    y = np.sin(X[:, 0]) + 0.1 * X[:, 1] + 0.05 * rng.normal(size=40)
+    alpha, gamma, lam = 3.0, 0.5, 0.3
+    head = fit_kernel(X, y, alpha, gamma, lam)
+    obj, S, K = _kernel_objective(X, y, alpha, gamma, lam)
+    ref = minimize(obj, np.zeros(3 + 40 + 1), method="BFGS", options={"gtol": 1e-10, "maxiter": 10000})
+    mine = np.concatenate([head.w, head.kernel["a"], [head.b]])
+    assert obj(mine) <= ref.fun + 1e-9
+    Xn = rng.normal(size=(7, 3))  # predictions agree on new points: the same function
+    Sn = (Xn - X.mean(0)) / np.sqrt(X.var(0) + BN_EPS)
+    Kn = np.exp(-gamma / 3 * ((Sn[:, None, :] - S[None, :, :]) ** 2).sum(-1))
+    w, a, b = ref.x[:3], ref.x[3:43], ref.x[-1]
+    np.testing.assert_allclose(head.predict(Xn), Sn @ w + Kn @ a + b, atol=1e-4)
+    # an infinite kernel penalty leaves ridge regression
+    np.testing.assert_allclose(fit_kernel(X, y, alpha, gamma, np.inf).predict(Xn), fit_ridge(X, y, alpha).predict(Xn),
+                               atol=1e-10)
+
+
+def test_fit_kernel_with_pairs_orders_what_a_linear_head_cannot():
+    from biqa.probe import fit_kernel
+
+    rng = np.random.default_rng(0)  # as the residual test: pairs want |x1| small, the scores are linear in x0
+    X = rng.normal(size=(120, 4)) * [1, 0.3, 1, 1]
+    y = 0.1 * X[:, 0] + 0.5
+    base = rng.normal(size=(60, 4)) * [1, 0.3, 1, 1]
+    worse = base.copy()
+    worse[:, 1] += rng.choice([-1.5, 1.5], size=60)
+    RX = np.vstack([base, worse])
+    pairs = np.stack([np.arange(60), np.arange(60, 120)], 1)
+    plain = fit_kernel(X, y, 10.0, 1.0, 1.0)
+    ranked = fit_kernel(X, y, 10.0, 1.0, 1.0, ranking_X=RX, pairs=pairs, rank_weight=10.0, margin=0.05)
+    ok = [np.mean(h.predict(base) - h.predict(worse) > 0.0) for h in (plain, ranked)]
+    assert ok[0] < 0.7 and ok[1] > 0.95, ok  # 0.6 and 1.0 when written
+    assert ranked.info["kind"] == "kernel-ranked"
+    assert np.abs(ranked.predict(X) - y).mean() < 0.05  # and it still fits the scores
+
+
+def test_kernel_head_in_the_network_matches_numpy_and_stays_float32_under_autocast():
+    from biqa.precision import AutocastModel
+    from biqa.probe import rbf_kernel
+
+    rng = np.random.default_rng(4)
+    f, n = 1024, 30
+    kern = {"L": rng.normal(size=(n, f)), "a": rng.normal(size=n) * 0.1, "gamma": 1.0 / f}
+    head = LinearHead(rng.normal(size=f) * 0.01, 0.4, rng.normal(size=f), rng.uniform(0.5, 2, size=f), kernel=kern)
+    model = linear_model(head, pretrained=False)
+    assert model.preset.name == "lite0-ml-kernel" and model.preset.head_kwargs["kernel"] == n
+    assert model.head.residual is None
+    x = torch.rand(2, 3, 64, 80)
+    with torch.inference_mode():
+        z = model(x)["z"].double().numpy()
+        feats = model.backbone(x).double().numpy()
+        kb = model.head.kernel_term(torch.from_numpy(feats).to(torch.bfloat16))
+    s = (feats - head.mu) / np.sqrt(head.var + BN_EPS)
+    np.testing.assert_allclose(z, s @ head.w + head.b + rbf_kernel(s, kern["L"], kern["gamma"]) @ kern["a"], atol=1e-4)
+    np.testing.assert_allclose(head.predict(feats), z, atol=1e-4)
+    assert kb.dtype == torch.float32
+    with torch.inference_mode():  # under bf16 autocast the kernel term is computed in float32
+        zb = AutocastModel(model)(x)["z"]
+    assert zb.dtype == torch.float32 and np.all(np.isfinite(zb.numpy()))
+
+
+def test_select_params_takes_the_kernel_term_when_cross_validation_says_so():
+    from scipy.stats import spearmanr
+
+    from biqa.recipe import select_params
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(150, 6))
+    y = np.sin(2.0 * X[:, 0]) + 0.05 * rng.normal(size=150)  # not linear in the features
+    p, rep = select_params(X, y, None, None, alphas=(1.0, 10.0), kernel=True, seed=0)
+    assert p.kernel_gamma > 0 and p.rank_weight == 0
+    assert rep["kernel_cv_srcc"] > rep["probe_cv_srcc"] + 0.1  # 0.76 against 0.58 when written
+    assert rep["cv_srcc"] == rep["kernel_cv_srcc"]
+    lin, rep_lin = select_params(X, y, None, None, alphas=(1.0, 10.0), seed=0)
+    assert lin.kernel_gamma == 0 and rep_lin["cv_srcc"] == rep["probe_cv_srcc"]
+    Xn = rng.normal(size=(100, 6))  # and the chosen head predicts new points better
+    yn = np.sin(2.0 * Xn[:, 0])
+    from biqa.recipe import fit_recipe
+
+    assert spearmanr(fit_recipe(X, y, None, p).predict(Xn), yn)[0] > spearmanr(
+        fit_recipe(X, y, None, lin).predict(Xn), yn)[0] + 0.1
