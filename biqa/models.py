@@ -102,7 +102,7 @@ register_preset(ModelPreset(
 register_preset(ModelPreset(
     "lite0-ml-linres", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64}, 224, pooling="multilevel",
     description="lite0-ml-linear plus a 64-unit MLP beside the linear layer that learns to rank distortions "
-                "(biqa.probe.fit_residual; the default model's recipe may choose it, and did for biqa-default v3)"))
+                "(biqa.probe.fit_residual; biqa-default v3's head before its kernel term, lite0-ml-kernel)"))
 register_preset(ModelPreset(
     "lite0-ml-kernel", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64, "kernel": 880}, 224,
     pooling="multilevel",

@@ -1,5 +1,6 @@
-"""The default model's recipe: a frozen ImageNet backbone, a linear head fitted to human opinions
-(LIVE Challenge) with within-photo ranking constraints from synthetic distortions.
+"""The default model's recipe: a frozen ImageNet backbone, a linear head (with a Gaussian-kernel term
+beside it when cross-validation says it pays) fitted to human opinions (LIVE Challenge) with
+within-photo ranking constraints from synthetic distortions.
 
 Why this recipe: fine-tuning on synthetic distortions of a few dozen photos destroyed the quality
 signal that ImageNet features already carry (biqa-default v2: SRCC 0.03 on unseen real photos,
