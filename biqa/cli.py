@@ -189,9 +189,13 @@ def _cmd_probe(a) -> int:
     alphas = [float(x) for x in a.alphas.split(",")] if a.alphas else DEFAULT_ALPHAS
     label_range = [float(x) for x in a.label_range.split(",")] if a.label_range else None
     res = fit_probe(a.records, a.out, split_column=a.split_column, preset=a.preset, alphas=alphas,
-                    label_range=label_range, features_cache=a.features, progress=not a.quiet)
+                    label_range=label_range, features_cache=a.features, progress=not a.quiet, kernel=a.kernel)
     print(f"linear probe on {res['records']} [{res['split_column'] or 'all rows'}]: {res['n_fit']} images fitted, "
           f"alpha {res['alpha']:g} (validation SRCC {res['validation_srcc'][str(res['alpha'])]:.4f})")
+    if "kernel" in res:
+        k = res["kernel"]
+        print(f"kernel term gamma {k['gamma']:g} lam {k['lam']:g} (validation SRCC {k['validation_srcc']:.4f}): "
+              + ("kept" if k["kept"] else "not kept, no better than the linear head"))
     if "test" in res:
         t = res["test"]
         print(f"test: SRCC {t['srcc']:.4f}  PLCC {t['plcc']:.4f}  (N = {t['n']})")
@@ -496,6 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--label-range", default=None, help="lo,hi of the MOS (default: the records' meta)")
     pr.add_argument("--features", default=None,
                     help="feature cache (.npz; default OUT/features.npz): reused across runs on the same images")
+    pr.add_argument("--kernel", action="store_true",
+                    help="also try a Gaussian-kernel term beside the linear head (kept if it beats it on validation)")
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(func=_cmd_probe)
 

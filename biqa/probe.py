@@ -157,7 +157,7 @@ def _file_key(p) -> str:
 
 @dataclass
 class LinearHead:
-    """``z = b + sum_i w_i s_i [+ r(s)]`` on standardised features ``s = (x - mu) / sqrt(var + eps)``.
+    """``z = b + sum_i w_i s_i [+ k(s)] [+ r(s)]`` on standardised features ``s = (x - mu) / sqrt(var + eps)``.
 
     ``residual`` (optional): ``{"W1": [H, F], "b1": [H], "W2": [1, H], "b2": [1]}``, the MLP
     ``r(s) = W2 gelu(W1 s + b1) + b2`` beside the linear term (:func:`fit_residual`).
@@ -267,7 +267,7 @@ def fit_kernel(X: np.ndarray, y: np.ndarray, alpha: float, gamma: float, lam: fl
     (z_hi - z_lo))^2]``, the ranking term over ``pairs`` (better, worse) indices into ``ranking_X`` as in
     :func:`fit_residual`. Without pairs the minimiser is kernel ridge regression with the summed kernel
     ``s.s' / alpha + k(s, s') / lam`` and an unpenalised intercept (one linear solve); with pairs, L-BFGS
-    in float64 from that solution (convex). ``lam = inf`` gives :func:`fit_ridge`'s head.
+    in float64 from that solution (convex). Without pairs, ``lam = inf`` gives :func:`fit_ridge`'s head.
     """
     mu, var = standardiser(X)
     sd = np.sqrt(var + BN_EPS)
@@ -449,7 +449,7 @@ DEFAULT_ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
 def fit_probe(records: str | os.PathLike, out: str | os.PathLike, *, split_column: str | None = None,
               preset: str = PROBE_PRESET, alphas: Sequence[float] = DEFAULT_ALPHAS, label_range=None,
               higher_is_better: bool | None = None, features_cache: str | os.PathLike | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, kernel: bool = False) -> dict:
     """Fit a linear probe on a records CSV and save it as ``out/best.safetensors``.
 
     Rows whose split is ``train`` are fitted; ``alpha`` is chosen by validation SRCC on the ``val``
@@ -457,6 +457,10 @@ def fit_probe(records: str | os.PathLike, out: str | os.PathLike, *, split_colum
     val. ``test`` rows, if any, are only measured. Without a split column every row is fitted (alpha by
     5-fold cross-validation). Label range and direction come from the records' sidecar meta (as in
     ``biqa train``), else ``label_range``.
+
+    ``kernel``: then try a Gaussian-kernel term beside the linear head (:func:`fit_kernel`; the width and
+    penalty grid of :mod:`biqa.recipe`) by the same validation rule, kept only if it beats the ridge
+    head's validation SRCC (preset ``lite0-ml-kernel``; the checkpoint holds the fitted rows' features).
     """
     from scipy.stats import pearsonr, spearmanr
 
@@ -480,22 +484,33 @@ def fit_probe(records: str | os.PathLike, out: str | os.PathLike, *, split_colum
     X = cached_path_features(paths, cache, preset=preset, progress=progress)
     z = np.asarray(scale.normalise(df["mos"].to_numpy(float)), float)
     tr, va, te = parts == "train", parts == "val", parts == "test"
-    if va.any():
-        alpha, val_scores = select_alpha(X[tr], z[tr], X[va], z[va], alphas)
-    else:  # 5-fold cross-validation on the training rows
-        idx = np.flatnonzero(tr)
-        folds = np.random.default_rng(0).permutation(len(idx)) % 5
-        cv = {float(a): [] for a in alphas}
-        for k in range(5):
-            f_tr, f_va = idx[folds != k], idx[folds == k]
-            for a in alphas:
-                cv[float(a)].append(float(spearmanr(fit_ridge(X[f_tr], z[f_tr], a).predict(X[f_va]), z[f_va])[0]))
-        val_scores = {a: float(np.mean(v)) for a, v in cv.items()}
-        alpha = max(val_scores, key=lambda a: (round(val_scores[a], 6), a))
+    idx = np.flatnonzero(tr)
+    folds = np.random.default_rng(0).permutation(len(idx)) % 5
+
+    def validation_srcc(fit_fn) -> float:
+        """SRCC on the val rows of ``fit_fn`` fitted on train; without val rows, the mean over 5 folds of train."""
+        if va.any():
+            return float(spearmanr(fit_fn(X[tr], z[tr]).predict(X[va]), z[va])[0])
+        return float(np.mean([spearmanr(fit_fn(X[idx[folds != k]], z[idx[folds != k]]).predict(X[idx[folds == k]]),
+                                        z[idx[folds == k]])[0] for k in range(5)]))
+
+    val_scores = {float(a): validation_srcc(lambda A, b, a=a: fit_ridge(A, b, a)) for a in alphas}
+    alpha = max(val_scores, key=lambda a: (round(val_scores[a], 6), a))
     fit = tr | va
-    head = fit_ridge(X[fit], z[fit], alpha)
     result = {"records": str(records), "split_column": col, "n_fit": int(fit.sum()), "alpha": alpha,
               "validation_srcc": {str(k): v for k, v in val_scores.items()}}
+    head = fit_ridge(X[fit], z[fit], alpha)
+    if kernel:
+        from .recipe import KERNEL_GAMMAS, KERNEL_LAMS
+
+        ks = {(g, lam): validation_srcc(lambda A, b, g=g, lam=lam: fit_kernel(A, b, alpha, g, lam))
+              for g in KERNEL_GAMMAS for lam in KERNEL_LAMS}
+        g, lam = max(ks, key=lambda k: (round(ks[k], 6), -k[0], k[1]))
+        kept = ks[(g, lam)] > val_scores[alpha]
+        result["kernel"] = {"gamma": g, "lam": lam, "validation_srcc": ks[(g, lam)], "kept": bool(kept)}
+        if kept:
+            head = fit_kernel(X[fit], z[fit], alpha, g, lam)
+            preset = KERNEL_PRESET if preset == PROBE_PRESET else preset
     if te.any():
         p = scale.denormalise(head.predict(X[te]))
         result["test"] = {"n": int(te.sum()), "srcc": float(spearmanr(p, df["mos"][te])[0]),

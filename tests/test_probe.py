@@ -333,3 +333,38 @@ def test_select_params_takes_the_kernel_term_when_cross_validation_says_so():
 
     assert spearmanr(fit_recipe(X, y, None, p).predict(Xn), yn)[0] > spearmanr(
         fit_recipe(X, y, None, lin).predict(Xn), yn)[0] + 0.1
+
+
+def test_fit_probe_kernel_option_keeps_the_kernel_only_when_validation_says_so(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import biqa.probe as P
+
+    rng = np.random.default_rng(8)
+    n = 240
+    X = rng.normal(size=(n, 6))
+    split = np.array(["train"] * 160 + ["val"] * 40 + ["test"] * 40)
+    for i in range(n):  # the records must name existing files; the features are stand-ins
+        (tmp_path / f"{i}.png").write_bytes(b"")
+    saved = {}
+    monkeypatch.setattr(P, "cached_path_features", lambda paths, *a, **k: X)
+    monkeypatch.setattr(P, "save_linear_checkpoint",
+                        lambda head, path, **k: saved.update(head=head, preset=k.get("preset")) or path)
+    # a noisy sine of one feature (a kernel helps) and an exact linear map (ridge ranks the val rows perfectly:
+    # a kernel cannot do better, so it is not kept)
+    for name, mos, kept in [("sine", 3 + np.sin(2 * X[:, 0]) + 0.02 * rng.normal(size=n), True),
+                            ("linear", 3 + 0.5 * X[:, 1], False)]:
+        recs = tmp_path / f"{name}.csv"
+        pd.DataFrame({"path": [f"{i}.png" for i in range(n)], "mos": mos, "split": split}).to_csv(recs, index=False)
+        res = P.fit_probe(recs, tmp_path / name, progress=False, label_range=(1, 5), kernel=True)
+        assert res["kernel"]["kept"] is kept, (name, res["kernel"], res["validation_srcc"][str(res["alpha"])])
+        assert (saved["head"].kernel is not None) is kept
+        assert saved["preset"] == ("lite0-ml-kernel" if kept else "lite0-ml-linear")
+        if kept:  # the kernel head generalises to the test rows better than the ridge head
+            from scipy.stats import spearmanr
+
+            fit = split != "test"
+            ridge = fit_ridge(X[fit], mos[fit], res["alpha"]).predict(X[~fit])
+            assert res["test"]["srcc"] > spearmanr(ridge, mos[~fit])[0] + 0.1
+    res = P.fit_probe(recs, tmp_path / "plain", progress=False, label_range=(1, 5))
+    assert "kernel" not in res and saved["head"].kernel is None
