@@ -444,6 +444,8 @@ def select_alpha(X_tr, y_tr, X_val, y_val, alphas: Iterable[float], **fit_kwargs
 
 
 DEFAULT_ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
+KERNEL_GAMMAS = (0.1, 0.3, 1.0)     # times 1 / F: the kernel term's width on standardised features (fit_kernel)
+KERNEL_LAMS = (0.1, 0.3, 1.0, 3.0)  # its penalty
 
 
 def fit_probe(records: str | os.PathLike, out: str | os.PathLike, *, split_column: str | None = None,
@@ -459,8 +461,9 @@ def fit_probe(records: str | os.PathLike, out: str | os.PathLike, *, split_colum
     ``biqa train``), else ``label_range``.
 
     ``kernel``: then try a Gaussian-kernel term beside the linear head (:func:`fit_kernel`; the width and
-    penalty grid of :mod:`biqa.recipe`) by the same validation rule, kept only if it beats the ridge
-    head's validation SRCC (preset ``lite0-ml-kernel``; the checkpoint holds the fitted rows' features).
+    penalty grid :data:`KERNEL_GAMMAS` x :data:`KERNEL_LAMS`, as :mod:`biqa.recipe` uses) by the same
+    validation rule, kept only if it beats the ridge head's validation SRCC (preset ``lite0-ml-kernel``;
+    the checkpoint then holds the fitted rows' features).
     """
     from scipy.stats import pearsonr, spearmanr
 
@@ -501,8 +504,6 @@ def fit_probe(records: str | os.PathLike, out: str | os.PathLike, *, split_colum
               "validation_srcc": {str(k): v for k, v in val_scores.items()}}
     head = fit_ridge(X[fit], z[fit], alpha)
     if kernel:
-        from .recipe import KERNEL_GAMMAS, KERNEL_LAMS
-
         ks = {(g, lam): validation_srcc(lambda A, b, g=g, lam=lam: fit_kernel(A, b, alpha, g, lam))
               for g in KERNEL_GAMMAS for lam in KERNEL_LAMS}
         g, lam = max(ks, key=lambda k: (round(ks[k], 6), -k[0], k[1]))

@@ -26,8 +26,8 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from .probe import (DEFAULT_ALPHAS, PROBE_PRESET, FeatureExtractor, LinearHead, fit_kernel, fit_linear, fit_residual,
-                    fit_ridge, save_npz_atomic)
+from .probe import (DEFAULT_ALPHAS, KERNEL_GAMMAS, KERNEL_LAMS, PROBE_PRESET, FeatureExtractor, LinearHead,
+                    fit_kernel, fit_linear, fit_residual, fit_ridge, save_npz_atomic)
 
 # Photos that no model of the recipe may see: the held-out level-ranking check
 # (benchmarks/heldout_levels.py HELDOUT_PHOTOS; a test checks that the two lists agree).
@@ -191,8 +191,6 @@ RANK_WEIGHTS = (3.0, 10.0, 30.0, 100.0)
 MARGINS = (0.03, 0.06, 0.1)
 RESIDUAL_WEIGHTS = (3.0, 10.0)
 RESIDUAL_LAMS = (100.0,)
-KERNEL_GAMMAS = (0.1, 0.3, 1.0)     # times 1 / F: the kernel's width on standardised features
-KERNEL_LAMS = (0.1, 0.3, 1.0, 3.0)
 LIVEC_TOL = 0.01  # the ranking term may cost at most this much validation SRCC against the best plain probe
 
 
