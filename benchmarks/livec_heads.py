@@ -33,12 +33,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from biqa.probe import FeatureExtractor, cached_path_features, fit_ridge  # noqa: E402
+from biqa.probe import KERNEL_GAMMAS, KERNEL_LAMS, FeatureExtractor, cached_path_features, fit_ridge  # noqa: E402
 from biqa.recipe import _oof, ensure_livec, select_params  # noqa: E402
 from livec_protocol import LIVEC_ROOT, metrics  # noqa: E402  (the protocol's data path and SRCC / PLCC)
 from strategies import t_interval  # noqa: E402  (95% t-interval of a paired difference)
-GAMMAS = (0.1, 0.3, 1.0)
-LAMBDAS = (0.1, 0.3, 1.0, 3.0)
 
 
 class KernelRidge:
@@ -82,7 +80,7 @@ def main(argv=None) -> int:
     from biqa.datasets.splits import parse_seeds
 
     seeds = parse_seeds("1-2" if a.quick and a.seeds == "1-10" else a.seeds)
-    grid = [(0.3, 0.1), (0.3, 1.0)] if a.quick else [(g, lam) for g in GAMMAS for lam in LAMBDAS]
+    grid = [(0.3, 0.1), (0.3, 1.0)] if a.quick else [(g, lam) for g in KERNEL_GAMMAS for lam in KERNEL_LAMS]
     try:
         df = ensure_livec(Path(a.records), LIVEC_ROOT)
     except ValueError as e:

@@ -342,8 +342,7 @@ def fit_residual(head: LinearHead, X: np.ndarray, ranking_X: np.ndarray, pairs: 
     if head.kernel is None:
         lin_r = R @ w + head.b
     else:  # the fixed part includes the kernel term
-        lin_r = torch.tensor(LinearHead(head.w, head.b, head.mu, head.var, kernel=head.kernel).predict(ranking_X),
-                             dtype=torch.float32)
+        lin_r = torch.tensor(head.predict(ranking_X), dtype=torch.float32)
     for _ in range(epochs):
         opt.zero_grad()
         z = lin_r + net(R).squeeze(-1)
