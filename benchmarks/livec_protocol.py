@@ -68,20 +68,10 @@ RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"} 
 
 def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:
     """The LIVE Challenge records with ``split_seedN`` columns (imported and split if absent)."""
-    from biqa.datasets import add_splits
-    from biqa.records import write_records
-
     try:
-        df = ensure_livec(path, LIVEC_ROOT)
+        return ensure_livec(path, LIVEC_ROOT, seeds=seeds)
     except ValueError as e:
         raise SystemExit(str(e)) from None
-    missing = [s for s in seeds if f"split_seed{s}" not in df.columns]
-    if missing:
-        df = add_splits(df.drop(columns="abspath"), scheme="random", ratios=(70, 10, 20),
-                        seeds=sorted(set(seeds) | set(missing)))
-        write_records(df, path)
-        df = ensure_livec(path, LIVEC_ROOT)
-    return df
 
 
 def merge_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:

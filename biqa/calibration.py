@@ -19,6 +19,7 @@ crops and distortions drawn) goes into the quantised model's metadata.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -33,6 +34,7 @@ from .resolution import Resolution
 SRC_ROOT = Path(__file__).resolve().parent.parent  # a source checkout's root (data/ and ../shared beside it)
 RECIPE_LIVEC = "data/livec/livec.csv"
 RECIPE_SPLIT = ("split_seed1", "train")
+_SPLIT_COMMAND = f"biqa data split {RECIPE_LIVEC} --scheme random --ratios 70,10,20 --seeds 1-10"
 RECIPE_ORIGINALS = "../shared/data/originals"
 N_RECORDS, N_SYNTH, CROP = 64, 32, 512
 # The guard's held-out photos (biqa.recipe.HELDOUT_PHOTOS, repeated so that this module needs no torch;
@@ -166,7 +168,13 @@ def recipe_sources() -> tuple[Path, Path]:
         raise FileNotFoundError(
             f"the calibration recipe needs the LIVE Challenge records at {RECIPE_LIVEC} (in the working folder or the "
             "source checkout); make them with `biqa data import livec --root ../shared/data/livec/ChallengeDB_release "
-            f"--partial --out {RECIPE_LIVEC}`, or calibrate on other photos: --calibration FOLDER (or a records CSV)")
+            f"--partial --out {RECIPE_LIVEC} && {_SPLIT_COMMAND}`, or calibrate on other photos: --calibration FOLDER "
+            "(or a records CSV)")
+    with open(livec, newline="") as f:
+        header = next(csv.reader(f), [])
+    if RECIPE_SPLIT[0] not in header:
+        raise FileNotFoundError(f"{livec} has no {RECIPE_SPLIT[0]} column (the calibration recipe's photos are its "
+                                f"{RECIPE_SPLIT[1]} part): add the protocol's splits with `{_SPLIT_COMMAND}`")
     if originals is None:
         raise FileNotFoundError(f"the calibration recipe needs the pristine photos of {RECIPE_ORIGINALS}; or calibrate "
                                 "on other photos: --calibration FOLDER (or a records CSV)")

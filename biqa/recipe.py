@@ -40,12 +40,18 @@ RANK_VAL_PHOTOS = ("lomiri-wallpapers__Bridge_by_Sander_Klootwijk", "lxqt-themes
                    "scikit-image__coffee", "plasma-workspace-wallpapers__Kite__2560x1600", "scipy__face")
 
 
-def ensure_livec(records, livec_root) -> "pd.DataFrame":
+LIVEC_SPLIT_SEEDS = tuple(range(1, 11))  # the protocol's 10 seeded random splits
+LIVEC_SPLIT_RATIOS = (70, 10, 20)           # train / val / test
+
+
+def ensure_livec(records, livec_root, seeds=LIVEC_SPLIT_SEEDS) -> "pd.DataFrame":
     """The LIVE Challenge records at ``records`` (with ``abspath``), imported from ``livec_root`` first
-    when the CSV does not exist yet (partial copy: the photos present). Raises ``ValueError`` with the
-    import report when that import is not OK."""
-    from .datasets import import_dataset
-    from .records import read_records, resolve_path
+    when the CSV does not exist yet (partial copy: the photos present), with the protocol's seeded
+    random 70/10/20 split columns ``split_seedN`` for ``seeds`` (added, and the CSV rewritten, where
+    missing; each column depends on its seed only). Raises ``ValueError`` with the import report when
+    that import is not OK."""
+    from .datasets import add_splits, import_dataset
+    from .records import read_records, resolve_path, write_records
 
     records = Path(records)
     if not records.is_file():
@@ -54,6 +60,11 @@ def ensure_livec(records, livec_root) -> "pd.DataFrame":
         if not report.ok:
             raise ValueError(f"LIVE Challenge import from {livec_root} is not OK:\n{report}")
     df = read_records(records)
+    missing = [s for s in seeds if f"split_seed{s}" not in df.columns]
+    if missing:
+        df = add_splits(df, scheme="random", ratios=LIVEC_SPLIT_RATIOS, seeds=sorted(missing))
+        write_records(df, records)
+        df = read_records(records)
     df["abspath"] = [resolve_path(p, records.parent) for p in df["path"]]
     return df
 

@@ -183,3 +183,23 @@ def test_real_partial_copy(tmp_path):
     assert out.with_name("livec.LICENSE.txt").read_text() == (REAL / "README.txt").read_text()
     meta = json.loads(out.with_name("livec.meta.json").read_text())
     assert meta["notice_file"] == "livec.LICENSE.txt" and meta["import"]["ok"] is True
+
+
+def test_ensure_livec_adds_the_protocol_splits_once(tmp_path):
+    """A fresh checkout: ensure_livec imports the copy and adds split_seed1..10 (70/10/20), which the
+    accuracy guard and the int8 calibration recipe read; existing columns are kept as they are."""
+    from biqa.datasets import add_splits
+    from biqa.recipe import ensure_livec
+
+    out = tmp_path / "livec" / "livec.csv"
+    df = ensure_livec(out, build(tmp_path))
+    assert len(df) == 4 and [f"split_seed{s}" for s in range(1, 11)] == [c for c in df.columns if c.startswith("split")]
+    assert set(read_records(out).columns) >= {"split_seed1", "split_seed10"}  # written back
+    alone = add_splits(df[["path", "mos", "std"]], scheme="random", ratios=(70, 10, 20), seeds=[7])
+    assert (alone["split_seed7"] == df["split_seed7"]).all()  # a column depends on its seed only
+    rows = read_records(out)
+    rows["split_seed1"] = ["test", "test", "train", "val"]  # a user's own split is not overwritten
+    rows.to_csv(out, index=False)
+    again = ensure_livec(out, tmp_path / "nowhere", seeds=[1, 11])
+    assert list(again["split_seed1"]) == ["test", "test", "train", "val"] and "split_seed11" in again.columns
+    assert all(Path(p).is_file() for p in again["abspath"])

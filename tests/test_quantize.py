@@ -154,6 +154,21 @@ def test_calibration_never_uses_the_guard_images():
     assert livec and all(s["split"] == "train" and s["column"] == "split_seed1" for s in livec)
 
 
+def test_calibration_recipe_without_splits_says_how_to_add_them(tmp_path, monkeypatch):
+    """Records imported but never split (a fresh `biqa data import livec`): the recipe's error names the split
+    command instead of a missing column."""
+    from biqa import calibration as C
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(C, "SRC_ROOT", tmp_path)
+    (tmp_path / "data" / "livec").mkdir(parents=True)
+    (tmp_path / C.RECIPE_LIVEC).write_text("path,mos,std\na.png,50,10\n")
+    (tmp_path / "data" / "originals").mkdir()
+    monkeypatch.setattr(C, "RECIPE_ORIGINALS", "data/originals")
+    with pytest.raises(FileNotFoundError, match="biqa data split data/livec/livec.csv --scheme random --ratios 70,10,20"):
+        C.recipe_sources()
+
+
 # ------------------------------------------------------------------------------ the guard
 
 def test_pair_agreement_against_brute_force():
