@@ -22,6 +22,12 @@ models are loaded with ``force=True``: speed is measured whatever the accuracy g
 pipeline) is the float32 export as biqa made it before the same-padding rewrite, for comparison:
 ``vs_fp32_legacy`` is each onnxruntime row against it.
 
+``paired`` rows (the precision target's ratio): float32 and the reduced precision of one backend loaded
+in one process, scoring the same chunks of 16 JPEGs in turn for 8 rounds (order swapped every round);
+``vs_fp32`` is the median of the 8 per-round ratios (its quartiles in ``note``). On a shared machine whose
+speed drifts (this one's halved between two sessions), the fastest-round ratio of the separate processes
+can land anywhere in a ±15% band; the paired ratio moves much less.
+
 In-process measurements get one warm-up image first. All contenders run once per round, in turn
 (``--repeats`` rounds, default 2), and each one's fastest round is kept. Peak RSS: ``ru_maxrss`` of the
 measured process (the largest of it and its children, e.g. decode workers; not their sum), started
@@ -179,6 +185,45 @@ def _worker(kind: str, folder: str, backend: str) -> dict:
     raise ValueError(kind)
 
 
+PAIRS = (("onnxruntime", "onnxruntime-int8"), ("torch", "torch-bf16"))  # (float32, reduced precision)
+PAIRED_ROUNDS, PAIRED_CHUNK = 8, 16
+
+
+def _paired(folder: str, pair: str) -> dict:
+    """Runs inside a measured process: float32 and a reduced precision of one backend, both loaded, scoring
+    the same chunks of JPEGs in alternation (``PAIRED_ROUNDS`` rounds; in each, both score one chunk of
+    ``PAIRED_CHUNK`` files, the order swapped every round). A slow phase of the machine then slows both
+    sides of a round alike: the ratio is taken per round, and its median reported."""
+    import warnings
+
+    import numpy as np
+
+    import biqa
+
+    paths = sorted(str(p) for p in Path(folder).glob("*.jpg"))
+    scorers = []
+    for b in pair.split(","):
+        backend, _, precision = b.partition("-")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # force=True: speed is measured whatever the accuracy guard says
+            scorers.append(biqa.load("biqa-default", device="cpu", backend=backend, precision=precision or None,
+                                     force=True))
+    for s in scorers:
+        s.score(paths[:1])  # warm-up
+    secs = np.zeros((PAIRED_ROUNDS, 2))
+    for r in range(PAIRED_ROUNDS):
+        chunk = [paths[(r * PAIRED_CHUNK + i) % len(paths)] for i in range(PAIRED_CHUNK)]
+        for k in ((0, 1) if r % 2 == 0 else (1, 0)):
+            t0 = time.perf_counter()
+            df = scorers[k].score(chunk)
+            secs[r, k] = time.perf_counter() - t0
+            assert (df["error"] == "").all()
+    ratio = secs[:, 0] / secs[:, 1]
+    return {"images": PAIRED_ROUNDS * PAIRED_CHUNK, "seconds": secs.sum(0).tolist(), "ratio_median": float(np.median(ratio)),
+            "ratio_q1": float(np.quantile(ratio, 0.25)), "ratio_q3": float(np.quantile(ratio, 0.75)),
+            "ratios": ratio.round(3).tolist()}
+
+
 def _measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """(wall seconds, peak RSS MB, stdout) of a command; RSS: wait4's ru_maxrss via the launcher."""
     from biqa.bench import run_launched
@@ -200,7 +245,7 @@ def main() -> None:
     ap.add_argument("--worker", nargs=3, metavar=("KIND", "DIR", "BACKEND"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        print(json.dumps(_worker(*a.worker)))
+        print(json.dumps(_paired(a.worker[1], a.worker[2]) if a.worker[0] == "paired" else _worker(*a.worker)))
         return
     if a.quick:
         a.n, a.repeats = 8, 1
@@ -275,9 +320,27 @@ def main() -> None:
                 record("pyiqa CLI paq2piq (random weights)", "pyiqa-cli", "torch", a.n, wall, rss,
                        "wall-clock incl. start-up and model load")
 
-    res = pd.DataFrame(list(best.values()))
+        paired = []
+        for f32, low in PAIRS:
+            if low not in backends:
+                continue
+            _, rss, text = _measure(me + ["--worker", "paired", str(imgs), f"{f32},{low}"], env)
+            r = json.loads(text.strip().splitlines()[-1])
+            print(f"  paired pipeline {low} / {f32}: median {r['ratio_median']:.2f}x over {PAIRED_ROUNDS} alternating "
+                  f"rounds of {PAIRED_CHUNK} images (quartiles {r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}; {r['ratios']})",
+                  file=sys.stderr)
+            note = (f"paired: both loaded in one process, {PAIRED_ROUNDS} rounds of {PAIRED_CHUNK} JPEGs scored by each in "
+                    f"turn; vs_fp32 = median per-round ratio (quartiles {r['ratio_q1']:.2f}-{r['ratio_q3']:.2f})")
+            for k, b in enumerate((f32, low)):
+                paired.append({"what": f"biqa pipeline, paired with {low if k == 0 else f32} [{b}]",
+                               "group": "biqa-pipeline-paired", "backend": b, "images": r["images"],
+                               "seconds": r["seconds"][k], "images_per_s": r["images"] / r["seconds"][k],
+                               "peak_rss_mb": rss, "note": note + " (peak RSS: both models)",
+                               "paired_ratio": r["ratio_median"] if k else float("nan")})
+
+    res = pd.DataFrame(list(best.values()) + paired)
     ips = dict(zip(zip(res["group"], res["backend"]), res["images_per_s"]))
-    res["vs_bare"] = [v / ips[("biqa-bare", b)] if g.startswith("biqa") else float("nan")
+    res["vs_bare"] = [v / ips[("biqa-bare", b)] if g in ("biqa-pipeline", "biqa-cli", "biqa-bare") else float("nan")
                       for g, b, v in zip(res["group"], res["backend"], res["images_per_s"])]
     peer = {"biqa-pipeline": "pyiqa-inprocess", "biqa-bare": "pyiqa-inprocess", "biqa-cli": "pyiqa-cli"}
     res["vs_pyiqa"] = [v / ips[(peer[g], "torch")] if g in peer and (peer[g], "torch") in ips else float("nan")
@@ -292,6 +355,9 @@ def main() -> None:
                              for g, b, v in zip(res["group"], res["backend"], res["images_per_s"])]
     res["vs_fp32"] = [v / ips[(g, fp32_of[b])] if b in fp32_of and (g, fp32_of[b]) in ips else float("nan")
                       for g, b, v in zip(res["group"], res["backend"], res["images_per_s"])]
+    if "paired_ratio" in res.columns:  # the paired rows: the median of the per-round ratios, not the ratio of totals
+        res["vs_fp32"] = res["paired_ratio"].where(res["group"] == "biqa-pipeline-paired", res["vs_fp32"])
+        res = res.drop(columns="paired_ratio")
     import torch
 
     res["resolution"] = f"{SIZE[0]}x{SIZE[1]}"
@@ -314,6 +380,9 @@ def main() -> None:
             print(f"[{b}] pipeline / {ref} pipeline = {ips[('biqa-pipeline', b)] / ips[('biqa-pipeline', ref)]:.2f}x, "
                   f"bare forward {ips[('biqa-bare', b)] / ips[('biqa-bare', ref)]:.2f}x"
                   + (" (target >= 1.8 with the accuracy guard met: benchmarks/precision.py)" if b.endswith("int8") else ""))
+            row = res[(res["group"] == "biqa-pipeline-paired") & (res["backend"] == b)]
+            if len(row):
+                print(f"[{b}] paired in one process (median of per-round ratios): {row['vs_fp32'].iloc[0]:.2f}x")
     if ("biqa-pipeline", "onnxruntime-legacy") in ips:
         leg = ips[("biqa-pipeline", "onnxruntime-legacy")]
         print(f"[onnxruntime-legacy] the float32 graph before the same-padding rewrite: fp32 pipeline "

@@ -43,8 +43,8 @@ DEFAULT_BACKENDS = "eager,channels-last,torch-bf16,onnxruntime,onnxruntime-int8"
 # what each precision row is, and why the ones that are not shipped are not (printed under the table)
 NOTES = {
     "torch-bf16": "torch channels-last under bf16 autocast (biqa score --backend torch --precision bf16)",
-    "onnxruntime-int8": "the int8 export (biqa score --precision int8): static QDQ; the convolutions up to the "
-                        "2nd stride-2 one float32",
+    "onnxruntime-int8": "the int8 export (biqa score --precision int8): static QDQ; the stem and the first block "
+                        "float32",
     "onnxruntime-fp16": "NOT SHIPPED: the float32 export converted to float16 (inputs/outputs float32); onnxruntime's "
                         "x86 CPU kernels gain nothing from it",
     "onnxruntime-bf16": "NOT SHIPPED, not measurable: onnxruntime's CPU provider has no bfloat16 convolution",

@@ -18,9 +18,9 @@ end), which onnxruntime fuses with its neighbours; the shape arithmetic it neede
 
 ``export_onnx(..., quantize="int8")`` writes a statically quantised model (onnxruntime's QDQ format:
 int8 weights, symmetric, one scale per output channel; uint8 activations, asymmetric, one scale per
-tensor, ranges from a calibration set: :mod:`biqa.calibration`). The convolutions that read full- or
-half-resolution tensors (up to the second stride-2 one: where int8 gains least and loses most
-accuracy) stay in float32, as do the pooling and the head. The calibration (its images, or the
+tensor, ranges from a calibration set: :mod:`biqa.calibration`). The stem and the first block (the
+convolutions that read the full-resolution image or the stem's output: where int8 gains least and
+loses most accuracy) stay in float32, as do the pooling and the head. The calibration (its images, or the
 table of ranges it produced) is recorded in the metadata. See docs/speed.md.
 
 ``onnx`` and ``onnxruntime`` are optional: ``pip install biqa[onnx]``.
@@ -49,12 +49,15 @@ _OUTPUT_ORDER = ("score", "z", "std", "probs")
 _EXPORT_SIZE = (224, 224)  # traced at this size; H and W are dynamic
 _CHECK_SIZE = (161, 243)  # odd sizes: "same" padding must be computed from the input, not traced
 _CHECK_SIZE_EVEN = (160, 242)  # and even ones: TensorFlow's "same" padding puts the odd pixel at the end
-# int8: the convolutions up to and including the 2nd stride-2 one stay float32: every convolution that reads a
-# full- or half-resolution tensor (EfficientNet-Lite0: the stem, the first block, the second block's expansion and
-# stride-2 depthwise convolution). Measured on biqa-default: quantising the stride-2 depthwise convolution's
-# 96-channel input moved very smooth photos (a bokeh macro) by +0.2 (1-5 scale) and broke the accuracy guard;
-# keeping it float costs ~10% of the int8 speed-up.
-FLOAT_UNTIL_STRIDE2 = 2
+# int8: the convolutions before the 2nd stride-2 block stay float32: the stem and the first block (EfficientNet-Lite0:
+# the stride-2 stem and block 0's depthwise and pointwise convolutions, all reading the full-resolution image or the
+# stem's 32-channel output), i.e. every convolution before the one that feeds the 2nd stride-2 convolution (its
+# 1x1 expansion). Measured on biqa-default v3 with its kernel term (benchmarks/precision.py, docs/speed.md): keeping
+# the expansion and the stride-2 depthwise convolution float32 as well (INT8_REVISION 3) kept 807 / 810 level pairs
+# against 808 / 810 now, with |delta SRCC| 0.0017 against 0.0014, but ran 1.61x float32 in the pipeline against
+# 1.91x now (paired, docs/speed.md); quantising their 96-channel tensor moves very smooth photos (a bokeh macro)
+# up by ~0.2 on the 1-5 scale (docs/speed.md).
+FLOAT_BEFORE_STRIDE2 = 2
 INT8_CHECK_TOL = 0.05  # int8: at most this share of the label range from float32 on the check photo
 _META_KEYS = ("preset", "label_scale", "preprocessing", "ensemble", "nets", "name", "weights_dtype")
 QUANTIZE_CHOICES = ("int8",)
@@ -323,12 +326,12 @@ def _quantize_int8(fp32: bytes, d: dict, checkpoint: Path, *, calibration, calib
     proto = onnx.load_from_string(fp32)
     nodes = list(proto.graph.node)
     convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
-    if keep_float_convs is None:  # up to and including the FLOAT_UNTIL_STRIDE2-th stride-2 convolution
+    if keep_float_convs is None:  # those before the convolution feeding the FLOAT_BEFORE_STRIDE2-th stride-2 one
         from onnx import helper
 
         strided = [k for k, i in enumerate(convs) if any(
             a.name == "strides" and max(helper.get_attribute_value(a)) >= 2 for a in nodes[i].attribute)]
-        keep_float_convs = strided[FLOAT_UNTIL_STRIDE2 - 1] + 1 if len(strided) >= FLOAT_UNTIL_STRIDE2 else 0
+        keep_float_convs = max(strided[FLOAT_BEFORE_STRIDE2 - 1] - 1, 0) if len(strided) >= FLOAT_BEFORE_STRIDE2 else 0
     cut = convs[keep_float_convs] if keep_float_convs < len(convs) else len(nodes)
     # float32 too: everything after the last convolution (pooling, head, the score's affine map: quantising
     # that Add would round the score itself to 1/255 of its range) and any Add of a constant (an epsilon, an

@@ -45,7 +45,7 @@ DEFAULT_OPSET = 17
 # Bumped when the exported graph changes for the same checkpoint (2: timm's dynamic "same" padding
 # became the convolution's own auto_pad), so that cached exports of older graphs are not reused.
 GRAPH_REVISION = 2
-INT8_REVISION = 3  # bumped when the int8 recipe (which layers stay float32, ...) changes
+INT8_REVISION = 4  # bumped when the int8 recipe (which layers stay float32, ...) changes (4: stem + block 0 only)
 MAX_BATCH_PIXELS = 1 << 19  # as biqa.scorer.MAX_BATCH_PIXELS
 PRECISIONS = ("fp32", "bf16", "int8")
 
