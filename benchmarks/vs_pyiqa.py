@@ -25,7 +25,7 @@ pipeline) is the float32 export as biqa made it before the same-padding rewrite,
 ``paired`` rows (the precision target's ratio): float32 and the reduced precision of one backend loaded
 in one process, scoring the same chunks of 16 JPEGs in turn for 8 rounds (order swapped every round);
 ``vs_fp32`` is the median of the 8 per-round ratios (its quartiles in ``note``). On a shared machine whose
-speed drifts (this one's halved between two sessions), the fastest-round ratio of the separate processes
+speed drifts (this one ran at ~60% of its earlier speed in one session), the fastest-round ratio of the separate processes
 can land anywhere in a ±15% band; the paired ratio moves much less.
 
 In-process measurements get one warm-up image first. All contenders run once per round, in turn
