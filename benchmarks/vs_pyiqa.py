@@ -134,6 +134,22 @@ def seed_random_weights() -> None:
 
 # ------------------------------------------------------------------ measured processes
 
+def _load_scorer(spec: str, folder: str):
+    """biqa-default as a contender ``spec`` (``backend[-precision]``, e.g. ``onnxruntime-int8``; ``-legacy``: the
+    float32 graph exported before the same-padding rewrite, next to ``folder``)."""
+    import warnings
+
+    import biqa
+
+    backend, _, precision = spec.partition("-")
+    model = "biqa-default"
+    if precision == "legacy":
+        model, precision = str(Path(folder).parent / "legacy.onnx"), None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # force=True: speed is measured whatever the accuracy guard says
+        return biqa.load(model, device="cpu", backend=backend, precision=precision or None, force=True)
+
+
 def _worker(kind: str, folder: str, backend: str) -> dict:
     """Runs inside a measured process; returns {"seconds", "images"}."""
     paths = sorted(str(p) for p in Path(folder).glob("*.jpg"))
@@ -148,17 +164,7 @@ def _worker(kind: str, folder: str, backend: str) -> dict:
         dt = time.perf_counter() - t0
         assert len(scores) == len(paths)
         return {"seconds": dt, "images": len(paths)}
-    import warnings
-
-    import biqa
-
-    backend, _, precision = backend.partition("-")
-    model = "biqa-default"
-    if precision == "legacy":  # the float32 graph as exported before the same-padding rewrite
-        model, precision = str(Path(folder).parent / "legacy.onnx"), None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # force=True: speed is measured whatever the accuracy guard says
-        scorer = biqa.load(model, device="cpu", backend=backend, precision=precision or None, force=True)
+    scorer = _load_scorer(backend, folder)
     if kind == "biqa-pipeline":
         scorer.score(paths[:1])  # warm-up
         t0 = time.perf_counter()
@@ -194,20 +200,10 @@ def _paired(folder: str, pair: str) -> dict:
     the same chunks of JPEGs in alternation (``PAIRED_ROUNDS`` rounds; in each, both score one chunk of
     ``PAIRED_CHUNK`` files, the order swapped every round). A slow phase of the machine then slows both
     sides of a round alike: the ratio is taken per round, and its median reported."""
-    import warnings
-
     import numpy as np
 
-    import biqa
-
     paths = sorted(str(p) for p in Path(folder).glob("*.jpg"))
-    scorers = []
-    for b in pair.split(","):
-        backend, _, precision = b.partition("-")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # force=True: speed is measured whatever the accuracy guard says
-            scorers.append(biqa.load("biqa-default", device="cpu", backend=backend, precision=precision or None,
-                                     force=True))
+    scorers = [_load_scorer(b, folder) for b in pair.split(",")]
     for s in scorers:
         s.score(paths[:1])  # warm-up
     secs = np.zeros((PAIRED_ROUNDS, 2))
