@@ -25,6 +25,9 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
   width and penalty by cross-validation, kept only if it beats the probe's cross-validated SRCC);
 - ``recipe-kernel``: ``recipe-more-photos`` on top of ``probe-kernel`` (the ranking pairs constrain the
   kernel term too);
+- ``recipe-noise-kernel`` (the default model's recipe): ``recipe-kernel`` on the features of
+  ``lite0-mln-linear``: the same 1,024 statistics plus a classical noise floor of the image
+  (:mod:`biqa.noisefloor`, 4 estimates repeated 8 times), cached in ``data/features-lite0-mln-linear``;
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
@@ -52,8 +55,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from biqa.probe import FeatureExtractor, cached_path_features  # noqa: E402
-from biqa.recipe import (build_ranking_set, ensure_livec, fit_recipe, pristine_files, ranking_sources,  # noqa: E402
-                         select_params)
+from biqa.recipe import (DEFAULT_FEATURES, build_ranking_set, ensure_livec, feature_cache_dir,  # noqa: E402
+                         fit_recipe, pristine_files, ranking_sources, select_params)
 sys.path.insert(0, str(HERE))
 import heldout_levels as hl  # noqa: E402  (the held-out level-ranking check, benchmarks/heldout_levels.py)
 
@@ -62,8 +65,9 @@ LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 
 
 VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-originals", "recipe-more-photos",
-            "probe-kernel", "recipe-kernel", "brisque", "niqe", "piqe")
+            "probe-kernel", "recipe-kernel", "recipe-noise-kernel", "brisque", "niqe", "piqe")
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
+NOISE_VARIANTS = ("recipe-noise-kernel",)  # on lite0-mln-linear's features (recipe-more-photos' ranking photos)
 
 
 def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:
@@ -191,7 +195,7 @@ def main(argv=None) -> int:
 
     synth_only = [k for k in implementations() if k.startswith("synth_")]
     extra = pristine_files(a.pristine)
-    for v in ("recipe-more-photos", "recipe-kernel"):
+    for v in ("recipe-more-photos", "recipe-kernel", *NOISE_VARIANTS):
         if v in wanted and not extra:
             if a.variants is not None:
                 raise SystemExit(f"{v} needs the photos of `biqa data pristine --out {a.pristine}`")
@@ -207,12 +211,24 @@ def main(argv=None) -> int:
                                  cache=feats / f"{tag}{stem}_{a.groups}.npz")
             for v, (ph, orig, impls, stem) in sources.items() if v in need}
     rank_val = build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fx,
-                                 cache=feats / f"{tag}rank_val_{a.val_groups}.npz")
+                                 cache=feats / f"{tag}rank_val_{a.val_groups}.npz") if need else None
     print(f"ranking groups: {a.groups} train ({len(photos)} photos + {len(originals)} originals; +{len(extra)} "
           f"pristine in recipe-more-photos), "
           f"{a.val_groups} val ({len(vphotos)} photos) ({time.time() - t0:.0f} s)")
 
     HX = cached_path_features([str(hdir / p) for p in hdf["path"]], feats / f"{tag}heldout_levels.npz", fx)
+    noise = None  # the noise-floor variants' features: (X, ranking set, validation set, held-out set)
+    if any(v in wanted for v in NOISE_VARIANTS):
+        fxn = FeatureExtractor(DEFAULT_FEATURES)
+        fn = feature_cache_dir(feats.parent, DEFAULT_FEATURES)
+        ph, orig, impls, stem = sources["recipe-more-photos"]
+        noise = (cached_path_features(df["abspath"].tolist(), fn / "livec.npz", fxn),
+                 build_ranking_set(ph, orig, a.groups, seed=1, extractor=fxn, impls=impls,
+                                   cache=fn / f"{tag}{stem}_{a.groups}.npz"),
+                 build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fxn,
+                                   cache=fn / f"{tag}rank_val_{a.val_groups}.npz"),
+                 cached_path_features([str(hdir / p) for p in hdf["path"]], fn / f"{tag}heldout_levels.npz", fxn))
+        print(f"noise-floor features ({DEFAULT_FEATURES}): {noise[0].shape[1]} columns ({time.time() - t0:.0f} s)")
 
     rows = []
     for s in seeds:
@@ -220,21 +236,23 @@ def main(argv=None) -> int:
         fit = np.isin(parts, ["train", "val"])
         te = parts == "test"
         for name, ranking in [("probe", None), *rank.items(), ("probe-kernel", None),
-                              *((v, rank.get(r)) for v, r in RANKING_OF.items())]:
+                              *((v, rank.get(r)) for v, r in RANKING_OF.items()),
+                              *((v, noise[1] if noise else None) for v in NOISE_VARIANTS)]:
             if name not in wanted:
                 continue
-            p, rep = select_params(X[fit], z[fit], ranking, rank_val, seed=s,
-                                   residual=name in ("recipe", "recipe-more-photos", "recipe-kernel"),
+            Xv, rv, HXv = (noise[0], noise[2], noise[3]) if name in NOISE_VARIANTS else (X, rank_val, HX)
+            p, rep = select_params(Xv[fit], z[fit], ranking, rv, seed=s,
+                                   residual=name in ("recipe", "recipe-more-photos", "recipe-kernel", *NOISE_VARIANTS),
                                    kernel=name.endswith("-kernel"))
-            head = fit_recipe(X[fit], z[fit], ranking, p)
-            srcc, plcc = metrics(head.predict(X[te]), z[te])
+            head = fit_recipe(Xv[fit], z[fit], ranking, p)
+            srcc, plcc = metrics(head.predict(Xv[te]), z[te])
             row = {"variant": name, "split": s, "srcc": srcc, "plcc": plcc, "n_test": int(te.sum()),
                    "alpha": p.alpha, "rank_weight": p.rank_weight, "margin": p.margin,
                    "residual_weight": p.residual_weight, "residual_lam": p.residual_lam,
                    "kernel_gamma": p.kernel_gamma, "kernel_lam": p.kernel_lam, "cv_srcc": rep["cv_srcc"],
                    "val_level_srcc": rep["val_level_srcc"]}
             if s == seeds[0]:
-                _, hs = hl.evaluate(hdf, head.predict(HX))
+                _, hs = hl.evaluate(hdf, head.predict(HXv))
                 row.update(level_srcc=hs["srcc"], ref_highest=hs["ref_highest"], level_groups=hs["n"])
             rows.append(row)
             print(f"split {s:2d} {name:22s} SRCC {srcc:.4f} PLCC {plcc:.4f}  (alpha {p.alpha:g}, "

@@ -1,24 +1,20 @@
-"""Exploration (not in the shipped model): a classical noise-floor estimate beside the frozen backbone.
+"""How much the noise floor (biqa.noisefloor) buys beside the frozen backbone, and its weight.
 
-The default model's weakest held-out family is white noise on smooth photos: on EfficientNet-Lite0's
-pooled statistics added noise looks like texture. This script appends 4 hand-made features to the
-1,024 backbone statistics and runs the default model's recipe selection on them unchanged
+The default model's weakest held-out family was white noise on smooth photos: on EfficientNet-Lite0's
+pooled statistics added noise looks like texture. :mod:`biqa.noisefloor` adds 4 classical estimates
+(Immerkaer's noise sigma, averaged over 8x8 blocks, its floor and its mean, on the luma and on its 2x2
+average; see that module). This script runs the default model's recipe selection unchanged
 (``biqa.recipe.select_params(kernel=True)``: 5-fold CV on the 880 LIVE Challenge photos, level ranking
-on the validation groups), then scores the held-out level set (``benchmarks/heldout_levels.py``: its
-photos and distortion code are never used in training or selection).
+on the validation groups) on the 1,024 backbone statistics alone and with the 4 noise columns repeated
+``rep`` times (ridge penalises every standardised column alike: r copies weigh a column like scaling
+it by sqrt(r)), then scores the held-out level set (``benchmarks/heldout_levels.py``: its photos and
+distortion code are never used in training or selection). ``rep`` is chosen on the validation groups,
+never on the held-out set; the shipped preset ``lite0-mln-linear`` repeats them 8 times.
 
-The features, per scale (the image and its 2x2 average): the fast noise estimate of J. Immerkaer
-("Fast noise variance estimation", CVIU 1996: the absolute response to the 3x3 mask
-[[1,-2,1],[-2,4,-2],[1,-2,1]] of the luma, times sqrt(pi/2)/6, an unbiased sigma for Gaussian noise
-on a locally planar image) averaged over 8x8 blocks; then ``log(1 + mean over the image of the minimum
-over each 4x4 neighbourhood of blocks)`` (the *floor*: the smooth parts of a photo, where texture does
-not inflate the estimate) and ``log(1 + mean of all blocks)``. Ridge penalises all standardised features
-alike, so the 4 columns are repeated ``rep`` times (a repeat of r divides their effective penalty by r);
-``rep`` is a variant, chosen like the recipe's other settings (validation level SRCC), not on this set.
-
-One feature pass serves every variant (the baseline is the first 1,024 columns). Features are cached in
-``data/features_noise`` (``--quick``: ``data/features_noise_quick``; 160 LIVE Challenge photos, 48 + 12
-groups, the 3-photo quick held-out set).
+One feature pass serves every variant: ``lite0-mln-linear``'s features (the 1,024 statistics, then the
+4 estimates 8 times; the first 1,028 columns are used), cached in ``data/features-lite0-mln-linear``
+and shared with ``scripts/train_default_model.py`` (``--quick``: ``...-quick``; 160 LIVE Challenge
+photos, 48 + 12 groups, the 3-photo quick held-out set).
 
 Usage: python benchmarks/noise_floor.py [--quick] [--reps 1,8,32] [--out benchmarks/results/noise_floor.csv]
 Prints a table; writes the CSV (not with --quick): one row per (variant, family) and one per variant
@@ -28,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import sys
 import time
 from pathlib import Path
@@ -39,48 +34,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SHARED = ROOT.parent / "shared" / "data"
 N_BACKBONE = 1024
-IMMERKAER = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
-BLOCK, NEIGHBOURS = 8, 4
-
-
-def noise_features(x255):
-    """``[B, 3, H, W]`` float tensor (0-255 RGB) -> ``[B, 4]``: per scale (1x, 2x), the log noise floor and
-    the log mean block noise estimate (module docstring). Images must be at least 2 * (2 + 8 * 4) pixels."""
-    import torch
-    import torch.nn.functional as F
-
-    mask = torch.tensor(IMMERKAER, dtype=x255.dtype).view(1, 1, 3, 3)
-    g = (0.299 * x255[:, 0] + 0.587 * x255[:, 1] + 0.114 * x255[:, 2]).unsqueeze(1)
-    out = []
-    for s in (1, 2):
-        gs = F.avg_pool2d(g, s) if s > 1 else g
-        e = F.avg_pool2d(F.conv2d(gs, mask).abs() * (math.sqrt(math.pi / 2) / 6.0), BLOCK)
-        floor = -F.max_pool2d(-e, NEIGHBOURS, stride=1)
-        out += [torch.log1p(floor.mean((1, 2, 3))), torch.log1p(e.mean((1, 2, 3)))]
-    return torch.stack(out, 1)
-
-
-def extractor():
-    """A :class:`biqa.probe.FeatureExtractor` whose rows are the 1,024 statistics + the 4 noise features."""
-    import torch
-
-    from biqa.probe import FeatureExtractor
-
-    class NoiseFloorExtractor(FeatureExtractor):
-        @torch.inference_mode()
-        def _forward_u8(self, batch):
-            nf = noise_features(torch.from_numpy(batch).permute(0, 3, 1, 2).float()).numpy()
-            return np.concatenate([super()._forward_u8(batch), nf], 1)
-
-    fx = NoiseFloorExtractor()
-    fx.num_features += 4
-    fx.preset_name += "+noise-v1"  # the feature caches are keyed by it
-    return fx
+N_NOISE = 4
+FEATURES = "lite0-mln-linear"
 
 
 def with_reps(A: np.ndarray, rep: int) -> np.ndarray:
-    """The backbone columns, then the noise columns ``rep`` times (``rep = 0``: the backbone alone)."""
-    return np.concatenate([A[:, :N_BACKBONE]] + [A[:, N_BACKBONE:]] * rep, 1)
+    """The backbone columns, then the (first) 4 noise columns ``rep`` times (``rep = 0``: the backbone alone)."""
+    return np.concatenate([A[:, :N_BACKBONE]] + [A[:, N_BACKBONE:N_BACKBONE + N_NOISE]] * rep, 1)
 
 
 def main(argv=None) -> int:
@@ -96,16 +56,18 @@ def main(argv=None) -> int:
     import heldout_levels as hl
     import pandas as pd
 
-    from biqa.probe import cached_path_features
-    from biqa.recipe import build_ranking_set, ensure_livec, fit_recipe, pristine_files, ranking_sources, select_params
+    from biqa.probe import FeatureExtractor, cached_path_features
+    from biqa.recipe import (build_ranking_set, ensure_livec, feature_cache_dir, fit_recipe, pristine_files,
+                             ranking_sources, select_params)
 
     t0 = time.time()
-    fx = extractor()
-    feats = ROOT / "data" / ("features_noise_quick" if a.quick else "features_noise")
+    fx = FeatureExtractor(FEATURES)
+    feats = feature_cache_dir(ROOT / "data", FEATURES)
+    feats = feats.with_name(feats.name + "-quick") if a.quick else feats
     df = ensure_livec(ROOT / "data" / "livec" / "livec.csv", SHARED / "livec" / "ChallengeDB_release")
     if a.quick:
         df = df.iloc[:160]
-    X = cached_path_features(df["abspath"].tolist(), feats / "livec.npz", fx, preset=fx.preset_name)
+    X = cached_path_features(df["abspath"].tolist(), feats / "livec.npz", fx)
     z = df["mos"].to_numpy(float) / 100.0
     (photos, originals), (vphotos, voriginals) = ranking_sources(SHARED / "photos", SHARED / "originals")
     extra = pristine_files(a.pristine) if Path(a.pristine).is_dir() else []
@@ -116,7 +78,7 @@ def main(argv=None) -> int:
     data = ROOT / "data" / ("heldout_levels_quick" if a.quick else "heldout_levels")
     photos_h = hl.HELDOUT_PHOTOS[:hl.QUICK_PHOTOS] if a.quick else hl.HELDOUT_PHOTOS
     levels = hl.build(data, hl.PHOTOS_DIR, photos=photos_h, short_side=hl.QUICK_SHORT_SIDE if a.quick else None)
-    H = cached_path_features([str(data / p) for p in levels["path"]], feats / "heldout.npz", fx, preset=fx.preset_name)
+    H = cached_path_features([str(data / p) for p in levels["path"]], feats / "heldout_levels.npz", fx)
     print(f"[noise_floor] features: {len(df)} LIVE Challenge photos, {ranking.n_groups} + {rank_val.n_groups} ranking "
           f"groups, {len(levels)} held-out images ({time.time() - t0:.0f} s)", file=sys.stderr)
 

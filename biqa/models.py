@@ -31,7 +31,9 @@ class ModelPreset:
     higher_is_better: bool = True
     hflip_input: bool = False  # the network sees mirrored images (a DML peer's view), in training and test
     pooling: str = "avg"  # "avg": the backbone's pooled last features | "multilevel": mean+std of every stage
+    #                       | "multilevel-noise": multilevel + biqa.noisefloor's 4 noise estimates
     #                       | "stages": the list of stage maps, pooled by the head (MobileIQA's MAL head)
+    pooling_kwargs: dict = field(default_factory=dict)  # "multilevel-noise": {"noise_repeat": r}
     description: str = ""
 
     def to_dict(self) -> dict:
@@ -108,6 +110,18 @@ register_preset(ModelPreset(
     pooling="multilevel",
     description="lite0-ml-linres plus a Gaussian-kernel term over the standardised features of the opinion-scored "
                 "photos (biqa.probe.fit_kernel; its landmark count and the residual MLP follow the fitted head)"))
+# biqa-default v3's current body: the kernel head's statistics plus a classical noise floor (biqa.noisefloor),
+# its 4 columns repeated 8 times (the weight chosen on validation groups, benchmarks/noise_floor.py)
+register_preset(ModelPreset(
+    "lite0-mln-linear", "tf_efficientnet_lite0", "score", {"norm": True}, 224, pooling="multilevel-noise",
+    pooling_kwargs={"noise_repeat": 8},
+    description="lite0-ml-linear's 1,024 statistics plus 4 classical noise-floor estimates (biqa.noisefloor, "
+                "repeated 8 times) + a linear head on standardised features (the probe's features for noise)"))
+register_preset(ModelPreset(
+    "lite0-mln-kernel", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64, "kernel": 880}, 224,
+    pooling="multilevel-noise", pooling_kwargs={"noise_repeat": 8},
+    description="lite0-ml-kernel on lite0-mln-linear's features (statistics + noise floor): biqa-default v3's "
+                "architecture"))
 register_preset(ModelPreset(
     "resnet18-mos", "resnet18", "score", {}, 384,
     description="ResNet-18 + MOS regression (the OHEM paper's backbone; ImageNet weights from a local file)"))
@@ -160,6 +174,22 @@ class MultiLevelPool(nn.Module):
             std, mean = spatial_std_mean(f.float())
             stats += [mean, std]
         return torch.cat(stats, dim=1)
+
+
+class MultiLevelNoisePool(MultiLevelPool):
+    """:class:`MultiLevelPool`'s statistics, then :class:`biqa.noisefloor.NoiseFloor`'s noise estimates
+    of the (normalised) input image, ``[B, 2 * sum(C_i) + 4 * noise_repeat]``."""
+
+    def __init__(self, extractor: nn.Module, mean, std, noise_repeat: int = 1):
+        super().__init__(extractor)
+        from .noisefloor import NoiseFloor
+
+        self.noise = NoiseFloor(mean, std, noise_repeat)
+        self.num_features += self.noise.num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        noise = self.noise(x)  # first: in an ONNX graph its nodes come before every convolution
+        return torch.cat([super().forward(x), noise], dim=1)
 
 
 def spatial_std_mean(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -312,6 +342,10 @@ def create_model(
         label_scale = LabelScale.from_dict(label_scale)
     if preset.pooling == "multilevel":
         backbone = MultiLevelPool(create_backbone(preset.backbone, pretrained=pretrained, features_only=True))
+    elif preset.pooling == "multilevel-noise":
+        mean, std = preset.normalisation()
+        backbone = MultiLevelNoisePool(create_backbone(preset.backbone, pretrained=pretrained, features_only=True),
+                                       mean, std, **preset.pooling_kwargs)
     elif preset.pooling == "avg":
         backbone = create_backbone(preset.backbone, pretrained=pretrained)
     elif preset.pooling == "stages":
@@ -320,7 +354,8 @@ def create_model(
         check_offline_weights(preset, pretrained)
         backbone = StageFeatures(create_backbone(preset.backbone, pretrained=pretrained, features_only=True))
     else:
-        raise ValueError(f"unknown pooling {preset.pooling!r}; choose 'avg', 'multilevel' or 'stages'")
+        raise ValueError(f"unknown pooling {preset.pooling!r}; choose 'avg', 'multilevel', 'multilevel-noise' or "
+                         "'stages'")
     n_feat = getattr(backbone, "num_features", None) or backbone.num_features
     head = create_head(preset.head, n_feat, **preset.head_kwargs)
     return IQAModel(backbone, head, preset, label_scale)

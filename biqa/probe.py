@@ -111,10 +111,13 @@ def _bar(total: int, enabled: bool, desc: str):
 
 
 def cached_path_features(paths: Sequence[str], cache: str | os.PathLike, extractor: FeatureExtractor | None = None,
-                         *, preset: str = PROBE_PRESET, resolution: str = "full", progress: bool = True) -> np.ndarray:
+                         *, preset: str | None = None, resolution: str = "full", progress: bool = True) -> np.ndarray:
     """:meth:`FeatureExtractor.paths`, cached in an ``.npz`` keyed by the files' paths, sizes and
-    modification times, the preset and the resolution; only files not in the cache are computed."""
+    modification times, the preset and the resolution; only files not in the cache are computed.
+    ``preset``: the extractor's (default: ``extractor``'s, else ``lite0-ml-linear``)."""
     cache = Path(cache)
+    if preset is None:
+        preset = extractor.preset_name if extractor is not None else PROBE_PRESET
     keys = [_file_key(p) for p in paths]
     tag = f"{preset}|{resolution}"
     have: dict[str, np.ndarray] = {}
@@ -369,14 +372,19 @@ KERNEL_PRESET = "lite0-ml-kernel"
 def linear_model(head: LinearHead, *, preset: str | None = None, label_scale=None, pretrained: bool | str = True):
     """An :class:`biqa.models.IQAModel` of ``preset`` whose head computes ``head`` (in ``z`` units).
     Default preset: ``lite0-ml-linear``, ``lite0-ml-linres`` for a head with a residual MLP, or
-    ``lite0-ml-kernel`` (its landmark count and residual MLP set from ``head``) for one with a kernel term."""
+    ``lite0-ml-kernel`` (its landmark count and residual MLP set from ``head``) for one with a kernel term.
+    A given ``preset`` (it must pool the features ``head`` was fitted on, e.g. ``lite0-mln-kernel`` for
+    ``lite0-mln-linear``'s) gets its kernel landmark count and residual width from ``head`` too."""
     from .models import create_model, get_preset
 
     over = {}
-    if head.kernel is not None:
+    if head.kernel is not None or preset is not None:  # a given preset's kernel and residual follow the head
         preset = preset or KERNEL_PRESET
         kw = dict(get_preset(preset).head_kwargs)
-        kw.update(kernel=len(head.kernel["a"]), residual=len(head.residual["b1"]) if head.residual is not None else 0)
+        for k, n in (("kernel", len(head.kernel["a"]) if head.kernel is not None else 0),
+                     ("residual", len(head.residual["b1"]) if head.residual is not None else 0)):
+            if n or k in kw:
+                kw[k] = n
         over["head_kwargs"] = kw
     preset = preset or (RESIDUAL_PRESET if head.residual is not None else PROBE_PRESET)
     model = create_model(preset, pretrained=pretrained, label_scale=label_scale, **over).eval()

@@ -40,6 +40,18 @@ RANK_VAL_PHOTOS = ("lomiri-wallpapers__Bridge_by_Sander_Klootwijk", "lxqt-themes
                    "scikit-image__coffee", "plasma-workspace-wallpapers__Kite__2560x1600", "scipy__face")
 
 
+# The default model's features and the preset its fitted head ships as (biqa.probe.linear_model):
+# lite0-mln-linear = the 1,024 multi-level statistics + the noise floor (biqa.noisefloor).
+FEATURE_PRESETS = {"lite0-ml-linear": "lite0-ml-kernel", "lite0-mln-linear": "lite0-mln-kernel"}
+DEFAULT_FEATURES = "lite0-mln-linear"
+
+
+def feature_cache_dir(root, preset: str) -> Path:
+    """Where a recipe script caches ``preset``'s features under ``root`` (``data/features`` for the
+    probe's own, ``data/features-<preset>`` for the others: each cache file holds one preset's)."""
+    return Path(root) / ("features" if preset == PROBE_PRESET else f"features-{preset}")
+
+
 LIVEC_SPLIT_SEEDS = tuple(range(1, 11))  # the protocol's 10 seeded random splits
 LIVEC_SPLIT_RATIOS = (70, 10, 20)           # train / val / test
 

@@ -6,7 +6,9 @@
                                                      # ranking groups from 15 more photos too
 
 The recipe (biqa.recipe): EfficientNet-Lite0 with its ImageNet weights, frozen; mean and std of each
-of its 5 stages (1,024 features); a linear head fitted to the 880 LIVE Challenge photos' mean opinion
+of its 5 stages (1,024 features) and a classical noise floor of the image (biqa.noisefloor: 4 estimates,
+repeated 8 times so that the head's penalty weighs them like 8 columns; --features lite0-ml-linear:
+without); a linear head fitted to the 880 LIVE Challenge photos' mean opinion
 scores with within-photo ranking pairs of synthetic distortions (400 groups from 42 pristine photos and
 their high-resolution originals, 26 implementations in 10 families), and optionally a small residual
 MLP beside it for the pairs a linear head cannot order; a Gaussian-kernel term beside the linear one
@@ -15,7 +17,7 @@ plain probe's cross-validated SRCC (--no-kernel: without). Ridge penalty, kernel
 ranking weight, margin and the residual are chosen by 5-fold cross-validation on LIVE Challenge and by
 level ranking on groups from 6 other photos (biqa.recipe.select_params); the 9 photos of
 benchmarks/heldout_levels.py are never used.
-Every step caches its output (data/features), so a killed run continues where it stopped.
+Every step caches its output (data/features-lite0-mln-linear), so a killed run continues where it stopped.
 """
 from __future__ import annotations
 
@@ -33,13 +35,19 @@ LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and A.C. Bovik, UT Austin): trained on "
           "the 880 of its 1,162 photos present in ../shared. Its copyright notice (the database's README.txt) "
           "travels with every copy of the database; these weights contain none of its images (a kernel head holds "
-          "1,024 pooled backbone statistics of each photo, from which the photo cannot be rebuilt).")
+          "1,024 pooled backbone statistics and 4 noise estimates of each photo, from which the photo cannot be "
+          "rebuilt).")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", default=str(ROOT / "data" / "livec" / "livec.csv"))
-    ap.add_argument("--features", default=str(ROOT / "data" / "features"))
+    ap.add_argument("--features", default=None,
+                    help="feature cache folder (default: data/features-lite0-mln-linear, data/features for "
+                         "--feature-preset lite0-ml-linear)")
+    ap.add_argument("--feature-preset", default="lite0-mln-linear", choices=["lite0-mln-linear", "lite0-ml-linear"],
+                    help="the frozen features: statistics + noise floor (default), or the statistics alone "
+                         "(biqa-default v3's releases before the noise floor)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "biqa-default-v3"))
     ap.add_argument("--groups", type=int, default=400, help="training ranking groups (6 images each)")
     ap.add_argument("--val-groups", type=int, default=60, help="ranking groups of the validation photos")
@@ -54,10 +62,12 @@ def main(argv=None) -> int:
     from biqa.checkpoint import export_checkpoint
     from biqa.labels import LabelScale
     from biqa.probe import FeatureExtractor, cached_path_features, save_linear_checkpoint
-    from biqa.recipe import build_ranking_set, ensure_livec, fit_recipe, pristine_files, ranking_sources, select_params
+    from biqa.recipe import (FEATURE_PRESETS, build_ranking_set, ensure_livec, feature_cache_dir, fit_recipe,
+                             pristine_files, ranking_sources, select_params)
 
     t0 = time.time()
-    records, feats, out = Path(a.records), Path(a.features), Path(a.out)
+    records, out = Path(a.records), Path(a.out)
+    feats = Path(a.features) if a.features else feature_cache_dir(ROOT / "data", a.feature_preset)
     try:
         df = ensure_livec(records, LIVEC_ROOT)
     except ValueError as e:
@@ -68,7 +78,7 @@ def main(argv=None) -> int:
         print(f"no photos in {a.pristine}: make them with `biqa data pristine --out {a.pristine}` "
               "(downloads Debian's enlightenment-data package), or leave out --pristine", file=sys.stderr)
         return 1
-    fx = FeatureExtractor()
+    fx = FeatureExtractor(a.feature_preset)
     X = cached_path_features(df["abspath"].tolist(), feats / "livec.npz", fx)
     z = df["mos"].to_numpy(float) / 100.0
     (photos, originals), (vphotos, voriginals) = ranking_sources(SHARED / "photos", SHARED / "originals")
@@ -93,17 +103,19 @@ def main(argv=None) -> int:
                        "1 + 4 * MOS / 100) and within-photo ranking of synthetic distortions of "
                        f"{len({p.stem for p in photos + originals})} pristine photos (biqa.synth.ranking"
                        + (f"; {len(extra)} of them from Debian's enlightenment-data, BSD-2-clause, via "
-                          "`biqa data pristine`" if extra else "") + "); backbone EfficientNet-Lite0 with its ImageNet weights, frozen. "
-                       "Scores on a 1-5 scale, higher is better."),
+                          "`biqa data pristine`" if extra else "") + "); backbone EfficientNet-Lite0 with its ImageNet weights, frozen"
+                       + ("; a classical noise-floor estimate of the image beside it (biqa.noisefloor)"
+                          if a.feature_preset == "lite0-mln-linear" else "") + ". Scores on a 1-5 scale, higher is better."),
         "credit": CREDIT, "reproduce": ("biqa data pristine --out data/pristine && python scripts/train_default_model.py "
                                          "--pristine data/pristine" if extra else "python scripts/train_default_model.py"),
-        "recipe": {"alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
+        "recipe": {"features": a.feature_preset, "alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                    "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
                    "kernel_gamma": params.kernel_gamma, "kernel_lam": params.kernel_lam,
                    "ranking_groups": ranking.n_groups, "ranking_photos": [p.stem for p in photos],
                    "ranking_originals": [p.stem for p in originals], "selection": rep},
     }
     ckpt = save_linear_checkpoint(head, out / "best.safetensors", label_scale=scale, extra=provenance,
+                                  preset=FEATURE_PRESETS[a.feature_preset],
                                   metrics={"cv_srcc": rep["cv_srcc"], "val_level_srcc": rep["val_level_srcc"]})
     (out / "recipe.json").write_text(json.dumps(provenance["recipe"], indent=2))
     print(f"wrote {ckpt} ({time.time() - t0:.0f} s)")

@@ -313,6 +313,35 @@ def test_kernel_head_in_the_network_matches_numpy_and_stays_float32_under_autoca
     assert zb.dtype == torch.float32 and np.all(np.isfinite(zb.numpy()))
 
 
+def test_a_given_preset_takes_its_kernel_and_residual_sizes_from_the_head():
+    """The default model's preset (statistics + noise floor, 1,056 features): a fitted kernel head without a
+    residual MLP becomes that preset with the head's landmark count and no residual, and the network computes
+    the head on its own features; a plain ridge head on the probe's preset keeps that preset's kwargs."""
+    from biqa.probe import rbf_kernel
+
+    rng = np.random.default_rng(5)
+    f, n = 1056, 12
+    kern = {"L": rng.normal(size=(n, f)), "a": rng.normal(size=n) * 0.1, "gamma": 1.0 / f}
+    head = LinearHead(rng.normal(size=f) * 0.01, 0.4, rng.normal(size=f), rng.uniform(0.5, 2, size=f), kernel=kern)
+    model = linear_model(head, preset="lite0-mln-kernel", pretrained=False)
+    assert model.preset.name == "lite0-mln-kernel" and model.preset.pooling == "multilevel-noise"
+    assert model.preset.head_kwargs["kernel"] == n and model.preset.head_kwargs["residual"] == 0
+    assert model.head.residual is None
+    x = torch.rand(2, 3, 48, 56)
+    with torch.inference_mode():
+        z = model(x)["z"].double().numpy()
+        feats = model.backbone(x).double().numpy()
+    assert feats.shape == (2, f)
+    s = (feats - head.mu) / np.sqrt(head.var + BN_EPS)
+    np.testing.assert_allclose(z, s @ head.w + head.b + rbf_kernel(s, kern["L"], kern["gamma"]) @ kern["a"], atol=1e-4)
+    with pytest.raises(ValueError, match="BatchNorm1d"):  # features of the wrong width for the preset
+        linear_model(LinearHead(np.zeros(1024), 0.0, np.zeros(1024), np.ones(1024)), preset="lite0-mln-kernel",
+                     pretrained=False)
+    plain = linear_model(LinearHead(np.zeros(1024), 0.0, np.zeros(1024), np.ones(1024)), preset="lite0-ml-linear",
+                         pretrained=False)
+    assert plain.preset.head_kwargs == {"norm": True}
+
+
 def test_select_params_takes_the_kernel_term_when_cross_validation_says_so():
     from scipy.stats import spearmanr
 
