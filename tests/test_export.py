@@ -216,24 +216,28 @@ def test_fold_batchnorm_keeps_outputs(tiny_checkpoint, tmp_path):
         fold_batchnorm(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.BatchNorm2d(3)).train())
 
 
-def test_kernel_head_exports_to_onnx(tmp_path):
-    """A head with a Gaussian-kernel term (biqa.probe.fit_kernel) exports and scores like torch."""
+@pytest.mark.parametrize("preset,f", [("lite0-ml-kernel", 1024), ("lite0-mln-kernel", 1056)])
+def test_kernel_head_exports_to_onnx(tmp_path, preset, f):
+    """A head with a Gaussian-kernel term (biqa.probe.fit_kernel) exports and scores like torch; on the
+    noise-floor features (lite0-mln-kernel) too, whose fixed noise module is part of the graph."""
     from biqa.labels import LabelScale
     from biqa.probe import LinearHead, save_linear_checkpoint
 
     from biqa.probe import linear_model
 
     rng = np.random.default_rng(6)
-    f, n = 1024, 40
+    n = 40
     x = torch.randn(6, 3, 61, 97, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():  # landmarks near these images' features, so that the kernel term is not ~0
-        feats = linear_model(LinearHead(np.zeros(f), 0.0, np.zeros(f), np.ones(f))).backbone(x)  # ImageNet weights, as saved
+        feats = linear_model(LinearHead(np.zeros(f), 0.0, np.zeros(f), np.ones(f)),
+                             preset=preset).backbone(x)  # ImageNet weights, as saved
     feats = feats.double().numpy()
     mu, var = feats.mean(0), feats.var(0) + 0.1
     L = (feats[rng.integers(0, 6, n)] - mu) / np.sqrt(var) + 0.3 * rng.normal(size=(n, f))
     head = LinearHead(rng.normal(size=f) * 0.01, 0.5, mu, var,
                       kernel={"L": L, "a": rng.normal(size=n) * 0.2, "gamma": 1.0 / f})
-    ckpt = save_linear_checkpoint(head, tmp_path / "k.safetensors", label_scale=LabelScale(1.0, 5.0, True))
+    ckpt = save_linear_checkpoint(head, tmp_path / "k.safetensors", label_scale=LabelScale(1.0, 5.0, True),
+                                  preset=preset)
     onnx_path = export_onnx(ckpt, tmp_path / "k.onnx")  # checks parity with torch before writing
     model, _ = load_model(ckpt)
     with torch.inference_mode():
