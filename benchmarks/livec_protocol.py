@@ -25,7 +25,7 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
   width and penalty by cross-validation, kept only if it beats the probe's cross-validated SRCC);
 - ``recipe-kernel``: ``recipe-more-photos`` on top of ``probe-kernel`` (the ranking pairs constrain the
   kernel term too);
-- ``recipe-noise-kernel`` (the default model's recipe): ``recipe-kernel`` on the features of
+- ``recipe-noise-kernel`` (the candidate for the next default model): ``recipe-kernel`` on the features of
   ``lite0-mln-linear``: the same 1,024 statistics plus a classical noise floor of the image
   (:mod:`biqa.noisefloor`, 4 estimates repeated 8 times), cached in ``data/features-lite0-mln-linear``;
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
@@ -55,7 +55,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from biqa.probe import FeatureExtractor, cached_path_features  # noqa: E402
-from biqa.recipe import (DEFAULT_FEATURES, build_ranking_set, ensure_livec, feature_cache_dir,  # noqa: E402
+from biqa.recipe import (NOISE_FEATURES, build_ranking_set, ensure_livec, feature_cache_dir,  # noqa: E402
                          fit_recipe, pristine_files, ranking_sources, select_params)
 sys.path.insert(0, str(HERE))
 import heldout_levels as hl  # noqa: E402  (the held-out level-ranking check, benchmarks/heldout_levels.py)
@@ -219,8 +219,8 @@ def main(argv=None) -> int:
     HX = cached_path_features([str(hdir / p) for p in hdf["path"]], feats / f"{tag}heldout_levels.npz", fx)
     noise = None  # the noise-floor variants' features: (X, ranking set, validation set, held-out set)
     if any(v in wanted for v in NOISE_VARIANTS):
-        fxn = FeatureExtractor(DEFAULT_FEATURES)
-        fn = feature_cache_dir(feats.parent, DEFAULT_FEATURES)
+        fxn = FeatureExtractor(NOISE_FEATURES)
+        fn = feature_cache_dir(feats.parent, NOISE_FEATURES)
         ph, orig, impls, stem = sources["recipe-more-photos"]
         noise = (cached_path_features(df["abspath"].tolist(), fn / "livec.npz", fxn),
                  build_ranking_set(ph, orig, a.groups, seed=1, extractor=fxn, impls=impls,
@@ -228,7 +228,7 @@ def main(argv=None) -> int:
                  build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fxn,
                                    cache=fn / f"{tag}rank_val_{a.val_groups}.npz"),
                  cached_path_features([str(hdir / p) for p in hdf["path"]], fn / f"{tag}heldout_levels.npz", fxn))
-        print(f"noise-floor features ({DEFAULT_FEATURES}): {noise[0].shape[1]} columns ({time.time() - t0:.0f} s)")
+        print(f"noise-floor features ({NOISE_FEATURES}): {noise[0].shape[1]} columns ({time.time() - t0:.0f} s)")
 
     rows = []
     for s in seeds:

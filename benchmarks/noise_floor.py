@@ -9,7 +9,7 @@ on the validation groups) on the 1,024 backbone statistics alone and with the 4 
 ``rep`` times (ridge penalises every standardised column alike: r copies weigh a column like scaling
 it by sqrt(r)), then scores the held-out level set (``benchmarks/heldout_levels.py``: its photos and
 distortion code are never used in training or selection). ``rep`` is chosen on the validation groups,
-never on the held-out set; the shipped preset ``lite0-mln-linear`` repeats them 8 times.
+never on the held-out set; the preset ``lite0-mln-linear`` repeats them 8 times.
 
 One feature pass serves every variant: ``lite0-mln-linear``'s features (the 1,024 statistics, then the
 4 estimates 8 times; the first 1,028 columns are used), cached in ``data/features-lite0-mln-linear``

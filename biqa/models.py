@@ -110,8 +110,8 @@ register_preset(ModelPreset(
     pooling="multilevel",
     description="lite0-ml-linres plus a Gaussian-kernel term over the standardised features of the opinion-scored "
                 "photos (biqa.probe.fit_kernel; its landmark count and the residual MLP follow the fitted head)"))
-# biqa-default v3's current body: the kernel head's statistics plus a classical noise floor (biqa.noisefloor),
-# its 4 columns repeated 8 times (the weight chosen on validation groups, benchmarks/noise_floor.py)
+# The candidate body of biqa-default's next release: the kernel head's statistics plus a classical noise floor
+# (biqa.noisefloor), its 4 columns repeated 8 times (the weight chosen on validation groups, benchmarks/noise_floor.py)
 register_preset(ModelPreset(
     "lite0-mln-linear", "tf_efficientnet_lite0", "score", {"norm": True}, 224, pooling="multilevel-noise",
     pooling_kwargs={"noise_repeat": 8},
@@ -120,8 +120,8 @@ register_preset(ModelPreset(
 register_preset(ModelPreset(
     "lite0-mln-kernel", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64, "kernel": 880}, 224,
     pooling="multilevel-noise", pooling_kwargs={"noise_repeat": 8},
-    description="lite0-ml-kernel on lite0-mln-linear's features (statistics + noise floor): biqa-default v3's "
-                "architecture"))
+    description="lite0-ml-kernel on lite0-mln-linear's features (statistics + noise floor; its landmark count and "
+                "residual MLP follow the fitted head)"))
 register_preset(ModelPreset(
     "resnet18-mos", "resnet18", "score", {}, 384,
     description="ResNet-18 + MOS regression (the OHEM paper's backbone; ImageNet weights from a local file)"))

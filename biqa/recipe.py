@@ -40,10 +40,11 @@ RANK_VAL_PHOTOS = ("lomiri-wallpapers__Bridge_by_Sander_Klootwijk", "lxqt-themes
                    "scikit-image__coffee", "plasma-workspace-wallpapers__Kite__2560x1600", "scipy__face")
 
 
-# The default model's features and the preset its fitted head ships as (biqa.probe.linear_model):
-# lite0-mln-linear = the 1,024 multi-level statistics + the noise floor (biqa.noisefloor).
+# The recipe's feature presets and the preset a fitted head of each is saved as (biqa.probe.linear_model):
+# lite0-ml-linear = the 1,024 multi-level statistics (the shipped model's); lite0-mln-linear = those plus the
+# noise floor (biqa.noisefloor; the candidate for the next shipped model).
 FEATURE_PRESETS = {"lite0-ml-linear": "lite0-ml-kernel", "lite0-mln-linear": "lite0-mln-kernel"}
-DEFAULT_FEATURES = "lite0-mln-linear"
+NOISE_FEATURES = "lite0-mln-linear"
 
 
 def feature_cache_dir(root, preset: str) -> Path:
