@@ -496,8 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "split_* column; "
                          "'none': fit every row, alpha by 5-fold cross-validation)")
     pr.add_argument("--preset", default="lite0-ml-linear",
-                    help="a preset with a BatchNorm + Linear score head (lite0-mln-linear: the default model's "
-                         "features, the statistics plus a classical noise floor)")
+                    help="a preset with a BatchNorm + Linear score head (lite0-mln-linear: the statistics "
+                         "plus a classical noise floor, the candidate for the default model's next release)")
     pr.add_argument("--alphas", default=None, help="ridge penalties to try, comma-separated (default 1,3,...,3000)")
     pr.add_argument("--label-range", default=None, help="lo,hi of the MOS (default: the records' meta)")
     pr.add_argument("--features", default=None,

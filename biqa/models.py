@@ -180,11 +180,11 @@ class MultiLevelNoisePool(MultiLevelPool):
     """:class:`MultiLevelPool`'s statistics, then :class:`biqa.noisefloor.NoiseFloor`'s noise estimates
     of the (normalised) input image, ``[B, 2 * sum(C_i) + 4 * noise_repeat]``."""
 
-    def __init__(self, extractor: nn.Module, mean, std, noise_repeat: int = 1):
+    def __init__(self, extractor: nn.Module, std, noise_repeat: int = 1):
         super().__init__(extractor)
         from .noisefloor import NoiseFloor
 
-        self.noise = NoiseFloor(mean, std, noise_repeat)
+        self.noise = NoiseFloor(std, noise_repeat)
         self.num_features += self.noise.num_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -343,9 +343,8 @@ def create_model(
     if preset.pooling == "multilevel":
         backbone = MultiLevelPool(create_backbone(preset.backbone, pretrained=pretrained, features_only=True))
     elif preset.pooling == "multilevel-noise":
-        mean, std = preset.normalisation()
         backbone = MultiLevelNoisePool(create_backbone(preset.backbone, pretrained=pretrained, features_only=True),
-                                       mean, std, **preset.pooling_kwargs)
+                                       preset.normalisation()[1], **preset.pooling_kwargs)
     elif preset.pooling == "avg":
         backbone = create_backbone(preset.backbone, pretrained=pretrained)
     elif preset.pooling == "stages":

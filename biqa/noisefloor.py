@@ -67,21 +67,16 @@ def noise_floor_features(g: torch.Tensor) -> torch.Tensor:
         return torch.stack(out, 1)
 
 
-def luma255(rgb01: torch.Tensor) -> torch.Tensor:
-    """BT.601 luma on a 0-255 scale of an RGB batch ``[B, 3, H, W]`` in [0, 1]."""
-    w = torch.tensor(LUMA, dtype=torch.float32, device=rgb01.device).view(1, 3, 1, 1) * 255.0
-    return (rgb01.float() * w).sum(1, keepdim=True)
-
-
 class NoiseFloor(nn.Module):
     """:func:`noise_floor_features` of a *normalised* batch (``(rgb01 - mean) / std``), ``[B, 4 * repeat]``.
 
     The luma is recovered up to a constant offset (which the mask annihilates) as one weighted sum of
-    the normalised channels. ``repeat`` repeats the 4 columns: a ridge or kernel head on standardised
-    features penalises every column alike, and r copies of a column weigh it like a column scaled by
-    ``sqrt(r)`` (the default model's recipe chooses r on validation data)."""
+    the normalised channels, so only the normalisation's ``std`` is needed. ``repeat`` repeats the 4
+    columns: a ridge or kernel head on standardised features penalises every column alike, and r copies
+    of a column weigh it like a column scaled by ``sqrt(r)`` (benchmarks/noise_floor.py chooses r on
+    validation data)."""
 
-    def __init__(self, mean, std, repeat: int = 1):
+    def __init__(self, std, repeat: int = 1):
         super().__init__()
         coef = [255.0 * w * s for w, s in zip(LUMA, std)]
         self.register_buffer("luma_coef", torch.tensor(coef, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)

@@ -67,7 +67,7 @@ def test_normalised_input_gives_the_luma_estimates():
     grey = np.clip(128 + 7 * rng.standard_normal((96, 80)), 0, 255)
     rgb01 = torch.from_numpy(np.repeat(grey[None, None] / 255.0, 3, 1).astype(np.float32))
     x = (rgb01 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    got = NoiseFloor(mean, std, repeat=3)(x)
+    got = NoiseFloor(std, repeat=3)(x)
     assert got.shape == (1, 12)
     want = torch.from_numpy(np.log1p(sigmas(grey))).float()
     for k in range(3):
