@@ -25,7 +25,7 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
   width and penalty by cross-validation, kept only if it beats the probe's cross-validated SRCC);
 - ``recipe-kernel``: ``recipe-more-photos`` on top of ``probe-kernel`` (the ranking pairs constrain the
   kernel term too);
-- ``recipe-noise-kernel`` (the candidate for the next default model): ``recipe-kernel`` on the features of
+- ``recipe-noise-kernel`` (the shipped default model's recipe): ``recipe-kernel`` on the features of
   ``lite0-mln-linear``: the same 1,024 statistics plus a classical noise floor of the image
   (:mod:`biqa.noisefloor`, 4 estimates repeated 8 times), cached in ``data/features-lite0-mln-linear``;
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
@@ -304,8 +304,9 @@ def main(argv=None) -> int:
     per.to_csv(out / f"{stem}.csv", index=False, float_format="%.4f")
     summary.to_csv(out / f"{stem}_summary.csv", index=False, float_format="%.4f")
     pd.set_option("display.width", 200)
-    print(f"\nLIVE Challenge, {len(seeds)} splits (test N = {int(per['n_test'].iloc[0])} each); level ranking on "
-          f"{'the quick' if a.quick else 'the'} held-out set (split {seeds[0]} models):")
+    print(f"\nLIVE Challenge, `splits` per variant (this run: {len(seeds)}; test N = {int(per['n_test'].iloc[0])} "
+          f"each); level ranking on {'the quick' if a.quick else 'the'} held-out set by each variant's model of the "
+          "lowest-numbered split that measured it (the first split of the run that added it):")
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {out / f'{stem}.csv'} and {out / f'{stem}_summary.csv'} ({time.time() - t0:.0f} s)")
     return 0

@@ -6,9 +6,9 @@
                                                      # ranking groups from 15 more photos too
 
 The recipe (biqa.recipe): EfficientNet-Lite0 with its ImageNet weights, frozen; mean and std of each
-of its 5 stages (1,024 features; --feature-preset lite0-mln-linear: plus a classical noise floor of the
-image, biqa.noisefloor: 4 estimates repeated 8 times so that the head's penalty weighs them like 8
-columns, the candidate for the next shipped model); a linear head fitted to the 880 LIVE Challenge photos' mean opinion
+of its 5 stages (1,024 features) plus a classical noise floor of the image (biqa.noisefloor: 4 estimates
+repeated 8 times so that the head's penalty weighs them like 8 columns; --feature-preset lite0-ml-linear:
+without it, the model shipped before); a linear head fitted to the 880 LIVE Challenge photos' mean opinion
 scores with within-photo ranking pairs of synthetic distortions (400 groups from 42 pristine photos and
 their high-resolution originals, 26 implementations in 10 families), and optionally a small residual
 MLP beside it for the pairs a linear head cannot order; a Gaussian-kernel term beside the linear one
@@ -17,7 +17,7 @@ plain probe's cross-validated SRCC (--no-kernel: without). Ridge penalty, kernel
 ranking weight, margin and the residual are chosen by 5-fold cross-validation on LIVE Challenge and by
 level ranking on groups from 6 other photos (biqa.recipe.select_params); the 9 photos of
 benchmarks/heldout_levels.py are never used.
-Every step caches its output (data/features, data/features-lite0-mln-linear), so a killed run continues where it stopped.
+Every step caches its output (data/features-lite0-mln-linear; data/features for lite0-ml-linear), so a killed run continues where it stopped.
 """
 from __future__ import annotations
 
@@ -43,11 +43,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", default=str(ROOT / "data" / "livec" / "livec.csv"))
     ap.add_argument("--features", default=None,
-                    help="feature cache folder (default: data/features, data/features-lite0-mln-linear for "
-                         "--feature-preset lite0-mln-linear)")
-    ap.add_argument("--feature-preset", default="lite0-ml-linear", choices=["lite0-ml-linear", "lite0-mln-linear"],
-                    help="the frozen features: the 1,024 statistics (default: the shipped model's), or the "
-                         "statistics plus a classical noise floor (biqa.noisefloor; not shipped yet)")
+                    help="feature cache folder (default: data/features-lite0-mln-linear; data/features for "
+                         "--feature-preset lite0-ml-linear)")
+    ap.add_argument("--feature-preset", default="lite0-mln-linear", choices=["lite0-mln-linear", "lite0-ml-linear"],
+                    help="the frozen features: the 1,024 statistics plus a classical noise floor (biqa.noisefloor; "
+                         "default), or the statistics alone (lite0-ml-linear: the model shipped before)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "biqa-default-v3"))
     ap.add_argument("--groups", type=int, default=400, help="training ranking groups (6 images each)")
     ap.add_argument("--val-groups", type=int, default=60, help="ranking groups of the validation photos")
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
                           if a.feature_preset == "lite0-mln-linear" else "") + ". Scores on a 1-5 scale, higher is better."),
         "credit": CREDIT, "reproduce": ("biqa data pristine --out data/pristine && python scripts/train_default_model.py "
                                          "--pristine data/pristine" if extra else "python scripts/train_default_model.py")
-                                        + ("" if a.feature_preset == "lite0-ml-linear" else f" --feature-preset {a.feature_preset}"),
+                                        + ("" if a.feature_preset == "lite0-mln-linear" else f" --feature-preset {a.feature_preset}"),
         "recipe": {"features": a.feature_preset, "alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                    "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
                    "kernel_gamma": params.kernel_gamma, "kernel_lam": params.kernel_lam,
