@@ -90,7 +90,7 @@ def main(argv=None) -> int:
         params, info = select_params(Xr, z, r_set, v_set, seed=0, kernel=True)
         head = fit_recipe(Xr, z, r_set, params)
         per, summary = hl.evaluate(levels, head.predict(with_reps(H, rep)))
-        variant = "backbone only (the shipped recipe)" if rep == 0 else f"+ noise floor x{rep}"
+        variant = "backbone only (the recipe before the noise floor)" if rep == 0 else f"+ noise floor x{rep}"
         common = {"variant": variant, "rep": rep, "cv_srcc": info["cv_srcc"], "val_level_srcc": info["val_level_srcc"],
                   "alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                   "residual_weight": params.residual_weight, "kernel_gamma": params.kernel_gamma,

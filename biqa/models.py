@@ -104,13 +104,13 @@ register_preset(ModelPreset(
 register_preset(ModelPreset(
     "lite0-ml-linres", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64}, 224, pooling="multilevel",
     description="lite0-ml-linear plus a 64-unit MLP beside the linear layer that learns to rank distortions "
-                "(biqa.probe.fit_residual; biqa-default v3's head before its kernel term, lite0-ml-kernel)"))
+                "(biqa.probe.fit_residual; biqa-default v3's head before its kernel term)"))
 register_preset(ModelPreset(
     "lite0-ml-kernel", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64, "kernel": 880}, 224,
     pooling="multilevel",
     description="lite0-ml-linres plus a Gaussian-kernel term over the standardised features of the opinion-scored "
                 "photos (biqa.probe.fit_kernel; its landmark count and the residual MLP follow the fitted head)"))
-# The candidate body of biqa-default's next release: the kernel head's statistics plus a classical noise floor
+# biqa-default v3's body since the noise floor shipped: the kernel head's statistics plus a classical noise floor
 # (biqa.noisefloor), its 4 columns repeated 8 times (the weight chosen on validation groups, benchmarks/noise_floor.py)
 register_preset(ModelPreset(
     "lite0-mln-linear", "tf_efficientnet_lite0", "score", {"norm": True}, 224, pooling="multilevel-noise",
@@ -121,7 +121,7 @@ register_preset(ModelPreset(
     "lite0-mln-kernel", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64, "kernel": 880}, 224,
     pooling="multilevel-noise", pooling_kwargs={"noise_repeat": 8},
     description="lite0-ml-kernel on lite0-mln-linear's features (statistics + noise floor; its landmark count and "
-                "residual MLP follow the fitted head)"))
+                "residual MLP follow the fitted head; biqa-default v3's)"))
 register_preset(ModelPreset(
     "resnet18-mos", "resnet18", "score", {}, 384,
     description="ResNet-18 + MOS regression (the OHEM paper's backbone; ImageNet weights from a local file)"))
