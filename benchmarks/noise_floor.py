@@ -33,14 +33,16 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+from biqa.noisefloor import N_FEATURES  # noqa: E402  (the 4 estimates per image)
+
 N_BACKBONE = 1024
-N_NOISE = 4
 FEATURES = "lite0-mln-linear"
 
 
 def with_reps(A: np.ndarray, rep: int) -> np.ndarray:
     """The backbone columns, then the (first) 4 noise columns ``rep`` times (``rep = 0``: the backbone alone)."""
-    return np.concatenate([A[:, :N_BACKBONE]] + [A[:, N_BACKBONE:N_BACKBONE + N_NOISE]] * rep, 1)
+    return np.concatenate([A[:, :N_BACKBONE]] + [A[:, N_BACKBONE:N_BACKBONE + N_FEATURES]] * rep, 1)
 
 
 def main(argv=None) -> int:
@@ -51,7 +53,6 @@ def main(argv=None) -> int:
                     help="`biqa data pristine` photos (as the shipped model; skipped if absent)")
     ap.add_argument("--out", default=str(HERE / "results" / "noise_floor.csv"))
     a = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(HERE))
     import heldout_levels as hl
     import pandas as pd

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 SHARED = ROOT / ".." / "shared" / "data"
 LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
+DEFAULT_FEATURES = "lite0-mln-linear"  # the statistics + the noise floor (biqa.recipe.FEATURE_PRESETS)
 CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and A.C. Bovik, UT Austin): trained on "
           "the 880 of its 1,162 photos present in ../shared. Its copyright notice (the database's README.txt) "
           "travels with every copy of the database; these weights contain none of its images (a kernel head holds "
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("--features", default=None,
                     help="feature cache folder (default: data/features-lite0-mln-linear; data/features for "
                          "--feature-preset lite0-ml-linear)")
-    ap.add_argument("--feature-preset", default="lite0-mln-linear", choices=["lite0-mln-linear", "lite0-ml-linear"],
+    ap.add_argument("--feature-preset", default=DEFAULT_FEATURES, choices=[DEFAULT_FEATURES, "lite0-ml-linear"],
                     help="the frozen features: the 1,024 statistics plus a classical noise floor (biqa.noisefloor; "
                          "default), or the statistics alone (lite0-ml-linear: the model shipped before)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "biqa-default-v3"))
@@ -105,10 +106,10 @@ def main(argv=None) -> int:
                        + (f"; {len(extra)} of them from Debian's enlightenment-data, BSD-2-clause, via "
                           "`biqa data pristine`" if extra else "") + "); backbone EfficientNet-Lite0 with its ImageNet weights, frozen"
                        + ("; a classical noise-floor estimate of the image beside it (biqa.noisefloor)"
-                          if a.feature_preset == "lite0-mln-linear" else "") + ". Scores on a 1-5 scale, higher is better."),
+                          if a.feature_preset == DEFAULT_FEATURES else "") + ". Scores on a 1-5 scale, higher is better."),
         "credit": CREDIT, "reproduce": ("biqa data pristine --out data/pristine && python scripts/train_default_model.py "
                                          "--pristine data/pristine" if extra else "python scripts/train_default_model.py")
-                                        + ("" if a.feature_preset == "lite0-mln-linear" else f" --feature-preset {a.feature_preset}"),
+                                        + ("" if a.feature_preset == DEFAULT_FEATURES else f" --feature-preset {a.feature_preset}"),
         "recipe": {"features": a.feature_preset, "alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                    "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
                    "kernel_gamma": params.kernel_gamma, "kernel_lam": params.kernel_lam,
