@@ -10,13 +10,18 @@ train + val, is fitted on train + val and measured on the 176 test photos:
   ``k(x, y) = exp(-gamma / F * |x - y|^2)`` (F = 1,024), gamma and lambda from the grid below.
 
 An exploration, not a shipped model: no ranking pairs, and a kernel head would carry its 704 training
-feature vectors. Usage::
+feature vectors. ``--feature-preset`` swaps the features for another frozen backbone's (``lite1-ml-linear``,
+``lite2-ml-linear``: the other EfficientNet-Lite weights that ship offline) or puts several side by side
+(comma-separated); the feature pass of each is timed on the same photos in the same run. Usage::
 
     python benchmarks/livec_heads.py            # 10 splits, ~3 min with cached features
     python benchmarks/livec_heads.py --quick    # 2 splits, a smaller grid
+    python benchmarks/livec_heads.py --feature-preset lite0-ml-linear,lite1-ml-linear,lite2-ml-linear \\
+        --compare benchmarks/results/livec_heads.csv      # three backbones' features, paired with Lite0's
 
-Writes ``livec_heads.csv`` (one row per head and split) under ``--out`` and prints the paired
-difference to the ridge head with a 95% t-interval.
+Writes ``livec_heads.csv`` (``livec_heads_lite0+lite2.csv`` etc. for other features; one row per head and
+split) under ``--out`` and prints the paired difference to the ridge head (and with ``--compare`` to the
+same head of another run) with a 95% t-interval.
 """
 from __future__ import annotations
 
@@ -33,7 +38,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from biqa.probe import KERNEL_GAMMAS, KERNEL_LAMS, FeatureExtractor, cached_path_features, fit_ridge  # noqa: E402
+from biqa.probe import (KERNEL_GAMMAS, KERNEL_LAMS, PROBE_PRESET, FeatureExtractor, cached_path_features,  # noqa: E402
+                        fit_ridge)
 from biqa.recipe import _oof, ensure_livec, select_params  # noqa: E402
 from livec_protocol import LIVEC_ROOT, metrics  # noqa: E402  (the protocol's data path and SRCC / PLCC)
 from strategies import t_interval  # noqa: E402  (95% t-interval of a paired difference)
@@ -69,16 +75,57 @@ def select_krr(X: np.ndarray, y: np.ndarray, grid, *, seed: int, n_folds: int = 
     return best[1], best[2], best[0]
 
 
+def feature_matrix(paths: list[str], presets: list[str], lite0_cache: str | None) -> np.ndarray:
+    """The frozen features of every preset in ``presets``, side by side (cached per preset)."""
+    parts = []
+    for preset in presets:
+        folder = Path(lite0_cache) if (preset == PROBE_PRESET and lite0_cache) else \
+            ROOT / "data" / ("features" if preset == PROBE_PRESET else f"features-{preset}")
+        parts.append(cached_path_features(paths, folder / "livec.npz", preset=preset, progress=True))
+    return np.hstack(parts).astype(float)
+
+
+def forward_ms(paths: list[str], presets: list[str], repeats: int = 3) -> dict[str, float]:
+    """Median milliseconds per photo of each preset's feature pass on the same decoded photos, the presets
+    measured in turn within each repeat (side by side, one process)."""
+    import time
+
+    import torch
+
+    from biqa.imageio import load_image
+
+    images = [np.asarray(load_image(p), np.uint8) for p in paths]
+    extractors = {p: FeatureExtractor(p) for p in presets}
+    for ex in extractors.values():
+        ex.arrays(images[:2])  # warm-up
+    times: dict[str, list[float]] = {p: [] for p in presets}
+    with torch.inference_mode():
+        for _ in range(repeats):
+            for p, ex in extractors.items():
+                t0 = time.perf_counter()
+                ex.arrays(images)
+                times[p].append((time.perf_counter() - t0) * 1000.0 / len(images))
+    return {p: float(np.median(v)) for p, v in times.items()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", default=str(ROOT / "data" / "livec" / "livec.csv"))
-    ap.add_argument("--features", default=str(ROOT / "data" / "features"))
+    ap.add_argument("--features", default=None,
+                    help="feature cache folder of lite0-ml-linear (default data/features; other presets: "
+                         "data/features-PRESET)")
+    ap.add_argument("--feature-preset", default=PROBE_PRESET,
+                    help="the frozen features' preset, or several joined by commas (their features side by side), "
+                         "e.g. lite0-ml-linear,lite1-ml-linear,lite2-ml-linear")
+    ap.add_argument("--compare", default=None, metavar="CSV",
+                    help="another run's CSV: also print each head's paired difference to the same head there")
     ap.add_argument("--seeds", default="1-10")
     ap.add_argument("--quick", action="store_true", help="splits 1-2, gamma 0.3, lambda 0.1 and 1")
     ap.add_argument("--out", default=str(HERE / "results"))
     a = ap.parse_args(argv)
     from biqa.datasets.splits import parse_seeds
 
+    presets = [p.strip() for p in a.feature_preset.split(",") if p.strip()]
     seeds = parse_seeds("1-2" if a.quick and a.seeds == "1-10" else a.seeds)
     grid = [(0.3, 0.1), (0.3, 1.0)] if a.quick else [(g, lam) for g in KERNEL_GAMMAS for lam in KERNEL_LAMS]
     try:
@@ -88,7 +135,11 @@ def main(argv=None) -> int:
     missing = [s for s in seeds if f"split_seed{s}" not in df.columns]
     if missing:
         raise SystemExit(f"{a.records} has no split_seed{missing[0]}: run python benchmarks/livec_protocol.py first")
-    X = cached_path_features(df["abspath"].tolist(), Path(a.features) / "livec.npz", FeatureExtractor()).astype(float)
+    paths = df["abspath"].tolist()
+    X = feature_matrix(paths, presets, a.features)
+    ms = forward_ms(paths[:8 if a.quick else 24], presets, repeats=1 if a.quick else 3)
+    for p in presets:
+        print(f"{p}: {ms[p]:.0f} ms per 500x500 photo (feature pass, batches of 8, this machine)")
     z = df["mos"].to_numpy(float) / 100.0
     rows = []
     for s in seeds:
@@ -101,25 +152,43 @@ def main(argv=None) -> int:
         for head, (pred, params, cv) in preds.items():
             srcc, plcc = metrics(pred, z[te])
             rows.append({"head": head, "split": s, "srcc": srcc, "plcc": plcc, "n_test": int(te.sum()),
-                         "params": params, "cv_srcc": cv})
+                         "params": params, "cv_srcc": cv, "features": "+".join(presets), "n_features": X.shape[1],
+                         "ms_per_photo": sum(ms.values())})
             print(f"split {s:2d} {head:8s} SRCC {srcc:.4f} PLCC {plcc:.4f} ({params}; CV SRCC {cv:.4f})", flush=True)
     per = pd.DataFrame(rows)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    csv = out / ("livec_heads_quick.csv" if a.quick else "livec_heads.csv")
+    stem = "livec_heads" if presets == [PROBE_PRESET] else "livec_heads_" + "+".join(
+        p.removesuffix("-ml-linear") for p in presets)
+    csv = out / (f"{stem}_quick.csv" if a.quick else f"{stem}.csv")
     per.to_csv(csv, index=False, float_format="%.4f")
-    print(f"\nLIVE Challenge, {len(seeds)} splits (test N = {int(per['n_test'].iloc[0])} each):")
+    print(f"\nLIVE Challenge, {len(seeds)} splits (test N = {int(per['n_test'].iloc[0])} each), "
+          f"features {'+'.join(presets)} ({X.shape[1]} columns, {sum(ms.values()):.0f} ms per photo):")
     base = per[per["head"] == "ridge"].set_index("split")
+    other = pd.read_csv(a.compare) if a.compare else None
     for head, g in per.groupby("head", sort=False):
+        g = g.set_index("split")
         line = f"  {head:8s} SRCC {g['srcc'].mean():.4f} +- {g['srcc'].std(ddof=0):.4f}  PLCC {g['plcc'].mean():.4f}"
         if head != "ridge":
-            for m in ("srcc", "plcc"):
-                d = g.set_index("split")[m] - base[m]
-                lo, hi = t_interval(d.to_numpy())
-                line += f"  d{m.upper()} {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}] (higher on {(d > 0).sum()} of {len(d)})"
+            line += paired(g, base)
         print(line)
+        if other is not None:
+            ref = other[other["head"] == head].set_index("split")
+            if len(ref.index.intersection(g.index)):
+                print(f"  {'':8s} vs {head} of {Path(a.compare).name}:" + paired(g, ref))
     print(f"wrote {csv}")
     return 0
+
+
+def paired(g: pd.DataFrame, ref: pd.DataFrame) -> str:
+    """Paired SRCC / PLCC differences of ``g`` to ``ref`` over their common splits, 95% t-intervals."""
+    common = g.index.intersection(ref.index)
+    text = ""
+    for m in ("srcc", "plcc"):
+        d = (g.loc[common, m] - ref.loc[common, m]).to_numpy()
+        lo, hi = t_interval(d)
+        text += f"  d{m.upper()} {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}] (higher on {(d > 0).sum()} of {len(d)})"
+    return text
 
 
 if __name__ == "__main__":

@@ -101,6 +101,11 @@ register_preset(ModelPreset(
     "lite0-ml-linear", "tf_efficientnet_lite0", "score", {"norm": True}, 224, pooling="multilevel",
     description="EfficientNet-Lite0 (frozen ImageNet weights), mean+std pooled from all 5 stages + a linear head "
                 "on standardised features (the linear probe; biqa.probe fits it; biqa-default v3's first release)"))
+for _n, _size in (("lite1", 240), ("lite2", 260)):
+    register_preset(ModelPreset(
+        f"{_n}-ml-linear", f"tf_efficientnet_{_n}", "score", {"norm": True}, _size, pooling="multilevel",
+        description=f"lite0-ml-linear's body and linear head on EfficientNet-{_n.capitalize()} (frozen ImageNet "
+                    "weights; a larger probe backbone)"))
 register_preset(ModelPreset(
     "lite0-ml-linres", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64}, 224, pooling="multilevel",
     description="lite0-ml-linear plus a 64-unit MLP beside the linear layer that learns to rank distortions "

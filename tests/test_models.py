@@ -30,13 +30,25 @@ def x():
 def test_list_models():
     assert list_models("*lite*") == ["lite0-ml-kernel", "lite0-ml-linear", "lite0-ml-linres", "lite0-ml-mos",
                                      "lite0-mln-kernel", "lite0-mln-linear", "lite0-mos",
-                                     "lite1-mos", "lite2-mos", "mobileiqa-teacher-lite2", "nima-lite0", "nima-lite0-ml",
+                                     "lite1-ml-linear", "lite1-mos", "lite2-ml-linear", "lite2-mos", "mobileiqa-teacher-lite2", "nima-lite0", "nima-lite0-ml",
                                      "nima-lite1", "nima-lite2"]
     assert list_models("nima-*") == sorted(["nima-lite0", "nima-lite0-ml", "nima-lite1", "nima-lite2", "nima-mobilenetv2"])
     everything = list_models()
     assert everything == sorted(everything)
     assert {"resnet18-mos", "resnet50-mos", "mobilenetv3-mos"} <= set(everything)
     assert list_models("no-such-*") == []
+
+
+@pytest.mark.parametrize("name,stages", [("lite1-ml-linear", (16, 24, 40, 112, 320)),
+                                         ("lite2-ml-linear", (16, 24, 48, 120, 352))])
+def test_larger_probe_bodies(name, stages, x):
+    # Stage widths of EfficientNet-Lite1/2 (Lite1 keeps Lite0's widths; Lite2 scales them by 1.1, rounded to 8):
+    # the mean and std of each stage, side by side.
+    model = create_model(name, pretrained=False).eval()
+    with torch.no_grad():
+        out = model(x)
+    assert out["features"].shape == (2, 2 * sum(stages))
+    assert model.preset.pooling == "multilevel" and model.preset.head_kwargs == {"norm": True}
 
 
 def test_score_model_forward(lite0, x):
