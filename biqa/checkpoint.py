@@ -104,13 +104,15 @@ def read_state_dicts(path: str | os.PathLike) -> dict[str, dict[str, torch.Tenso
 
 
 def check_backbone_name(name, source="checkpoint") -> None:
-    """A checkpoint's backbone must be a plain timm architecture name (``tf_efficientnet_lite0``).
+    """A checkpoint's backbone must be a plain timm architecture name (``tf_efficientnet_lite0``), or several
+    joined by ``+`` (backbones side by side).
 
     timm also accepts names that make it read or fetch files (``local-dir:/path``, ``hf-hub:org/x``):
     loading a checkpoint never opens or downloads anything its JSON names, so those are refused."""
     import timm
 
-    if not isinstance(name, str) or ":" in name or "/" in name or "\\" in name or not timm.is_model(name):
+    if not isinstance(name, str) or ":" in name or "/" in name or "\\" in name or not all(
+            timm.is_model(n) for n in name.split("+")):
         raise ValueError(f"{source}: backbone {name!r} is not a timm architecture name; a checkpoint names "
                          f"architectures only (loading it opens no other file)")
 

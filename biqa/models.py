@@ -21,7 +21,7 @@ from .labels import LabelScale
 @dataclass(frozen=True)
 class ModelPreset:
     name: str
-    backbone: str
+    backbone: str  # a timm name; "a+b+...": several backbones side by side (pooling "multilevel" only)
     head: str = "score"  # "score" | "distribution" | "mal" (MobileIQA, needs pooling="stages")
     head_kwargs: dict = field(default_factory=dict)
     input_size: int = 224  # training crop size (scoring may use full resolution)
@@ -55,8 +55,16 @@ class ModelPreset:
     def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         if self.mean is not None and self.std is not None:
             return tuple(self.mean), tuple(self.std)
-        cfg = backbone_config(self.backbone)
-        return tuple(cfg["mean"]), tuple(cfg["std"])
+        cfgs = [backbone_config(b) for b in backbone_names(self.backbone)]
+        if any((c["mean"], c["std"]) != (cfgs[0]["mean"], cfgs[0]["std"]) for c in cfgs[1:]):
+            raise ValueError(f"preset {self.name!r}: the backbones {self.backbone!r} normalise their inputs differently; "
+                             "several backbones side by side must share one normalisation (or set mean and std)")
+        return tuple(cfgs[0]["mean"]), tuple(cfgs[0]["std"])
+
+
+def backbone_names(backbone: str) -> list[str]:
+    """The timm names in a preset's ``backbone``: one, or several joined by ``+`` (side by side)."""
+    return backbone.split("+")
 
 
 _PRESETS: dict[str, ModelPreset] = {}
@@ -106,6 +114,14 @@ for _n, _size in (("lite1", 240), ("lite2", 260)):
         f"{_n}-ml-linear", f"tf_efficientnet_{_n}", "score", {"norm": True}, _size, pooling="multilevel",
         description=f"lite0-ml-linear's body and linear head on EfficientNet-{_n.capitalize()} (frozen ImageNet "
                     "weights; a larger probe backbone)"))
+# Several frozen backbones side by side: the probe agrees better with people on LIVE Challenge
+# (benchmarks/livec_heads.py: Lite0 + Lite2 +0.014 SRCC, all three +0.017) for ~2.4x / ~3.5x the compute.
+for _name, _nets in (("lite02-ml-linear", "02"), ("lite012-ml-linear", "012")):
+    register_preset(ModelPreset(
+        _name, "+".join(f"tf_efficientnet_lite{i}" for i in _nets), "score", {"norm": True}, 224,
+        pooling="multilevel",
+        description=f"lite0-ml-linear's statistics of EfficientNet-{', '.join('Lite' + i for i in _nets)} side by side "
+                    "(frozen ImageNet weights) + a linear head: a probe that agrees better with people, for more compute"))
 register_preset(ModelPreset(
     "lite0-ml-linres", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64}, 224, pooling="multilevel",
     description="lite0-ml-linear plus a 64-unit MLP beside the linear layer that learns to rank distortions "
@@ -195,6 +211,19 @@ class MultiLevelNoisePool(MultiLevelPool):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         noise = self.noise(x)  # first: in an ONNX graph its nodes come before every convolution
         return torch.cat([super().forward(x), noise], dim=1)
+
+
+class SideBySide(nn.Module):
+    """Several pooled bodies on the same input, their features concatenated in order:
+    ``[B, sum(num_features)]`` (a preset whose ``backbone`` is ``"a+b+..."``)."""
+
+    def __init__(self, bodies):
+        super().__init__()
+        self.bodies = nn.ModuleList(bodies)
+        self.num_features = sum(int(b.num_features) for b in self.bodies)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([b(x) for b in self.bodies], dim=1)
 
 
 def spatial_std_mean(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -345,7 +374,18 @@ def create_model(
         label_scale = LabelScale(*preset.score_range, preset.higher_is_better)
     elif isinstance(label_scale, dict):
         label_scale = LabelScale.from_dict(label_scale)
-    if preset.pooling == "multilevel":
+    names = backbone_names(preset.backbone)
+    if len(names) > 1:
+        if preset.pooling != "multilevel":
+            raise ValueError(f"preset {preset.name!r}: several backbones ({preset.backbone!r}) need pooling "
+                             f"'multilevel', not {preset.pooling!r}")
+        if not isinstance(pretrained, bool):
+            raise ValueError(f"preset {preset.name!r} has several backbones; pretrained must be True or False "
+                             "(one weight file cannot hold them all)")
+        preset.normalisation()  # one shared normalisation, or a clear error
+        backbone = SideBySide([MultiLevelPool(create_backbone(n, pretrained=pretrained, features_only=True))
+                               for n in names])
+    elif preset.pooling == "multilevel":
         backbone = MultiLevelPool(create_backbone(preset.backbone, pretrained=pretrained, features_only=True))
     elif preset.pooling == "multilevel-noise":
         backbone = MultiLevelNoisePool(create_backbone(preset.backbone, pretrained=pretrained, features_only=True),
