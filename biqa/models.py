@@ -21,7 +21,7 @@ from .labels import LabelScale
 @dataclass(frozen=True)
 class ModelPreset:
     name: str
-    backbone: str  # a timm name; "a+b+...": several backbones side by side (pooling "multilevel" only)
+    backbone: str  # a timm name; "a+b+...": several backbones side by side (pooling "multilevel[-noise]")
     head: str = "score"  # "score" | "distribution" | "mal" (MobileIQA, needs pooling="stages")
     head_kwargs: dict = field(default_factory=dict)
     input_size: int = 224  # training crop size (scoring may use full resolution)
@@ -122,6 +122,11 @@ for _name, _nets in (("lite02-ml-linear", "02"), ("lite012-ml-linear", "012")):
         pooling="multilevel",
         description=f"lite0-ml-linear's statistics of EfficientNet-{', '.join('Lite' + i for i in _nets)} side by side "
                     "(frozen ImageNet weights) + a linear head: a probe that agrees better with people, for more compute"))
+register_preset(ModelPreset(
+    "lite02-mln-linear", "tf_efficientnet_lite0+tf_efficientnet_lite2", "score", {"norm": True}, 224,
+    pooling="multilevel-noise", pooling_kwargs={"noise_repeat": 8},
+    description="lite0-mln-linear's features (Lite0's statistics and the noise floor) with Lite2's statistics beside "
+                "them + a linear head: the default recipe's candidate body on two backbones"))
 register_preset(ModelPreset(
     "lite0-ml-linres", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64}, 224, pooling="multilevel",
     description="lite0-ml-linear plus a 64-unit MLP beside the linear layer that learns to rank distortions "
@@ -376,15 +381,18 @@ def create_model(
         label_scale = LabelScale.from_dict(label_scale)
     names = backbone_names(preset.backbone)
     if len(names) > 1:
-        if preset.pooling != "multilevel":
+        if preset.pooling not in ("multilevel", "multilevel-noise"):
             raise ValueError(f"preset {preset.name!r}: several backbones ({preset.backbone!r}) need pooling "
-                             f"'multilevel', not {preset.pooling!r}")
+                             f"'multilevel' or 'multilevel-noise', not {preset.pooling!r}")
         if not isinstance(pretrained, bool):
             raise ValueError(f"preset {preset.name!r} has several backbones; pretrained must be True or False "
                              "(one weight file cannot hold them all)")
-        preset.normalisation()  # one shared normalisation, or a clear error
-        backbone = SideBySide([MultiLevelPool(create_backbone(n, pretrained=pretrained, features_only=True))
-                               for n in names])
+        std = preset.normalisation()[1]  # one shared normalisation, or a clear error
+        bodies = [create_backbone(n, pretrained=pretrained, features_only=True) for n in names]
+        # the noise floor once, with the first backbone's statistics: [stats 0, noise, stats 1, ...]
+        first = (MultiLevelNoisePool(bodies[0], std, **preset.pooling_kwargs) if preset.pooling == "multilevel-noise"
+                 else MultiLevelPool(bodies[0]))
+        backbone = SideBySide([first] + [MultiLevelPool(b) for b in bodies[1:]])
     elif preset.pooling == "multilevel":
         backbone = MultiLevelPool(create_backbone(preset.backbone, pretrained=pretrained, features_only=True))
     elif preset.pooling == "multilevel-noise":

@@ -43,7 +43,8 @@ RANK_VAL_PHOTOS = ("lomiri-wallpapers__Bridge_by_Sander_Klootwijk", "lxqt-themes
 # The recipe's feature presets and the preset a fitted head of each is saved as (biqa.probe.linear_model):
 # lite0-ml-linear = the 1,024 multi-level statistics (the model shipped before the noise floor); lite0-mln-linear =
 # those plus the noise floor (biqa.noisefloor; the shipped model's).
-FEATURE_PRESETS = {"lite0-ml-linear": "lite0-ml-kernel", "lite0-mln-linear": "lite0-mln-kernel"}
+FEATURE_PRESETS = {"lite0-ml-linear": "lite0-ml-kernel", "lite0-mln-linear": "lite0-mln-kernel",
+                   "lite02-mln-linear": "lite02-mln-linear"}  # the preset a fitted recipe head is saved with
 NOISE_FEATURES = "lite0-mln-linear"
 
 

@@ -46,9 +46,11 @@ def main(argv=None) -> int:
     ap.add_argument("--features", default=None,
                     help="feature cache folder (default: data/features-lite0-mln-linear; data/features for "
                          "--feature-preset lite0-ml-linear)")
-    ap.add_argument("--feature-preset", default=DEFAULT_FEATURES, choices=[DEFAULT_FEATURES, "lite0-ml-linear"],
+    ap.add_argument("--feature-preset", default=DEFAULT_FEATURES,
+                    choices=[DEFAULT_FEATURES, "lite0-ml-linear", "lite02-mln-linear"],
                     help="the frozen features: the 1,024 statistics plus a classical noise floor (biqa.noisefloor; "
-                         "default), or the statistics alone (lite0-ml-linear: the model shipped before)")
+                         "default), the statistics alone (lite0-ml-linear: the model shipped before), or the default "
+                         "features with EfficientNet-Lite2's statistics beside them (lite02-mln-linear: a candidate)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "biqa-default-v3"))
     ap.add_argument("--groups", type=int, default=400, help="training ranking groups (6 images each)")
     ap.add_argument("--val-groups", type=int, default=60, help="ranking groups of the validation photos")
@@ -62,6 +64,7 @@ def main(argv=None) -> int:
 
     from biqa.checkpoint import export_checkpoint
     from biqa.labels import LabelScale
+    from biqa.models import get_preset
     from biqa.probe import FeatureExtractor, cached_path_features, save_linear_checkpoint
     from biqa.recipe import (FEATURE_PRESETS, build_ranking_set, ensure_livec, feature_cache_dir, fit_recipe,
                              pristine_files, ranking_sources, select_params)
@@ -104,9 +107,13 @@ def main(argv=None) -> int:
                        "1 + 4 * MOS / 100) and within-photo ranking of synthetic distortions of "
                        f"{len({p.stem for p in photos + originals})} pristine photos (biqa.synth.ranking"
                        + (f"; {len(extra)} of them from Debian's enlightenment-data, BSD-2-clause, via "
-                          "`biqa data pristine`" if extra else "") + "); backbone EfficientNet-Lite0 with its ImageNet weights, frozen"
+                          "`biqa data pristine`" if extra else "") + "); "
+                       + ("backbones EfficientNet-Lite0 and Lite2 side by side with their ImageNet weights, frozen"
+                          if "+" in get_preset(a.feature_preset).backbone
+                          else "backbone EfficientNet-Lite0 with its ImageNet weights, frozen")
                        + ("; a classical noise-floor estimate of the image beside it (biqa.noisefloor)"
-                          if a.feature_preset == DEFAULT_FEATURES else "") + ". Scores on a 1-5 scale, higher is better."),
+                          if get_preset(a.feature_preset).pooling == "multilevel-noise" else "")
+                       + ". Scores on a 1-5 scale, higher is better."),
         "credit": CREDIT, "reproduce": ("biqa data pristine --out data/pristine && python scripts/train_default_model.py "
                                          "--pristine data/pristine" if extra else "python scripts/train_default_model.py")
                                         + ("" if a.feature_preset == DEFAULT_FEATURES else f" --feature-preset {a.feature_preset}"),

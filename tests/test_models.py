@@ -30,7 +30,8 @@ def x():
 def test_list_models():
     assert list_models("*lite*") == ["lite0-ml-kernel", "lite0-ml-linear", "lite0-ml-linres", "lite0-ml-mos",
                                      "lite0-mln-kernel", "lite0-mln-linear", "lite0-mos", "lite012-ml-linear",
-                                     "lite02-ml-linear", "lite1-ml-linear", "lite1-mos", "lite2-ml-linear", "lite2-mos",
+                                     "lite02-ml-linear", "lite02-mln-linear", "lite1-ml-linear", "lite1-mos",
+                                     "lite2-ml-linear", "lite2-mos",
                                      "mobileiqa-teacher-lite2", "nima-lite0", "nima-lite0-ml", "nima-lite1", "nima-lite2"]
     assert list_models("nima-*") == sorted(["nima-lite0", "nima-lite0-ml", "nima-lite1", "nima-lite2", "nima-mobilenetv2"])
     everything = list_models()

@@ -28,13 +28,24 @@ def test_body_is_each_backbones_statistics_concatenated():
     assert out["z"].shape == (2,) and torch.isfinite(out["z"]).all()
 
 
+def test_noise_floor_comes_once_after_the_first_backbones_statistics():
+    x = torch.rand(2, 3, 64, 80, generator=torch.Generator().manual_seed(1))
+    combo = create_model("lite02-mln-linear", pretrained=False).eval()
+    singles = [create_model(p, pretrained=False).eval() for p in ("lite0-mln-linear", "lite2-ml-linear")]
+    for body, single in zip(combo.backbone.bodies, singles):
+        body.load_state_dict(single.backbone.state_dict())
+    want = np.concatenate([_features(s, x) for s in singles], axis=1)
+    assert combo.backbone.num_features == want.shape[1] == 1024 + 4 * 8 + 1120
+    np.testing.assert_allclose(_features(combo, x), want, rtol=1e-5, atol=1e-6)
+
+
 def test_side_by_side_needs_one_normalisation_and_multilevel_pooling():
     with pytest.raises(ValueError, match="normalise their inputs differently"):
         create_model(ModelPreset("mixed", "tf_efficientnet_lite0+resnet18", "score", {"norm": True},
                                  pooling="multilevel"), pretrained=False)
-    with pytest.raises(ValueError, match="need pooling 'multilevel'"):
-        create_model(ModelPreset("noisy", "tf_efficientnet_lite0+tf_efficientnet_lite2", "score", {"norm": True},
-                                 pooling="multilevel-noise"), pretrained=False)
+    with pytest.raises(ValueError, match="need pooling 'multilevel' or 'multilevel-noise'"):
+        create_model(ModelPreset("staged", "tf_efficientnet_lite0+tf_efficientnet_lite2", "mal", {},
+                                 pooling="stages"), pretrained=False)
     with pytest.raises(ValueError, match="pretrained must be True or False"):
         create_model("lite02-ml-linear", pretrained="/some/weights.pth")
 
