@@ -28,6 +28,8 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
 - ``recipe-noise-kernel`` (the shipped default model's recipe): ``recipe-kernel`` on the features of
   ``lite0-mln-linear``: the same 1,024 statistics plus a classical noise floor of the image
   (:mod:`biqa.noisefloor`, 4 estimates repeated 8 times), cached in ``data/features-lite0-mln-linear``;
+- ``recipe-lite02-noise-kernel`` (a candidate; only with ``--variants``): ``recipe-noise-kernel`` with
+  EfficientNet-Lite2's statistics beside Lite0's (preset ``lite02-mln-linear``, ``data/features-lite02-mln-linear``);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
@@ -65,9 +67,14 @@ LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 
 
 VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-originals", "recipe-more-photos",
-            "probe-kernel", "recipe-kernel", "recipe-noise-kernel", "brisque", "niqe", "piqe")
+            "probe-kernel", "recipe-kernel", "recipe-noise-kernel", "recipe-lite02-noise-kernel", "brisque", "niqe",
+            "piqe")
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
-NOISE_VARIANTS = ("recipe-noise-kernel",)  # on lite0-mln-linear's features (recipe-more-photos' ranking photos)
+# variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
+# the shipped recipe (lite0-mln-linear) and the candidate with Lite2's statistics beside Lite0's
+FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-kernel": "lite02-mln-linear"}
+NOISE_VARIANTS = tuple(FEATURE_VARIANTS)
+ON_REQUEST = ("recipe-lite02-noise-kernel",)  # not in a default run (~2.4x the feature time): --variants
 
 
 def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:
@@ -158,8 +165,8 @@ def main(argv=None) -> int:
                          f"Known: {', '.join(VARIANTS)}")
     ap.add_argument("overrides", nargs="*", help="key=value overrides for --finetune's config")
     a = ap.parse_args(argv)
-    wanted = list(VARIANTS) if a.variants is None else ["probe"] + [v.strip() for v in a.variants.split(",")
-                                                                    if v.strip() and v.strip() != "probe"]
+    wanted = [v for v in VARIANTS if v not in ON_REQUEST] if a.variants is None else ["probe"] + [
+        v.strip() for v in a.variants.split(",") if v.strip() and v.strip() != "probe"]
     unknown = sorted(set(wanted) - set(VARIANTS))
     if unknown:
         ap.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
@@ -217,18 +224,20 @@ def main(argv=None) -> int:
           f"{a.val_groups} val ({len(vphotos)} photos) ({time.time() - t0:.0f} s)")
 
     HX = cached_path_features([str(hdir / p) for p in hdf["path"]], feats / f"{tag}heldout_levels.npz", fx)
-    noise = None  # the noise-floor variants' features: (X, ranking set, validation set, held-out set)
-    if any(v in wanted for v in NOISE_VARIANTS):
-        fxn = FeatureExtractor(NOISE_FEATURES)
-        fn = feature_cache_dir(feats.parent, NOISE_FEATURES)
+    other = {}  # FEATURE_VARIANTS' features: variant -> (X, ranking set, validation set, held-out set)
+    for v, preset in FEATURE_VARIANTS.items():
+        if v not in wanted:
+            continue
+        fxn = FeatureExtractor(preset)
+        fn = feature_cache_dir(feats.parent, preset)
         ph, orig, impls, stem = sources["recipe-more-photos"]
-        noise = (cached_path_features(df["abspath"].tolist(), fn / "livec.npz", fxn),
-                 build_ranking_set(ph, orig, a.groups, seed=1, extractor=fxn, impls=impls,
-                                   cache=fn / f"{tag}{stem}_{a.groups}.npz"),
-                 build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fxn,
-                                   cache=fn / f"{tag}rank_val_{a.val_groups}.npz"),
-                 cached_path_features([str(hdir / p) for p in hdf["path"]], fn / f"{tag}heldout_levels.npz", fxn))
-        print(f"noise-floor features ({NOISE_FEATURES}): {noise[0].shape[1]} columns ({time.time() - t0:.0f} s)")
+        other[v] = (cached_path_features(df["abspath"].tolist(), fn / "livec.npz", fxn),
+                    build_ranking_set(ph, orig, a.groups, seed=1, extractor=fxn, impls=impls,
+                                      cache=fn / f"{tag}{stem}_{a.groups}.npz"),
+                    build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fxn,
+                                      cache=fn / f"{tag}rank_val_{a.val_groups}.npz"),
+                    cached_path_features([str(hdir / p) for p in hdf["path"]], fn / f"{tag}heldout_levels.npz", fxn))
+        print(f"{v} features ({preset}): {other[v][0].shape[1]} columns ({time.time() - t0:.0f} s)")
 
     rows = []
     for s in seeds:
@@ -237,10 +246,10 @@ def main(argv=None) -> int:
         te = parts == "test"
         for name, ranking in [("probe", None), *rank.items(), ("probe-kernel", None),
                               *((v, rank.get(r)) for v, r in RANKING_OF.items()),
-                              *((v, noise[1] if noise else None) for v in NOISE_VARIANTS)]:
+                              *((v, other[v][1] if v in other else None) for v in NOISE_VARIANTS)]:
             if name not in wanted:
                 continue
-            Xv, rv, HXv = (noise[0], noise[2], noise[3]) if name in NOISE_VARIANTS else (X, rank_val, HX)
+            Xv, rv, HXv = (other[name][0], other[name][2], other[name][3]) if name in other else (X, rank_val, HX)
             p, rep = select_params(Xv[fit], z[fit], ranking, rv, seed=s,
                                    residual=name in ("recipe", "recipe-more-photos", "recipe-kernel", *NOISE_VARIANTS),
                                    kernel=name.endswith("-kernel"))
