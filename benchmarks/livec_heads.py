@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE))
 
 from biqa.probe import (KERNEL_GAMMAS, KERNEL_LAMS, PROBE_PRESET, FeatureExtractor, cached_path_features,  # noqa: E402
                         fit_ridge)
-from biqa.recipe import _oof, ensure_livec, select_params  # noqa: E402
+from biqa.recipe import _oof, ensure_livec, feature_cache_dir, select_params  # noqa: E402
 from livec_protocol import LIVEC_ROOT, metrics  # noqa: E402  (the protocol's data path and SRCC / PLCC)
 from strategies import t_interval  # noqa: E402  (95% t-interval of a paired difference)
 
@@ -79,8 +79,8 @@ def feature_matrix(paths: list[str], presets: list[str], lite0_cache: str | None
     """The frozen features of every preset in ``presets``, side by side (cached per preset)."""
     parts = []
     for preset in presets:
-        folder = Path(lite0_cache) if (preset == PROBE_PRESET and lite0_cache) else \
-            ROOT / "data" / ("features" if preset == PROBE_PRESET else f"features-{preset}")
+        folder = (Path(lite0_cache) if (preset == PROBE_PRESET and lite0_cache)
+                  else feature_cache_dir(ROOT / "data", preset))
         parts.append(cached_path_features(paths, folder / "livec.npz", preset=preset, progress=True))
     return np.hstack(parts).astype(float)
 

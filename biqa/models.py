@@ -57,8 +57,9 @@ class ModelPreset:
             return tuple(self.mean), tuple(self.std)
         cfgs = [backbone_config(b) for b in backbone_names(self.backbone)]
         if any((c["mean"], c["std"]) != (cfgs[0]["mean"], cfgs[0]["std"]) for c in cfgs[1:]):
-            raise ValueError(f"preset {self.name!r}: the backbones {self.backbone!r} normalise their inputs differently; "
-                             "several backbones side by side must share one normalisation (or set mean and std)")
+            raise ValueError(f"preset {self.name!r}: the backbones {self.backbone!r} normalise their inputs "
+                             "differently; several backbones side by side must share one normalisation (or set "
+                             "mean and std)")
         return tuple(cfgs[0]["mean"]), tuple(cfgs[0]["std"])
 
 
@@ -120,8 +121,9 @@ for _name, _nets in (("lite02-ml-linear", "02"), ("lite012-ml-linear", "012")):
     register_preset(ModelPreset(
         _name, "+".join(f"tf_efficientnet_lite{i}" for i in _nets), "score", {"norm": True}, 224,
         pooling="multilevel",
-        description=f"lite0-ml-linear's statistics of EfficientNet-{', '.join('Lite' + i for i in _nets)} side by side "
-                    "(frozen ImageNet weights) + a linear head: a probe that agrees better with people, for more compute"))
+        description=f"lite0-ml-linear's statistics of EfficientNet-{', '.join('Lite' + i for i in _nets)} side by "
+                    "side (frozen ImageNet weights) + a linear head: a probe that agrees better with people, for "
+                    "more compute"))
 register_preset(ModelPreset(
     "lite02-mln-linear", "tf_efficientnet_lite0+tf_efficientnet_lite2", "score", {"norm": True}, 224,
     pooling="multilevel-noise", pooling_kwargs={"noise_repeat": 8},

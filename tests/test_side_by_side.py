@@ -17,7 +17,8 @@ def _features(model, x):
 def test_body_is_each_backbones_statistics_concatenated():
     x = torch.rand(2, 3, 64, 80, generator=torch.Generator().manual_seed(0))
     combo = create_model("lite012-ml-linear", pretrained=False).eval()
-    singles = [create_model(p, pretrained=False).eval() for p in ("lite0-ml-linear", "lite1-ml-linear", "lite2-ml-linear")]
+    singles = [create_model(p, pretrained=False).eval()
+               for p in ("lite0-ml-linear", "lite1-ml-linear", "lite2-ml-linear")]
     for body, single in zip(combo.backbone.bodies, singles):  # the same (random) weights in both
         body.load_state_dict(single.backbone.state_dict())
     want = np.concatenate([_features(s, x) for s in singles], axis=1)
