@@ -73,7 +73,6 @@ RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"} 
 # variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
 # the shipped recipe (lite0-mln-linear) and the candidate with Lite2's statistics beside Lite0's
 FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-kernel": "lite02-mln-linear"}
-NOISE_VARIANTS = tuple(FEATURE_VARIANTS)
 ON_REQUEST = ("recipe-lite02-noise-kernel",)  # not in a default run (~2.4x the feature time): --variants
 
 
@@ -202,7 +201,7 @@ def main(argv=None) -> int:
 
     synth_only = [k for k in implementations() if k.startswith("synth_")]
     extra = pristine_files(a.pristine)
-    for v in ("recipe-more-photos", "recipe-kernel", *NOISE_VARIANTS):
+    for v in ("recipe-more-photos", "recipe-kernel", *FEATURE_VARIANTS):
         if v in wanted and not extra:
             if a.variants is not None:
                 raise SystemExit(f"{v} needs the photos of `biqa data pristine --out {a.pristine}`")
@@ -246,12 +245,12 @@ def main(argv=None) -> int:
         te = parts == "test"
         for name, ranking in [("probe", None), *rank.items(), ("probe-kernel", None),
                               *((v, rank.get(r)) for v, r in RANKING_OF.items()),
-                              *((v, other[v][1] if v in other else None) for v in NOISE_VARIANTS)]:
+                              *((v, other[v][1] if v in other else None) for v in FEATURE_VARIANTS)]:
             if name not in wanted:
                 continue
             Xv, rv, HXv = (other[name][0], other[name][2], other[name][3]) if name in other else (X, rank_val, HX)
             p, rep = select_params(Xv[fit], z[fit], ranking, rv, seed=s,
-                                   residual=name in ("recipe", "recipe-more-photos", "recipe-kernel", *NOISE_VARIANTS),
+                                   residual=name in ("recipe", "recipe-more-photos", "recipe-kernel", *FEATURE_VARIANTS),
                                    kernel=name.endswith("-kernel"))
             head = fit_recipe(Xv[fit], z[fit], ranking, p)
             srcc, plcc = metrics(head.predict(Xv[te]), z[te])

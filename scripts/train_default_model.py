@@ -41,13 +41,15 @@ CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and 
 
 
 def main(argv=None) -> int:
+    from biqa.recipe import FEATURE_PRESETS  # the feature presets the recipe knows
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", default=str(ROOT / "data" / "livec" / "livec.csv"))
     ap.add_argument("--features", default=None,
                     help="feature cache folder (default: data/features-lite0-mln-linear; data/features for "
                          "--feature-preset lite0-ml-linear)")
     ap.add_argument("--feature-preset", default=DEFAULT_FEATURES,
-                    choices=[DEFAULT_FEATURES, "lite0-ml-linear", "lite02-mln-linear"],
+                    choices=list(FEATURE_PRESETS),
                     help="the frozen features: the 1,024 statistics plus a classical noise floor (biqa.noisefloor; "
                          "default), the statistics alone (lite0-ml-linear: the model shipped before), or the default "
                          "features with EfficientNet-Lite2's statistics beside them (lite02-mln-linear: a candidate)")
@@ -64,9 +66,9 @@ def main(argv=None) -> int:
 
     from biqa.checkpoint import export_checkpoint
     from biqa.labels import LabelScale
-    from biqa.models import get_preset
+    from biqa.models import backbone_names, get_preset
     from biqa.probe import FeatureExtractor, cached_path_features, save_linear_checkpoint
-    from biqa.recipe import (FEATURE_PRESETS, build_ranking_set, ensure_livec, feature_cache_dir, fit_recipe,
+    from biqa.recipe import (build_ranking_set, ensure_livec, feature_cache_dir, fit_recipe,
                              pristine_files, ranking_sources, select_params)
 
     t0 = time.time()
@@ -101,6 +103,7 @@ def main(argv=None) -> int:
           f"(5-fold CV SRCC {rep['cv_srcc']:.4f}, probe {rep['probe_cv_srcc']:.4f}; validation level SRCC "
           f"{rep['val_level_srcc']:.4f}); {head.info.get('pairs_violated', 0):.1%} of training pairs below the margin")
     scale = LabelScale(1.0, 5.0)  # z = MOS / 100 -> score = 1 + 4 * MOS / 100
+    body = get_preset(a.feature_preset)
     provenance = {
         "name": "biqa-default", "version": 3,
         "trained_on": ("LIVE Challenge: the 880 photos in ../shared (MOS 0-100 of ~175 people each; the score is "
@@ -109,10 +112,10 @@ def main(argv=None) -> int:
                        + (f"; {len(extra)} of them from Debian's enlightenment-data, BSD-2-clause, via "
                           "`biqa data pristine`" if extra else "") + "); "
                        + ("backbones EfficientNet-Lite0 and Lite2 side by side with their ImageNet weights, frozen"
-                          if "+" in get_preset(a.feature_preset).backbone
+                          if len(backbone_names(body.backbone)) > 1
                           else "backbone EfficientNet-Lite0 with its ImageNet weights, frozen")
                        + ("; a classical noise-floor estimate of the image beside it (biqa.noisefloor)"
-                          if get_preset(a.feature_preset).pooling == "multilevel-noise" else "")
+                          if body.pooling == "multilevel-noise" else "")
                        + ". Scores on a 1-5 scale, higher is better."),
         "credit": CREDIT, "reproduce": ("biqa data pristine --out data/pristine && python scripts/train_default_model.py "
                                          "--pristine data/pristine" if extra else "python scripts/train_default_model.py")
