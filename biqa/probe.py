@@ -112,9 +112,11 @@ def _bar(total: int, enabled: bool, desc: str):
 
 def cached_path_features(paths: Sequence[str], cache: str | os.PathLike, extractor: FeatureExtractor | None = None,
                          *, preset: str | None = None, resolution: str = "full", progress: bool = True) -> np.ndarray:
-    """:meth:`FeatureExtractor.paths`, cached in an ``.npz`` keyed by the files' paths, sizes and
-    modification times, the preset and the resolution; only files not in the cache are computed.
-    ``preset``: the extractor's (default: ``extractor``'s, else ``lite0-ml-linear``)."""
+    """:meth:`FeatureExtractor.paths`, cached in an ``.npz`` keyed by the files' contents (SHA-1), the
+    preset and the resolution; only files not in the cache are computed. Content keys survive a
+    dataset copied, moved or re-provisioned with new modification times (a path-and-mtime key
+    recomputed every feature then). ``preset``: the extractor's (default: ``extractor``'s, else
+    ``lite0-ml-linear``)."""
     cache = Path(cache)
     if preset is None:
         preset = extractor.preset_name if extractor is not None else PROBE_PRESET
@@ -152,8 +154,12 @@ def save_npz_atomic(path: str | os.PathLike, **arrays) -> Path:
 
 
 def _file_key(p) -> str:
-    st = os.stat(p)
-    return hashlib.sha1(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    """The SHA-1 of the file's bytes (about 1 GB/s: 0.2 s for LIVE Challenge's 880 photos)."""
+    h = hashlib.sha1()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- the head

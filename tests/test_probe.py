@@ -397,3 +397,43 @@ def test_fit_probe_kernel_option_keeps_the_kernel_only_when_validation_says_so(t
             assert res["test"]["srcc"] > spearmanr(ridge, mos[~fit])[0] + 0.1
     res = P.fit_probe(recs, tmp_path / "plain", progress=False, label_range=(1, 5))
     assert "kernel" not in res and saved["head"].kernel is None
+
+
+def test_feature_cache_is_keyed_by_content_not_path_or_mtime(tmp_path):
+    """A dataset copied elsewhere (or re-provisioned with new modification times) reuses the cache;
+    a file whose bytes changed is recomputed; the preset is part of the key."""
+    import os
+    import shutil
+
+    from biqa.probe import cached_path_features
+
+    class Counting:  # an extractor that records what it was asked for; a feature = the file's byte count
+        preset_name = "lite0-ml-linear"
+
+        def __init__(self):
+            self.calls = []
+
+        def paths(self, paths, resolution="full", progress=True):
+            self.calls.append([Path(p).name for p in paths])
+            return np.array([[float(Path(p).stat().st_size), 1.0] for p in paths], np.float32)
+
+    a = tmp_path / "a"
+    a.mkdir()
+    for i, n in enumerate((10, 20, 30)):
+        (a / f"{i}.bin").write_bytes(bytes([i]) * n)
+    cache = tmp_path / "cache.npz"
+    fx = Counting()
+    X = cached_path_features([str(a / f"{i}.bin") for i in range(3)], cache, fx)
+    np.testing.assert_array_equal(X[:, 0], [10, 20, 30])
+    assert fx.calls == [["0.bin", "1.bin", "2.bin"]]
+    b = tmp_path / "b"
+    shutil.copytree(a, b)  # a copy: other paths, other modification times
+    for p in b.iterdir():
+        os.utime(p, ns=(1, 1))
+    (b / "1.bin").write_bytes(b"changed bytes, same name")
+    X = cached_path_features([str(b / f"{i}.bin") for i in range(3)], cache, fx)
+    assert fx.calls[1:] == [["1.bin"]]  # only the changed file
+    np.testing.assert_array_equal(X[:, 0], [10, 24, 30])
+    fx.preset_name = "lite0-mln-linear"  # another preset: nothing reused
+    cached_path_features([str(a / "0.bin")], cache, fx)
+    assert fx.calls[2:] == [["0.bin"]]
