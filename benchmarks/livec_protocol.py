@@ -84,6 +84,19 @@ def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:
         raise SystemExit(str(e)) from None
 
 
+def summarise(per: pd.DataFrame) -> pd.DataFrame:
+    """One row a variant: its splits, mean and std (ddof 0) of SRCC and PLCC, the level ranking of its
+    first measured split's model, and its mean SRCC gain over the probe on the same splits."""
+    summary = per.groupby("variant", sort=False).agg(
+        splits=("split", "size"), srcc_mean=("srcc", "mean"), srcc_std=("srcc", lambda v: v.std(ddof=0)),
+        plcc_mean=("plcc", "mean"), plcc_std=("plcc", lambda v: v.std(ddof=0)),
+        level_srcc=("level_srcc", "first"), ref_highest=("ref_highest", "first")).reset_index()
+    base = per[per.variant == "probe"].set_index("split")["srcc"]
+    summary["d_srcc_vs_probe"] = [
+        float((per[per.variant == v].set_index("split")["srcc"] - base).mean()) for v in summary["variant"]]
+    return summary
+
+
 def merge_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     """``old``'s per-split rows with each (variant, split) that ``new`` has replaced by ``new``'s row;
     variants keep their first order (``old``'s, then new ones), splits are sorted within a variant."""
@@ -301,13 +314,7 @@ def main(argv=None) -> int:
     stem = "livec_protocol_quick" if a.quick else "livec_protocol"
     if a.variants is not None and (out / f"{stem}.csv").is_file():  # keep the rows of variants not recomputed
         per = merge_rows(pd.read_csv(out / f"{stem}.csv"), per)
-    summary = per.groupby("variant", sort=False).agg(
-        splits=("split", "size"), srcc_mean=("srcc", "mean"), srcc_std=("srcc", lambda v: v.std(ddof=0)),
-        plcc_mean=("plcc", "mean"), plcc_std=("plcc", lambda v: v.std(ddof=0)),
-        level_srcc=("level_srcc", "first"), ref_highest=("ref_highest", "first")).reset_index()
-    base = per[per.variant == "probe"].set_index("split")["srcc"]
-    summary["d_srcc_vs_probe"] = [
-        float((per[per.variant == v].set_index("split")["srcc"] - base).mean()) for v in summary["variant"]]
+    summary = summarise(per)
     out.mkdir(parents=True, exist_ok=True)
     per.to_csv(out / f"{stem}.csv", index=False, float_format="%.4f")
     summary.to_csv(out / f"{stem}_summary.csv", index=False, float_format="%.4f")

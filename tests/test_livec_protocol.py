@@ -33,6 +33,21 @@ def test_merge_rows_replaces_by_variant_and_split(protocol):
     assert got.to_dict("list") == {"variant": ["recipe"] * 3, "split": [1, 2, 3], "srcc": [0.1, 0.9, 0.3]}
 
 
+def test_summarise_is_per_variant_mean_std_and_paired_gain_over_the_probe(protocol):
+    per = pd.DataFrame({"variant": ["probe", "probe", "recipe", "recipe"], "split": [1, 2, 2, 1],
+                        "srcc": [0.80, 0.70, 0.78, 0.84], "plcc": [0.5, 0.7, 0.6, 0.6],
+                        "level_srcc": [0.6, None, None, 0.9], "ref_highest": [0.8, None, None, 0.95]})
+    got = protocol.summarise(per).set_index("variant")
+    assert got.loc["recipe", "splits"] == 2
+    assert got.loc["recipe", "srcc_mean"] == pytest.approx(0.81)
+    assert got.loc["recipe", "srcc_std"] == pytest.approx(0.03)  # population std of 0.78, 0.84
+    assert got.loc["probe", "plcc_std"] == pytest.approx(0.1)
+    # paired by split, not by row order: (0.84 - 0.80 + 0.78 - 0.70) / 2
+    assert got.loc["recipe", "d_srcc_vs_probe"] == pytest.approx(0.06)
+    assert got.loc["probe", "d_srcc_vs_probe"] == 0
+    assert got.loc["recipe", "level_srcc"] == 0.9  # the first row's level ranking (its first split's model)
+
+
 def test_unknown_variant_is_a_usage_error(protocol, capsys):
     with pytest.raises(SystemExit) as e:
         protocol.main(["--variants", "recipe-bogus", "--records", str(ROOT / "nonexistent.csv")])
