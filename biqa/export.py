@@ -305,6 +305,44 @@ def _check_photo() -> "np.ndarray":
     return np.asarray(load_image(str(Path(__file__).resolve().parent / "examples" / "chelsea.jpg")), dtype=np.uint8)
 
 
+def int8_float_nodes(proto, keep_float_convs: int | None = None) -> tuple[list[str], list[str], list[str]]:
+    """The nodes an int8 export keeps float32 (``nodes_to_exclude``), and its float32 and quantised
+    convolutions' names, for an ONNX model ``proto``.
+
+    Per backbone (a side-by-side body's ``/bodies.K/`` nodes, each its own; one backbone otherwise): its
+    first ``keep_float_convs`` convolutions (default: those before the convolution that feeds its
+    FLOAT_BEFORE_STRIDE2-th stride-2 convolution: the stem and the first block) and what follows its last
+    convolution (its pooling). Float32 too: everything after the model's last convolution (the head, the
+    score's affine map: quantising that Add would round the score itself to 1/255 of its range) and any Add
+    of a constant (an epsilon, an offset): only residual additions of two activations are quantised.
+    """
+    import re
+
+    from onnx import helper
+
+    nodes = list(proto.graph.node)
+    body = [int(m.group(1)) if (m := re.search(r"/bodies\.(\d+)/", n.name)) else None for n in nodes]
+    convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
+    bodies = sorted({body[i] for i in convs} - {None})
+    groups = [[i for i in convs if body[i] == b] for b in bodies] if bodies else [convs]
+    keep = set()
+    for group in groups:
+        k = keep_float_convs
+        if k is None:  # those before the convolution feeding the FLOAT_BEFORE_STRIDE2-th stride-2 one
+            strided = [j for j, i in enumerate(group) if any(
+                a.name == "strides" and max(helper.get_attribute_value(a)) >= 2 for a in nodes[i].attribute)]
+            k = max(strided[FLOAT_BEFORE_STRIDE2 - 1] - 1, 0) if len(strided) >= FLOAT_BEFORE_STRIDE2 else 0
+        cut = group[k] if k < len(group) else len(nodes)
+        members = [i for i in range(len(nodes)) if body[i] == body[group[0]]] if bodies else range(len(nodes))
+        keep |= {i for i in members if i < cut or i > group[-1]}
+    if convs:
+        keep |= set(range(convs[-1] + 1, len(nodes)))
+    consts = {t.name for t in proto.graph.initializer} | {o for n in nodes if n.op_type == "Constant" for o in n.output}
+    keep |= {i for i, n in enumerate(nodes) if n.op_type == "Add" and any(x in consts for x in n.input)}
+    return ([nodes[i].name for i in sorted(keep)], [nodes[i].name for i in convs if i in keep],
+            [nodes[i].name for i in convs if i not in keep])
+
+
 def _quantize_int8(fp32: bytes, d: dict, checkpoint: Path, *, calibration, calibration_table, write_calibration_table,
                    keep_float_convs: int | None, check: bool, log) -> bytes:
     """``fp32`` (an exported model) statically quantised to int8; ``d`` (the metadata) gains the record."""
@@ -324,23 +362,7 @@ def _quantize_int8(fp32: bytes, d: dict, checkpoint: Path, *, calibration, calib
         if calibration_table is None:
             calibration = ["recipe"]
     proto = onnx.load_from_string(fp32)
-    nodes = list(proto.graph.node)
-    convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
-    if keep_float_convs is None:  # those before the convolution feeding the FLOAT_BEFORE_STRIDE2-th stride-2 one
-        from onnx import helper
-
-        strided = [k for k, i in enumerate(convs) if any(
-            a.name == "strides" and max(helper.get_attribute_value(a)) >= 2 for a in nodes[i].attribute)]
-        keep_float_convs = max(strided[FLOAT_BEFORE_STRIDE2 - 1] - 1, 0) if len(strided) >= FLOAT_BEFORE_STRIDE2 else 0
-    cut = convs[keep_float_convs] if keep_float_convs < len(convs) else len(nodes)
-    # float32 too: everything after the last convolution (pooling, head, the score's affine map: quantising
-    # that Add would round the score itself to 1/255 of its range) and any Add of a constant (an epsilon, an
-    # offset): only the backbone's residual additions, of two activations, are quantised
-    consts = {t.name for t in proto.graph.initializer} | {o for n in nodes if n.op_type == "Constant" for o in n.output}
-    tail = [n.name for n in nodes[convs[-1] + 1:]] if convs else []
-    const_adds = [n.name for n in nodes[cut:] if n.op_type == "Add" and any(i in consts for i in n.input)]
-    float_nodes = [n.name for n in nodes[:cut]] + tail + const_adds
-    quantized_convs = [nodes[i].name for i in convs if i >= cut]
+    float_nodes, float_convs, quantized_convs = int8_float_nodes(proto, keep_float_convs)
     pre = d["preprocessing"]
     with tempfile.TemporaryDirectory(prefix="biqa-int8-") as tmp:
         src, dst, table = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx", Path(tmp) / "calibration.json"
@@ -391,7 +413,7 @@ def _quantize_int8(fp32: bytes, d: dict, checkpoint: Path, *, calibration, calib
         "activations": "uint8, asymmetric, per tensor", "method": "MinMax",
         "revision": INT8_REVISION, "quantized_ops": ["Conv", "Clip", "Add (residual)"],
         "float_nodes": len(float_nodes),
-        "float_convs": [nodes[i].name for i in convs if i < cut], "calibration": cal_info,
+        "float_convs": float_convs, "calibration": cal_info,
         "onnxruntime_version": ort.__version__}
     _set_props(q, d)
     data = q.SerializeToString()

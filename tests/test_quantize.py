@@ -344,3 +344,50 @@ def test_bench_rows_for_the_precisions(tmp_path):
         assert df["images_per_s"].iloc[2] > 0
     else:
         assert df["error"].iloc[2].startswith("not offered")
+
+
+def test_int8_keeps_each_side_by_side_backbones_stem_and_first_block_float():
+    """A two-backbone graph (biqa.models.SideBySide: /bodies.K/ node names): each backbone keeps its own stem
+    and first block float32, and its pooling; residual Adds of two activations are quantised, Adds of a
+    constant and everything after the last convolution are not. A one-backbone graph: the same rule once."""
+    from onnx import helper
+
+    from biqa.export import int8_float_nodes
+
+    def body(k, prefix):
+        p = f"{prefix}/extractor"
+        conv = lambda name, x, y, s=1: helper.make_node("Conv", [x, "w"], [y], name=f"{p}/{name}/Conv",
+                                                        strides=[s, s])
+        return [conv("conv_stem", "x", f"a{k}", 2), conv("blocks.0/blocks.0.0/conv_dw", f"a{k}", f"b{k}"),
+                conv("blocks.0/blocks.0.0/conv_pw", f"b{k}", f"c{k}"),
+                conv("blocks.1/blocks.1.0/conv_pw", f"c{k}", f"d{k}"),  # feeds the 2nd stride-2 convolution
+                conv("blocks.1/blocks.1.0/conv_dw", f"d{k}", f"e{k}", 2),
+                conv("blocks.1/blocks.1.0/conv_pwl", f"e{k}", f"f{k}"),
+                helper.make_node("Add", [f"f{k}", f"e{k}"], [f"g{k}"], name=f"{p}/blocks.1/blocks.1.1/Add"),
+                conv("blocks.2/blocks.2.0/conv_pw", f"g{k}", f"g{k}2"),
+                helper.make_node("Add", [f"g{k}2", "eps"], [f"h{k}"], name=f"{prefix}/noise/Add"),
+                helper.make_node("ReduceMean", [f"h{k}"], [f"m{k}"], name=f"{prefix}/ReduceMean")]
+
+    head = [helper.make_node("Concat", ["m0", "m1"], ["cat"], name="/model/backbone/Concat", axis=1),
+            helper.make_node("Add", ["cat", "cat"], ["score"], name="/model/head/Add")]
+    x = helper.make_tensor_value_info("x", 1, None)
+    y = helper.make_tensor_value_info("score", 1, None)
+    inits = [helper.make_tensor("w", 1, [1], [1.0]), helper.make_tensor("eps", 1, [1], [1e-6])]
+    two = helper.make_model(helper.make_graph(body(0, "/model/backbone/bodies.0") + body(1, "/model/backbone/bodies.1")
+                                              + head, "g", [x], [y], inits))
+    floats, float_convs, quantized = int8_float_nodes(two)
+    for k in (0, 1):
+        p = f"/model/backbone/bodies.{k}"
+        assert [c for c in float_convs if c.startswith(p)] == [
+            f"{p}/extractor/{n}/Conv" for n in ("conv_stem", "blocks.0/blocks.0.0/conv_dw", "blocks.0/blocks.0.0/conv_pw")]
+        assert [c for c in quantized if c.startswith(p)] == [
+            f"{p}/extractor/{n}/Conv" for n in ("blocks.1/blocks.1.0/conv_pw", "blocks.1/blocks.1.0/conv_dw",
+                                                "blocks.1/blocks.1.0/conv_pwl", "blocks.2/blocks.2.0/conv_pw")]
+        assert f"{p}/noise/Add" in floats and f"{p}/ReduceMean" in floats  # a constant's Add; the pooling
+        assert f"{p}/extractor/blocks.1/blocks.1.1/Add" not in floats  # a residual: quantised
+    assert {"/model/backbone/Concat", "/model/head/Add"} <= set(floats)
+    one = helper.make_model(helper.make_graph(body(0, "/model/backbone") + head[1:], "g", [x], [y], inits))
+    floats, float_convs, quantized = int8_float_nodes(one)
+    assert [c.split("/extractor/")[1] for c in float_convs] == [
+        "conv_stem/Conv", "blocks.0/blocks.0.0/conv_dw/Conv", "blocks.0/blocks.0.0/conv_pw/Conv"]
+    assert len(quantized) == 4 and int8_float_nodes(one, 1)[1] == float_convs[:1]
