@@ -8,7 +8,7 @@ does (same decoding, batching and tiling):
   ``split_seed1`` (264) and on the synthetic held-out level set (``benchmarks/heldout_levels.py``:
   9 photos never used in training or calibration, 6 distortion families x 5 levels: 279 images);
 - the SRCC against MOS on the *test* part of ``split_seed1`` (N = 176) at both precisions, and its change.
-  biqa-default v3 was fitted on all 880 LIVE Challenge photos, so this SRCC is in-sample: it measures
+  the bundled models were fitted on all 880 LIVE Challenge photos, so this SRCC is in-sample: it measures
   how far the reduced precision moves the model's agreement with people, not how well it generalises;
 - the share of the level-ranking pairs of the held-out set (within each photo and family, the
   reference and its 5 levels: 15 pairs a group, 810 in all) whose order is unchanged.
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
           f"test ones), {len(levels)} held-out level images in {len(groups)} groups"
           + (" (quick: no record)" if a.quick else ""), file=sys.stderr)
     if a.model in TRAINED_MODELS:
-        print("[precision] note: biqa-default v3 was fitted on all 880 LIVE Challenge photos: the SRCC here is "
+        print(f"[precision] note: {a.model} was fitted on all 880 LIVE Challenge photos: the SRCC here is "
               "in-sample and measures agreement between precisions, not generalisation", file=sys.stderr)
 
     backend_of = {"bf16": "torch", "int8": "onnxruntime"}

@@ -42,7 +42,8 @@ downloads only pyiqa and its other dependencies (about 1 GB). pyiqa cannot fetch
 random weights (which do not change its speed) are written where torchvision and pyiqa look for
 their downloads, under ``.bench/torch-home`` (``TORCH_HOME``): pyiqa's code then runs unmodified.
 
-Usage: python benchmarks/vs_pyiqa.py [--quick] [--n 64] [--repeats 2] [--skip-pyiqa]
+Usage: python benchmarks/vs_pyiqa.py [--quick] [--n 64] [--repeats 2] [--skip-pyiqa] [--model biqa-default]
+(``--model biqa-fast --out benchmarks/results/vs_pyiqa_fast.csv``: the Lite0-only bundled model.)
 (``.bench/pyiqa-venv`` can be a symbolic link to another checkout's ``.bench/pyiqa-venv``.)
 Prints a table and writes benchmarks/results/vs_pyiqa.csv (not with --quick).
 """
@@ -58,6 +59,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+MODEL_ENV = "BIQA_VS_PYIQA_MODEL"  # --model, for the measured processes
 ROOT = HERE.parent
 BENCH = ROOT / ".bench"
 PYIQA_VENV = BENCH / "pyiqa-venv"
@@ -135,14 +137,15 @@ def seed_random_weights() -> None:
 # ------------------------------------------------------------------ measured processes
 
 def _load_scorer(spec: str, folder: str):
-    """biqa-default as a contender ``spec`` (``backend[-precision]``, e.g. ``onnxruntime-int8``; ``-legacy``: the
-    float32 graph exported before the same-padding rewrite, next to ``folder``)."""
+    """The measured biqa model (``--model``, passed to the measured processes as ``BIQA_VS_PYIQA_MODEL``) as a
+    contender ``spec`` (``backend[-precision]``, e.g. ``onnxruntime-int8``; ``-legacy``: the float32 graph
+    exported before the same-padding rewrite, next to ``folder``)."""
     import warnings
 
     import biqa
 
     backend, _, precision = spec.partition("-")
-    model = "biqa-default"
+    model = os.environ.get(MODEL_ENV, "biqa-default")
     if precision == "legacy":
         model, precision = str(Path(folder).parent / "legacy.onnx"), None
     with warnings.catch_warnings():
@@ -237,6 +240,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="rounds; each contender's fastest is kept")
     ap.add_argument("--photos", default=str(SHARED_PHOTOS))
     ap.add_argument("--skip-pyiqa", action="store_true", help="biqa only (no pyiqa venv needed)")
+    ap.add_argument("--model", default="biqa-default",
+                    help="the biqa model measured: a bundled name (biqa-default, biqa-fast) or a checkpoint")
     ap.add_argument("--out", default=str(HERE / "results" / "vs_pyiqa.csv"))
     ap.add_argument("--worker", nargs=3, metavar=("KIND", "DIR", "BACKEND"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -277,10 +282,10 @@ def main() -> None:
         imgs.mkdir()
         make_jpegs(imgs, a.n, size=SIZE, photos=Path(a.photos))
         cache = Path(tmp) / "cache"
-        env = dict(os.environ, BIQA_CACHE_DIR=str(cache))
+        env = dict(os.environ, BIQA_CACHE_DIR=str(cache), **{MODEL_ENV: a.model})
         t0 = time.perf_counter()
-        subprocess.run(me[:1] + ["-c", "from biqa.export import cached_onnx, export_onnx; cached_onnx('biqa-default'); "
-                                 "cached_onnx('biqa-default', precision='int8'); export_onnx('biqa-default', "
+        subprocess.run(me[:1] + ["-c", f"from biqa.export import cached_onnx, export_onnx; cached_onnx({a.model!r}); "
+                                 f"cached_onnx({a.model!r}, precision='int8'); export_onnx({a.model!r}, "
                                  f"{str(Path(tmp) / 'legacy.onnx')!r}, rewrite_same_padding=False)"], check=True, env=env)
         export_s = time.perf_counter() - t0
         print(f"[vs_pyiqa] {a.n} JPEGs at {SIZE[0]}x{SIZE[1]}; ONNX export (once, cached): {export_s:.1f} s "
@@ -297,7 +302,7 @@ def main() -> None:
                 base, _, precision = backend.partition("-")
                 if precision == "legacy":  # bare forward and pipeline only: the float32 baseline before the rewrite
                     continue
-                cli = me[:1] + ["-m", "biqa", "score", str(imgs), "-q", "--backend", base,
+                cli = me[:1] + ["-m", "biqa", "score", str(imgs), "-q", "--model", a.model, "--backend", base,
                                 "--out", str(Path(tmp) / f"s_{backend}.csv")]
                 cli += ["--precision", precision, "--force"] if precision else []
                 wall, rss, _ = _measure(cli, env)
@@ -359,7 +364,12 @@ def main() -> None:
     res["resolution"] = f"{SIZE[0]}x{SIZE[1]}"
     res["cpus"] = os.cpu_count()
     res["torch"] = torch.__version__
-    res["model"] = "biqa-default (EfficientNet-Lite0) vs pyiqa paq2piq (ResNet-18)"
+    from biqa.checkpoint import read_meta
+    from biqa.models import backbone_names
+    from biqa.zoo import resolve_checkpoint
+
+    backbones = " + ".join(backbone_names(read_meta(resolve_checkpoint(a.model))["preset"]["backbone"]))
+    res["model"] = f"{a.model} ({backbones}) vs pyiqa paq2piq (ResNet-18)"
     with pd.option_context("display.width", 220, "display.max_colwidth", 60):
         print(res[["what", "images", "seconds", "images_per_s", "peak_rss_mb", "vs_bare", "vs_pyiqa",
                    "vs_pyiqa_inprocess", "vs_fp32", "vs_fp32_legacy"]].to_string(index=False,

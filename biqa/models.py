@@ -128,7 +128,8 @@ register_preset(ModelPreset(
     "lite02-mln-linear", "tf_efficientnet_lite0+tf_efficientnet_lite2", "score", {"norm": True}, 224,
     pooling="multilevel-noise", pooling_kwargs={"noise_repeat": 8},
     description="lite0-mln-linear's features (Lite0's statistics and the noise floor) with Lite2's statistics beside "
-                "them + a linear head: the default recipe's candidate body on two backbones"))
+                "them + a linear head (biqa-default v4's body; its kernel term and residual MLP follow the fitted "
+                "head)"))
 register_preset(ModelPreset(
     "lite0-ml-linres", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64}, 224, pooling="multilevel",
     description="lite0-ml-linear plus a 64-unit MLP beside the linear layer that learns to rank distortions "
@@ -149,7 +150,7 @@ register_preset(ModelPreset(
     "lite0-mln-kernel", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64, "kernel": 880}, 224,
     pooling="multilevel-noise", pooling_kwargs={"noise_repeat": 8},
     description="lite0-ml-kernel on lite0-mln-linear's features (statistics + noise floor; its landmark count and "
-                "residual MLP follow the fitted head; biqa-default v3's)"))
+                "residual MLP follow the fitted head; biqa-default v3's, bundled as biqa-fast)"))
 register_preset(ModelPreset(
     "resnet18-mos", "resnet18", "score", {}, 384,
     description="ResNet-18 + MOS regression (the OHEM paper's backbone; ImageNet weights from a local file)"))

@@ -1,14 +1,16 @@
-"""Train biqa-default v3 and ship it (biqa/weights/biqa-default.safetensors).
+"""Train biqa-default v4 and ship it (biqa/weights/biqa-default.safetensors), or biqa-fast (v3).
 
-    python scripts/train_default_model.py            # ~10 min on 2 CPU cores, most of it features
-    python scripts/train_default_model.py --no-ship  # train only (runs/biqa-default-v3/best.safetensors)
     biqa data pristine --out data/pristine && python scripts/train_default_model.py --pristine data/pristine
-                                                     # ranking groups from 15 more photos too
+        # v4, the default model: ~18 min on 2 CPU cores from scratch, most of it features
+    python scripts/train_default_model.py --pristine data/pristine --feature-preset lite0-mln-linear --name biqa-fast
+        # biqa-fast (biqa-default v3): EfficientNet-Lite0 alone, ~11 min
+    ... --no-ship                                    # train only (runs/<name>/best.safetensors)
 
-The recipe (biqa.recipe): EfficientNet-Lite0 with its ImageNet weights, frozen; mean and std of each
-of its 5 stages (1,024 features) plus a classical noise floor of the image (biqa.noisefloor: 4 estimates
-repeated 8 times so that the head's penalty weighs them like 8 columns; --feature-preset lite0-ml-linear:
-without it, the model shipped before); a linear head fitted to the 880 LIVE Challenge photos' mean opinion
+The recipe (biqa.recipe): EfficientNet-Lite0 and EfficientNet-Lite2 side by side with their ImageNet
+weights, frozen (biqa.models.SideBySide); mean and std of each of their 5 stages (1,024 + 1,120
+features) plus a classical noise floor of the image (biqa.noisefloor: 4 estimates repeated 8 times so
+that the head's penalty weighs them like 8 columns); --feature-preset lite0-mln-linear: Lite0 alone
+(v3, shipped as biqa-fast), lite0-ml-linear: Lite0 without the noise floor (v3's first release); a linear head fitted to the 880 LIVE Challenge photos' mean opinion
 scores with within-photo ranking pairs of synthetic distortions (400 groups from 42 pristine photos and
 their high-resolution originals, 26 implementations in 10 families), and optionally a small residual
 MLP beside it for the pairs a linear head cannot order; a Gaussian-kernel term beside the linear one
@@ -17,7 +19,8 @@ plain probe's cross-validated SRCC (--no-kernel: without). Ridge penalty, kernel
 ranking weight, margin and the residual are chosen by 5-fold cross-validation on LIVE Challenge and by
 level ranking on groups from 6 other photos (biqa.recipe.select_params); the 9 photos of
 benchmarks/heldout_levels.py are never used.
-Every step caches its output (data/features-lite0-mln-linear; data/features for lite0-ml-linear), so a killed run continues where it stopped.
+Every step caches its output (data/features-<preset>; data/features for lite0-ml-linear), so a killed run continues
+where it stopped.
 """
 from __future__ import annotations
 
@@ -32,11 +35,13 @@ sys.path.insert(0, str(ROOT))
 
 SHARED = ROOT / ".." / "shared" / "data"
 LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
-DEFAULT_FEATURES = "lite0-mln-linear"  # the statistics + the noise floor (biqa.recipe.FEATURE_PRESETS)
+DEFAULT_FEATURES = "lite02-mln-linear"  # Lite0 + noise floor + Lite2 statistics (biqa.recipe.FEATURE_PRESETS)
+VERSIONS = {"lite02-mln-linear": 4, "lite0-mln-linear": 3, "lite0-ml-linear": 3}  # biqa-default's version a preset made
 CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and A.C. Bovik, UT Austin): trained on "
           "the 880 of its 1,162 photos present in ../shared. Its copyright notice (the database's README.txt) "
           "travels with every copy of the database; these weights contain none of its images (a kernel head holds "
-          "1,024 pooled backbone statistics of each photo (and, with the noise floor, 4 noise estimates), from which "
+          "pooled backbone statistics of each photo (1,024 of Lite0's, 1,120 of Lite2's in v4; with the noise floor, "
+          "4 noise estimates), from which "
           "the photo cannot be rebuilt).")
 
 
@@ -46,14 +51,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", default=str(ROOT / "data" / "livec" / "livec.csv"))
     ap.add_argument("--features", default=None,
-                    help="feature cache folder (default: data/features-lite0-mln-linear; data/features for "
+                    help="feature cache folder (default: data/features-<preset>; data/features for "
                          "--feature-preset lite0-ml-linear)")
     ap.add_argument("--feature-preset", default=DEFAULT_FEATURES,
                     choices=list(FEATURE_PRESETS),
                     help="the frozen features: the 1,024 statistics plus a classical noise floor (biqa.noisefloor; "
                          "default), the statistics alone (lite0-ml-linear: the model shipped before), or the default "
                          "features with EfficientNet-Lite2's statistics beside them (lite02-mln-linear: a candidate)")
-    ap.add_argument("--out", default=str(ROOT / "runs" / "biqa-default-v3"))
+    ap.add_argument("--name", default="biqa-default", choices=["biqa-default", "biqa-fast"],
+                    help="the bundled model it ships as: biqa/weights/NAME.safetensors (biqa-fast: v3, with "
+                         "--feature-preset lite0-mln-linear)")
+    ap.add_argument("--out", default=None, help="run folder (default: runs/NAME)")
     ap.add_argument("--groups", type=int, default=400, help="training ranking groups (6 images each)")
     ap.add_argument("--val-groups", type=int, default=60, help="ranking groups of the validation photos")
     ap.add_argument("--pristine", default=None, metavar="DIR",
@@ -61,7 +69,7 @@ def main(argv=None) -> int:
                          "(15 enlightenment-data photographs: dark, foggy and smooth scenes)")
     ap.add_argument("--no-kernel", action="store_true",
                     help="no Gaussian-kernel term beside the linear head (the head of v3's releases before it)")
-    ap.add_argument("--no-ship", action="store_true", help="do not overwrite biqa/weights/biqa-default.safetensors")
+    ap.add_argument("--no-ship", action="store_true", help="do not overwrite biqa/weights/NAME.safetensors")
     a = ap.parse_args(argv)
 
     from biqa.checkpoint import export_checkpoint
@@ -72,7 +80,7 @@ def main(argv=None) -> int:
                              pristine_files, ranking_sources, select_params)
 
     t0 = time.time()
-    records, out = Path(a.records), Path(a.out)
+    records, out = Path(a.records), Path(a.out or ROOT / "runs" / a.name)
     feats = Path(a.features) if a.features else feature_cache_dir(ROOT / "data", a.feature_preset)
     try:
         df = ensure_livec(records, LIVEC_ROOT)
@@ -105,7 +113,7 @@ def main(argv=None) -> int:
     scale = LabelScale(1.0, 5.0)  # z = MOS / 100 -> score = 1 + 4 * MOS / 100
     body = get_preset(a.feature_preset)
     provenance = {
-        "name": "biqa-default", "version": 3,
+        "name": a.name, "version": VERSIONS.get(a.feature_preset, 3),
         "trained_on": ("LIVE Challenge: the 880 photos in ../shared (MOS 0-100 of ~175 people each; the score is "
                        "1 + 4 * MOS / 100) and within-photo ranking of synthetic distortions of "
                        f"{len({p.stem for p in photos + originals})} pristine photos (biqa.synth.ranking"
@@ -119,7 +127,8 @@ def main(argv=None) -> int:
                        + ". Scores on a 1-5 scale, higher is better."),
         "credit": CREDIT, "reproduce": ("biqa data pristine --out data/pristine && python scripts/train_default_model.py "
                                          "--pristine data/pristine" if extra else "python scripts/train_default_model.py")
-                                        + ("" if a.feature_preset == DEFAULT_FEATURES else f" --feature-preset {a.feature_preset}"),
+                                        + ("" if a.feature_preset == DEFAULT_FEATURES else f" --feature-preset {a.feature_preset}")
+                                        + ("" if a.name == "biqa-default" else f" --name {a.name}"),
         "recipe": {"features": a.feature_preset, "alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                    "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
                    "kernel_gamma": params.kernel_gamma, "kernel_lam": params.kernel_lam,
@@ -133,7 +142,7 @@ def main(argv=None) -> int:
     print(f"wrote {ckpt} ({time.time() - t0:.0f} s)")
     if a.no_ship:
         return 0
-    dst = ROOT / "biqa" / "weights" / "biqa-default.safetensors"
+    dst = ROOT / "biqa" / "weights" / f"{a.name}.safetensors"
     export_checkpoint(ckpt, dst, half=True)
     print(f"shipped {dst} ({dst.stat().st_size / 1e6:.1f} MB, float16 weights)")
     return 0

@@ -174,13 +174,13 @@ def test_rotated_jpeg_draft_decode(tmp_path):
 
 def test_bench_quick(tmp_path, capsys):
     csv = tmp_path / "bench.csv"
-    assert main(["bench", "biqa-default", "--sizes", "64", "--batch", "2", "--repeats", "1",
+    assert main(["bench", "biqa-fast", "--sizes", "64", "--batch", "2", "--repeats", "1",
                  "--backends", "channels-last,onnxruntime", "--threads", "1", "--out", str(csv)]) == 0
     df = pd.read_csv(csv)
     assert len(df) == 4 and set(df["backend"]) == {"channels-last", "onnxruntime"}
     assert set(df["batch"]) == {1, 2} and (df["images_per_s"] > 0).all()
     # EfficientNet-Lite0 has 4.65 M parameters; its features (no 320->1280 conv head, 0.41 M, and no
-    # 1280->1000 classifier, 1.28 M) are 2.96 M, plus the default model's head: BatchNorm + Linear on 1,056
+    # 1280->1000 classifier, 1.28 M) are 2.96 M, plus biqa-fast's head (biqa-default v3): BatchNorm + Linear on 1,056
     # features (1,024 statistics + 4 noise estimates x 8: 3 k) and 880 kernel coefficients (its landmarks are
     # buffers, not parameters); the selection took no residual MLP (1,056 -> 64 -> 1 would add 68 k)
     assert (df["peak_rss_mb"] > 50).all() and df["params_m"].iloc[0] == pytest.approx(2.96 + 0.004, abs=0.02)

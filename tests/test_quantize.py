@@ -23,15 +23,17 @@ from biqa.ortscore import OrtModel, OrtScorer, default_calibration_table, file_d
 from biqa.precision import native_bf16  # noqa: E402
 from biqa.scorer import EXAMPLES_DIR, TRAINED_MODELS, load  # noqa: E402
 
-DEFAULT = TRAINED_MODELS["biqa-default"]
+# the int8 machinery is pinned on biqa-fast (biqa-default v3: one EfficientNet-Lite0, 48 convolutions); the
+# default model's own record is checked in test_every_bundled_guard_record_matches_its_model
+DEFAULT = TRAINED_MODELS["biqa-fast"]
 
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """biqa-default exported as float32 and, by the command line, as int8 (the shipped calibration table)."""
+    """biqa-fast exported as float32 and, by the command line, as int8 (the shipped calibration table)."""
     d = tmp_path_factory.mktemp("q")
-    assert main(["export", "biqa-default", "--quantize", "int8", "--out", str(d / "int8.onnx")]) == 0
-    return export_onnx("biqa-default", d / "fp32.onnx"), d / "int8.onnx"
+    assert main(["export", "biqa-fast", "--quantize", "int8", "--out", str(d / "int8.onnx")]) == 0
+    return export_onnx("biqa-fast", d / "fp32.onnx"), d / "int8.onnx"
 
 
 @pytest.fixture(scope="module")
@@ -235,13 +237,13 @@ def test_reduced_precisions_pass_the_guard_on_a_small_set(exports, level_set):
     assert m["pair_agreement"] >= 0.99 and abs(m["delta_srcc"]) <= 0.01, m
     assert m["human_max_abs"] < 0.15 and _robust_pairs_kept(groups, ref, q)
     if native_bf16("cpu"):
-        s32 = load("biqa-default", device="cpu", num_workers=0).score(paths)["score"].to_numpy()
+        s32 = load("biqa-fast", device="cpu", num_workers=0).score(paths)["score"].to_numpy()
         # force: the unit test measures the guard itself, it does not rely on the shipped record
-        s16 = load("biqa-default", device="cpu", num_workers=0, precision="bf16", force=True).score(paths)
+        s16 = load("biqa-fast", device="cpu", num_workers=0, precision="bf16", force=True).score(paths)
         s16 = s16["score"].to_numpy()
         m = G.guard_metrics(ref_human=s32, new_human=s16, mos=-level, ref_levels=s32, new_levels=s16,
                             level_groups=groups)
-        # bf16 keeps the within-group order (72 of 72 pairs with biqa-default v3); the pooled SRCC against the
+        # bf16 keeps the within-group order (72 of 72 pairs with biqa-fast); the pooled SRCC against the
         # level over 4 photos moves with cross-photo near-ties (+0.017 here, bf16 the higher), so it gets a
         # looser bound than the guard's 0.005 on 176 human-rated photos (benchmarks/precision.py: +0.003)
         assert abs(m["delta_srcc"]) <= 0.025 and m["pair_agreement"] >= 0.98 and m["human_max_abs"] < 0.15, m
@@ -281,22 +283,24 @@ def test_precisions_not_shipped_say_why(capsys, tmp_path):
         load("brisque", precision="int8")
 
 
-def test_shipped_guard_record_matches_the_model(exports):
-    """The record shipped beside biqa-default names its checkpoint and the int8 model biqa exports now
-    (the shipped calibration table and the layers kept float32)."""
-    rec_path = G.bundled_record(DEFAULT)
-    if not rec_path.is_file():
-        pytest.skip("no guard record shipped yet (python benchmarks/precision.py writes it)")
-    rec = json.loads(rec_path.read_text())
-    assert rec["checkpoint_sha256"] == file_digest(DEFAULT)
+@pytest.mark.parametrize("name", sorted(TRAINED_MODELS))
+def test_every_bundled_guard_record_matches_its_model(name, exports):
+    """The record shipped beside each bundled model names its checkpoint, offers exactly what passed the
+    rule, and has an int8 entry; biqa-fast's names the int8 model biqa exports now (the shipped calibration
+    table and the layers kept float32)."""
+    ckpt = TRAINED_MODELS[name]
+    rec = json.loads(G.bundled_record(ckpt).read_text())  # missing: python benchmarks/precision.py --model NAME
+    assert rec["checkpoint_sha256"] == file_digest(ckpt) and default_calibration_table(ckpt) is not None
     int8 = [e for e in rec["entries"] if e["precision"] == "int8"]
-    assert int8 and int8[0]["variant"] == G.calibration_variant(OrtModel(exports[1]).meta)
+    assert len(int8) == 1
+    if ckpt == DEFAULT:
+        assert int8[0]["variant"] == G.calibration_variant(OrtModel(exports[1]).meta)
     for e in rec["entries"]:
         assert e["offered"] == G.passes(e)
 
 
 def test_cached_int8_export_scores_without_torch(exports, tmp_path):
-    """`biqa score --precision int8` finds the cached int8 export of biqa-default (keyed by the checkpoint and
+    """`biqa score --precision int8` finds the cached int8 export of biqa-fast (keyed by the checkpoint and
     the calibration table) and scores it on the torch-free path; the accuracy guard is checked there too."""
     import os
     import shutil
@@ -315,17 +319,19 @@ def test_cached_int8_export_scores_without_torch(exports, tmp_path):
         assert find_cached_export(DEFAULT, precision="int8") == cache_dir() / f"{key}.onnx"
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
         r = subprocess.run([sys.executable, "-X", "importtime", "-m", "biqa", "score", str(EXAMPLES_DIR / "coffee.jpg"),
-                            "--precision", "int8", "--force"], capture_output=True, text=True, env=env, timeout=300)
+                            "--model", "biqa-fast", "--precision", "int8", "--force"], capture_output=True, text=True,
+                           env=env, timeout=300)
         assert r.returncode == 0, r.stderr[-2000:]
         names = {ln.rsplit("|", 1)[-1].strip() for ln in r.stderr.splitlines() if ln.startswith("import time:")}
         assert "onnxruntime" in names and not names & {"torch", "timm", "torchvision"}
         assert "coffee.jpg" in r.stdout
         offered = (G.find_entry(file_digest(DEFAULT), "int8", "onnxruntime",
                                 G.calibration_variant(OrtModel(exports[1]).meta)) or {}).get("offered")
-        r = subprocess.run([sys.executable, "-m", "biqa", "score", str(EXAMPLES_DIR / "coffee.jpg"), "--precision",
-                            "int8", "-q"], capture_output=True, text=True, env=env, timeout=300)
+        r = subprocess.run([sys.executable, "-m", "biqa", "score", str(EXAMPLES_DIR / "coffee.jpg"), "--model",
+                            "biqa-fast", "--precision", "int8", "-q"], capture_output=True, text=True, env=env,
+                           timeout=300)
         assert r.returncode == (0 if offered else 2), r.stderr[-2000:]  # without --force: as the guard says
-        s = load("biqa-default", precision="int8", force=True, num_workers=0)  # the Python API: the same cached file
+        s = load("biqa-fast", precision="int8", force=True, num_workers=0)  # the Python API: the same cached file
         assert s.backend == "onnxruntime" and s.meta["precision"] == "int8"
     finally:
         del os.environ["BIQA_CACHE_DIR"]
@@ -335,7 +341,7 @@ def test_bench_rows_for_the_precisions(tmp_path):
     import pandas as pd
 
     csv = tmp_path / "bench.csv"
-    main(["bench", "biqa-default", "--sizes", "64", "--batch", "1", "--repeats", "1", "--threads", "1",
+    main(["bench", "biqa-fast", "--sizes", "64", "--batch", "1", "--repeats", "1", "--threads", "1",
           "--backends", "onnxruntime,onnxruntime-int8,torch-bf16", "--out", str(csv)])
     df = pd.read_csv(csv)
     assert list(df["backend"]) == ["onnxruntime", "onnxruntime-int8", "torch-bf16"]
@@ -379,7 +385,8 @@ def test_int8_keeps_each_side_by_side_backbones_stem_and_first_block_float():
     for k in (0, 1):
         p = f"/model/backbone/bodies.{k}"
         assert [c for c in float_convs if c.startswith(p)] == [
-            f"{p}/extractor/{n}/Conv" for n in ("conv_stem", "blocks.0/blocks.0.0/conv_dw", "blocks.0/blocks.0.0/conv_pw")]
+            f"{p}/extractor/{n}/Conv"
+            for n in ("conv_stem", "blocks.0/blocks.0.0/conv_dw", "blocks.0/blocks.0.0/conv_pw")]
         assert [c for c in quantized if c.startswith(p)] == [
             f"{p}/extractor/{n}/Conv" for n in ("blocks.1/blocks.1.0/conv_pw", "blocks.1/blocks.1.0/conv_dw",
                                                 "blocks.1/blocks.1.0/conv_pwl", "blocks.2/blocks.2.0/conv_pw")]
