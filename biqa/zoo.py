@@ -3,8 +3,9 @@
 A trained model is a checkpoint (:mod:`biqa.checkpoint`: weights plus the JSON naming its preset, label
 scale and preprocessing), so the zoo sits beside the checkpoints: ``biqa-default`` is the bundled
 ``weights/biqa-default.safetensors`` (v4: EfficientNet-Lite0 and Lite2 side by side), ``biqa-fast`` the
-bundled ``weights/biqa-fast.safetensors`` (biqa-default v3: Lite0 alone, for throughput). Everything that takes "a trained model name or a checkpoint"
-(scoring, evaluation, export, bench, gMAD, the protocols) resolves it here.
+bundled ``weights/biqa-fast.safetensors`` (biqa-default v3: Lite0 alone, for throughput). Everything that
+takes "a trained model name or a checkpoint" (scoring, evaluation, export, bench, gMAD, the protocols)
+resolves it here.
 """
 from __future__ import annotations
 

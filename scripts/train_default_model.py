@@ -10,9 +10,10 @@ The recipe (biqa.recipe): EfficientNet-Lite0 and EfficientNet-Lite2 side by side
 weights, frozen (biqa.models.SideBySide); mean and std of each of their 5 stages (1,024 + 1,120
 features) plus a classical noise floor of the image (biqa.noisefloor: 4 estimates repeated 8 times so
 that the head's penalty weighs them like 8 columns); --feature-preset lite0-mln-linear: Lite0 alone
-(v3, shipped as biqa-fast), lite0-ml-linear: Lite0 without the noise floor (v3's first release); a linear head fitted to the 880 LIVE Challenge photos' mean opinion
-scores with within-photo ranking pairs of synthetic distortions (400 groups from 42 pristine photos and
-their high-resolution originals, 26 implementations in 10 families), and optionally a small residual
+(v3, shipped as biqa-fast), lite0-ml-linear: Lite0 without the noise floor (v3's first release); a
+linear head fitted to the 880 LIVE Challenge photos' mean opinion scores with within-photo ranking
+pairs of synthetic distortions (400 groups from 42 pristine photos and their high-resolution originals,
+plus 15 with --pristine; 26 implementations in 10 families), and optionally a small residual
 MLP beside it for the pairs a linear head cannot order; a Gaussian-kernel term beside the linear one
 (biqa.probe.fit_kernel: its landmarks are the 880 photos' standardised features), kept if it beats the
 plain probe's cross-validated SRCC (--no-kernel: without). Ridge penalty, kernel width and penalty,
@@ -55,9 +56,10 @@ def main(argv=None) -> int:
                          "--feature-preset lite0-ml-linear)")
     ap.add_argument("--feature-preset", default=DEFAULT_FEATURES,
                     choices=list(FEATURE_PRESETS),
-                    help="the frozen features: the 1,024 statistics plus a classical noise floor (biqa.noisefloor; "
-                         "default), the statistics alone (lite0-ml-linear: the model shipped before), or the default "
-                         "features with EfficientNet-Lite2's statistics beside them (lite02-mln-linear: a candidate)")
+                    help="the frozen features: Lite0's 1,024 statistics, a classical noise floor (biqa.noisefloor) "
+                         "and Lite2's 1,120 statistics (lite02-mln-linear: the default, v4); Lite0's statistics and "
+                         "the noise floor (lite0-mln-linear: v3, biqa-fast); Lite0's statistics alone "
+                         "(lite0-ml-linear: v3 before the noise floor)")
     ap.add_argument("--name", default="biqa-default", choices=["biqa-default", "biqa-fast"],
                     help="the bundled model it ships as: biqa/weights/NAME.safetensors (biqa-fast: v3, with "
                          "--feature-preset lite0-mln-linear)")
@@ -127,7 +129,8 @@ def main(argv=None) -> int:
                        + ". Scores on a 1-5 scale, higher is better."),
         "credit": CREDIT, "reproduce": ("biqa data pristine --out data/pristine && python scripts/train_default_model.py "
                                          "--pristine data/pristine" if extra else "python scripts/train_default_model.py")
-                                        + ("" if a.feature_preset == DEFAULT_FEATURES else f" --feature-preset {a.feature_preset}")
+                                        + ("" if a.feature_preset == DEFAULT_FEATURES
+                                           else f" --feature-preset {a.feature_preset}")
                                         + ("" if a.name == "biqa-default" else f" --name {a.name}"),
         "recipe": {"features": a.feature_preset, "alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                    "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
