@@ -25,11 +25,12 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
   width and penalty by cross-validation, kept only if it beats the probe's cross-validated SRCC);
 - ``recipe-kernel``: ``recipe-more-photos`` on top of ``probe-kernel`` (the ranking pairs constrain the
   kernel term too);
-- ``recipe-noise-kernel`` (the shipped default model's recipe): ``recipe-kernel`` on the features of
+- ``recipe-noise-kernel`` (biqa-default v3's recipe, bundled as ``biqa-fast``): ``recipe-kernel`` on the features of
   ``lite0-mln-linear``: the same 1,024 statistics plus a classical noise floor of the image
   (:mod:`biqa.noisefloor`, 4 estimates repeated 8 times), cached in ``data/features-lite0-mln-linear``;
-- ``recipe-lite02-noise-kernel`` (a candidate; only with ``--variants``): ``recipe-noise-kernel`` with
-  EfficientNet-Lite2's statistics beside Lite0's (preset ``lite02-mln-linear``, ``data/features-lite02-mln-linear``);
+- ``recipe-lite02-noise-kernel`` (biqa-default v4's recipe, the shipped default; only with ``--variants``:
+  ~2.4x the feature time): ``recipe-noise-kernel`` with EfficientNet-Lite2's statistics beside Lite0's (preset
+  ``lite02-mln-linear``, ``data/features-lite02-mln-linear``);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
@@ -71,7 +72,7 @@ VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-
             "piqe")
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
 # variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
-# the shipped recipe (lite0-mln-linear) and the candidate with Lite2's statistics beside Lite0's
+# v3's recipe (lite0-mln-linear, biqa-fast) and v4's, the default, with Lite2's statistics beside Lite0's
 FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-kernel": "lite02-mln-linear"}
 ON_REQUEST = ("recipe-lite02-noise-kernel",)  # not in a default run (~2.4x the feature time): --variants
 

@@ -48,6 +48,7 @@ CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and 
 
 def main(argv=None) -> int:
     from biqa.recipe import FEATURE_PRESETS  # the feature presets the recipe knows
+    from biqa.zoo import DEFAULT_MODEL, TRAINED_MODELS  # the bundled models it can ship as
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", default=str(ROOT / "data" / "livec" / "livec.csv"))
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
                          "and Lite2's 1,120 statistics (lite02-mln-linear: the default, v4); Lite0's statistics and "
                          "the noise floor (lite0-mln-linear: v3, biqa-fast); Lite0's statistics alone "
                          "(lite0-ml-linear: v3 before the noise floor)")
-    ap.add_argument("--name", default="biqa-default", choices=["biqa-default", "biqa-fast"],
+    ap.add_argument("--name", default=DEFAULT_MODEL, choices=list(TRAINED_MODELS),
                     help="the bundled model it ships as: biqa/weights/NAME.safetensors (biqa-fast: v3, with "
                          "--feature-preset lite0-mln-linear)")
     ap.add_argument("--out", default=None, help="run folder (default: runs/NAME)")
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
                                          "--pristine data/pristine" if extra else "python scripts/train_default_model.py")
                                         + ("" if a.feature_preset == DEFAULT_FEATURES
                                            else f" --feature-preset {a.feature_preset}")
-                                        + ("" if a.name == "biqa-default" else f" --name {a.name}"),
+                                        + ("" if a.name == DEFAULT_MODEL else f" --name {a.name}"),
         "recipe": {"features": a.feature_preset, "alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                    "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
                    "kernel_gamma": params.kernel_gamma, "kernel_lam": params.kernel_lam,
@@ -145,7 +146,7 @@ def main(argv=None) -> int:
     print(f"wrote {ckpt} ({time.time() - t0:.0f} s)")
     if a.no_ship:
         return 0
-    dst = ROOT / "biqa" / "weights" / f"{a.name}.safetensors"
+    dst = TRAINED_MODELS[a.name]
     export_checkpoint(ckpt, dst, half=True)
     print(f"shipped {dst} ({dst.stat().st_size / 1e6:.1f} MB, float16 weights)")
     return 0

@@ -25,7 +25,7 @@ from biqa.scorer import EXAMPLES_DIR, TRAINED_MODELS, load  # noqa: E402
 
 # the int8 machinery is pinned on biqa-fast (biqa-default v3: one EfficientNet-Lite0, 48 convolutions); the
 # default model's own record is checked in test_every_bundled_guard_record_matches_its_model
-DEFAULT = TRAINED_MODELS["biqa-fast"]
+FAST = TRAINED_MODELS["biqa-fast"]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_exported_graph_pads_inside_the_convolutions(exports):
     auto = [n for n in g.node if n.op_type == "Conv" and any(a.name == "auto_pad" and a.s == b"SAME_UPPER"
                                                             for a in n.attribute)]
     assert len(auto) == 5  # Lite0: the stem and 4 stride-2 depthwise convolutions
-    model, _ = load_model(DEFAULT)
+    model, _ = load_model(FAST)
     m = OrtModel(exports[0], threads=1)
     x = torch.randn(2, 3, 70, 51, generator=torch.Generator().manual_seed(3))
     for xs in (x, x[..., :50], x[:, :, :69, :]):
@@ -107,9 +107,9 @@ def test_int8_export_is_quantised_and_records_its_calibration(exports):
     assert len(convs) == 48 and len(float_convs) == 3 and "conv_stem" in float_convs[0]
     assert "blocks.0.0/conv_pw" in float_convs[-1] and float_convs == m_float_convs(exports[1])
     m = OrtModel(exports[1])
-    assert m.precision == "int8" and m.meta["checkpoint_sha256"] == file_digest(DEFAULT)
+    assert m.precision == "int8" and m.meta["checkpoint_sha256"] == file_digest(FAST)
     cal = m.meta["quantization"]["calibration"]
-    table = default_calibration_table(DEFAULT)
+    table = default_calibration_table(FAST)
     assert cal["table_sha256"] == file_digest(table) and cal["id"] == json.loads(table.read_text())["biqa"]["id"]
     assert cal["images"] == 96 and "guard" in cal["excluded"]
     assert m.meta["quantization"]["check"]["abs_diff_vs_fp32"] < 0.2
@@ -151,7 +151,7 @@ def test_calibration_never_uses_the_guard_images():
     from biqa.recipe import HELDOUT_PHOTOS
 
     assert tuple(C.HELDOUT_PHOTOS) == tuple(HELDOUT_PHOTOS)
-    rec = json.loads(default_calibration_table(DEFAULT).read_text())["biqa"]
+    rec = json.loads(default_calibration_table(FAST).read_text())["biqa"]
     livec = [s for s in rec["sources"] if "records" in s]
     assert livec and all(s["split"] == "train" and s["column"] == "split_seed1" for s in livec)
 
@@ -293,7 +293,7 @@ def test_every_bundled_guard_record_matches_its_model(name, exports):
     assert rec["checkpoint_sha256"] == file_digest(ckpt) and default_calibration_table(ckpt) is not None
     int8 = [e for e in rec["entries"] if e["precision"] == "int8"]
     assert len(int8) == 1
-    if ckpt == DEFAULT:
+    if ckpt == FAST:
         assert int8[0]["variant"] == G.calibration_variant(OrtModel(exports[1]).meta)
     for e in rec["entries"]:
         assert e["offered"] == G.passes(e)
@@ -312,11 +312,11 @@ def test_cached_int8_export_scores_without_torch(exports, tmp_path):
 
     os.environ["BIQA_CACHE_DIR"] = str(tmp_path / "cache")
     try:
-        assert find_cached_export(DEFAULT, precision="int8") is None
-        key = cache_key(DEFAULT, precision="int8", calibration_table=default_calibration_table(DEFAULT))
+        assert find_cached_export(FAST, precision="int8") is None
+        key = cache_key(FAST, precision="int8", calibration_table=default_calibration_table(FAST))
         cache_dir().mkdir(parents=True)
         shutil.copyfile(exports[1], cache_dir() / f"{key}.onnx")
-        assert find_cached_export(DEFAULT, precision="int8") == cache_dir() / f"{key}.onnx"
+        assert find_cached_export(FAST, precision="int8") == cache_dir() / f"{key}.onnx"
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
         r = subprocess.run([sys.executable, "-X", "importtime", "-m", "biqa", "score", str(EXAMPLES_DIR / "coffee.jpg"),
                             "--model", "biqa-fast", "--precision", "int8", "--force"], capture_output=True, text=True,
@@ -325,7 +325,7 @@ def test_cached_int8_export_scores_without_torch(exports, tmp_path):
         names = {ln.rsplit("|", 1)[-1].strip() for ln in r.stderr.splitlines() if ln.startswith("import time:")}
         assert "onnxruntime" in names and not names & {"torch", "timm", "torchvision"}
         assert "coffee.jpg" in r.stdout
-        offered = (G.find_entry(file_digest(DEFAULT), "int8", "onnxruntime",
+        offered = (G.find_entry(file_digest(FAST), "int8", "onnxruntime",
                                 G.calibration_variant(OrtModel(exports[1]).meta)) or {}).get("offered")
         r = subprocess.run([sys.executable, "-m", "biqa", "score", str(EXAMPLES_DIR / "coffee.jpg"), "--model",
                             "biqa-fast", "--precision", "int8", "-q"], capture_output=True, text=True, env=env,
