@@ -12,15 +12,17 @@ train + val, is fitted on train + val and measured on the 176 test photos:
 An exploration, not a shipped model: no ranking pairs, and a kernel head would carry its 704 training
 feature vectors. ``--feature-preset`` swaps the features for another frozen backbone's (``lite1-ml-linear``,
 ``lite2-ml-linear``: the other EfficientNet-Lite weights that ship offline) or puts several side by side
-(comma-separated); the feature pass of each is timed on the same photos in the same run. Usage::
+(comma-separated); ``lite0-mlb-linear`` etc. pool all 7 block groups of the same forward pass instead of
+its 5 stages. The feature pass of each is timed on the same photos in the same run. Usage::
 
     python benchmarks/livec_heads.py            # 10 splits, ~3 min with cached features
     python benchmarks/livec_heads.py --quick    # 2 splits, a smaller grid
     python benchmarks/livec_heads.py --feature-preset lite0-ml-linear,lite1-ml-linear,lite2-ml-linear \\
         --compare benchmarks/results/livec_heads.csv      # three backbones' features, paired with Lite0's
+    python benchmarks/livec_heads.py --feature-preset lite0-mlb-linear --compare benchmarks/results/livec_heads.csv
 
-Writes ``livec_heads.csv`` (``livec_heads_lite0+lite2.csv`` etc. for other features; one row per head and
-split) under ``--out`` and prints the paired difference to the ridge head (and with ``--compare`` to the
+Writes ``livec_heads.csv`` (``livec_heads_lite0+lite2.csv``, ``livec_heads_lite0-mlb.csv`` etc. for other
+features; one row per head and split) under ``--out`` and prints the paired difference to the ridge head (and with ``--compare`` to the
 same head of another run) with a 95% t-interval.
 """
 from __future__ import annotations
@@ -159,7 +161,7 @@ def main(argv=None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "livec_heads" if presets == [PROBE_PRESET] else "livec_heads_" + "+".join(
-        p.removesuffix("-ml-linear") for p in presets)
+        p.removesuffix("-linear").removesuffix("-ml") for p in presets)
     csv = out / (f"{stem}_quick.csv" if a.quick else f"{stem}.csv")
     per.to_csv(csv, index=False, float_format="%.4f")
     print(f"\nLIVE Challenge, {len(seeds)} splits (test N = {int(per['n_test'].iloc[0])} each), "

@@ -68,13 +68,15 @@ LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 
 
 VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-originals", "recipe-more-photos",
-            "probe-kernel", "recipe-kernel", "recipe-noise-kernel", "recipe-lite02-noise-kernel", "brisque", "niqe",
-            "piqe")
+            "probe-kernel", "recipe-kernel", "recipe-noise-kernel", "recipe-lite02-noise-kernel",
+            "recipe-lite02-blocks-noise-kernel", "brisque", "niqe", "piqe")
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
 # variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
-# v3's recipe (lite0-mln-linear, biqa-fast) and v4's, the default, with Lite2's statistics beside Lite0's
-FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-kernel": "lite02-mln-linear"}
-ON_REQUEST = ("recipe-lite02-noise-kernel",)  # not in a default run (~2.4x the feature time): --variants
+# v3's recipe (lite0-mln-linear, biqa-fast), v4's, the default, with Lite2's statistics beside Lite0's, and v4's
+# with every block group of both backbones pooled (a candidate)
+FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-kernel": "lite02-mln-linear",
+                    "recipe-lite02-blocks-noise-kernel": "lite02-mlbn-linear"}
+ON_REQUEST = ("recipe-lite02-noise-kernel", "recipe-lite02-blocks-noise-kernel")  # ~2.4x the feature time: --variants
 
 
 def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:

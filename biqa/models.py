@@ -33,7 +33,8 @@ class ModelPreset:
     pooling: str = "avg"  # "avg": the backbone's pooled last features | "multilevel": mean+std of every stage
     #                       | "multilevel-noise": multilevel + biqa.noisefloor's 4 noise estimates
     #                       | "stages": the list of stage maps, pooled by the head (MobileIQA's MAL head)
-    pooling_kwargs: dict = field(default_factory=dict)  # "multilevel-noise": {"noise_repeat": r}
+    pooling_kwargs: dict = field(default_factory=dict)  # "multilevel[-noise]": {"levels": "stages" | "blocks"}
+    #                                                    "multilevel-noise": {"noise_repeat": r}
     description: str = ""
 
     def to_dict(self) -> dict:
@@ -130,6 +131,24 @@ register_preset(ModelPreset(
     description="lite0-mln-linear's features (Lite0's statistics and the noise floor) with Lite2's statistics beside "
                 "them + a linear head (biqa-default v4's body; its kernel term and residual MLP follow the fitted "
                 "head)"))
+# Every block group pooled (pooling_kwargs levels "blocks"): EfficientNet-Lite's 7 groups instead of its 5 stages,
+# the same forward pass (benchmarks/livec_heads.py: the probe on Lite0's 7 groups agrees better with people)
+for _n, _size in (("lite0", 224), ("lite1", 240), ("lite2", 260)):
+    register_preset(ModelPreset(
+        f"{_n}-mlb-linear", f"tf_efficientnet_{_n}", "score", {"norm": True}, _size, pooling="multilevel",
+        pooling_kwargs={"levels": "blocks"},
+        description=f"mean+std of all 7 block groups of EfficientNet-{_n.capitalize()} (frozen ImageNet weights; "
+                    f"{_n}-ml-linear pools 5 of them) + a linear head on standardised features"))
+register_preset(ModelPreset(
+    "lite0-mlbn-linear", "tf_efficientnet_lite0", "score", {"norm": True}, 224, pooling="multilevel-noise",
+    pooling_kwargs={"noise_repeat": 8, "levels": "blocks"},
+    description="lite0-mln-linear with all 7 of Lite0's block groups pooled (1,568 statistics) + the noise floor + a "
+                "linear head (its kernel term and residual MLP follow the fitted head)"))
+register_preset(ModelPreset(
+    "lite02-mlbn-linear", "tf_efficientnet_lite0+tf_efficientnet_lite2", "score", {"norm": True}, 224,
+    pooling="multilevel-noise", pooling_kwargs={"noise_repeat": 8, "levels": "blocks"},
+    description="lite02-mln-linear with all 7 block groups of each backbone pooled (1,568 + 1,712 statistics) + the "
+                "noise floor + a linear head (its kernel term and residual MLP follow the fitted head)"))
 register_preset(ModelPreset(
     "lite0-ml-linres", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64}, 224, pooling="multilevel",
     description="lite0-ml-linear plus a 64-unit MLP beside the linear layer that learns to rank distortions "
@@ -190,27 +209,66 @@ class MultiLevelPool(nn.Module):
     high-resolution stages that a classifier's final pooled vector learns to ignore;
     pooling every stage's mean and std keeps them (as in multi-level IQA heads).
     Output ``[B, 2 * sum(C_i)]``, statistics in float32; works at any input size.
+
+    ``levels="stages"`` pools the extractor's own outputs (EfficientNet: the 5 stages where the
+    stride changes); ``levels="blocks"`` pools the output of every block group of an EfficientNet
+    extractor (7 for the Lite family: also the two groups inside the stride-16 and stride-32
+    stages). The forward pass is the same network either way; only what is pooled differs.
     """
 
-    def __init__(self, extractor: nn.Module):
+    LEVELS = ("stages", "blocks")
+
+    def __init__(self, extractor: nn.Module, levels: str = "stages"):
         super().__init__()
+        if levels not in self.LEVELS:
+            raise ValueError(f"unknown levels {levels!r}; choose one of {', '.join(self.LEVELS)}")
         self.extractor = extractor
-        self.num_features = 2 * sum(extractor.feature_info.channels())
+        self.levels = levels
+        if levels == "stages":
+            channels = list(extractor.feature_info.channels())
+        else:
+            if not all(hasattr(extractor, k) for k in ("conv_stem", "bn1", "blocks")):
+                raise ValueError("levels='blocks' needs an EfficientNet-style extractor (conv_stem, bn1, blocks), "
+                                 f"not {type(extractor).__name__}")
+            channels = [_block_out_channels(group[-1]) for group in extractor.blocks]
+        self.channels = channels
+        self.num_features = 2 * sum(channels)
+
+    def level_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The feature maps that are pooled, in order."""
+        if self.levels == "stages":
+            return list(self.extractor(x))
+        ext = self.extractor
+        x = ext.bn1(ext.conv_stem(x))
+        maps = []
+        for group in ext.blocks:
+            x = group(x)
+            maps.append(x)
+        return maps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stats = []
-        for f in self.extractor(x):
+        for f in self.level_maps(x):
             std, mean = spatial_std_mean(f.float())
             stats += [mean, std]
         return torch.cat(stats, dim=1)
+
+
+def _block_out_channels(block: nn.Module) -> int:
+    """Output channels of a timm EfficientNet block (its last pointwise convolution)."""
+    for name in ("conv_pwl", "conv_pw"):
+        conv = getattr(block, name, None)
+        if conv is not None:
+            return int(conv.out_channels)
+    raise ValueError(f"cannot tell the output channels of {type(block).__name__}")
 
 
 class MultiLevelNoisePool(MultiLevelPool):
     """:class:`MultiLevelPool`'s statistics, then :class:`biqa.noisefloor.NoiseFloor`'s noise estimates
     of the (normalised) input image, ``[B, 2 * sum(C_i) + 4 * noise_repeat]``."""
 
-    def __init__(self, extractor: nn.Module, std, noise_repeat: int = 1):
-        super().__init__(extractor)
+    def __init__(self, extractor: nn.Module, std, noise_repeat: int = 1, levels: str = "stages"):
+        super().__init__(extractor, levels)
         from .noisefloor import NoiseFloor
 
         self.noise = NoiseFloor(std, noise_repeat)
@@ -383,6 +441,10 @@ def create_model(
     elif isinstance(label_scale, dict):
         label_scale = LabelScale.from_dict(label_scale)
     names = backbone_names(preset.backbone)
+    levels = preset.pooling_kwargs.get("levels", "stages")  # multilevel pooling: "stages" or "blocks"
+    if preset.pooling == "multilevel" and set(preset.pooling_kwargs) - {"levels"}:
+        raise ValueError(f"preset {preset.name!r}: pooling 'multilevel' takes only 'levels' in pooling_kwargs, "
+                         f"not {sorted(set(preset.pooling_kwargs) - {'levels'})}")
     if len(names) > 1:
         if preset.pooling not in ("multilevel", "multilevel-noise"):
             raise ValueError(f"preset {preset.name!r}: several backbones ({preset.backbone!r}) need pooling "
@@ -394,10 +456,10 @@ def create_model(
         bodies = [create_backbone(n, pretrained=pretrained, features_only=True) for n in names]
         # the noise floor once, with the first backbone's statistics: [stats 0, noise, stats 1, ...]
         first = (MultiLevelNoisePool(bodies[0], std, **preset.pooling_kwargs) if preset.pooling == "multilevel-noise"
-                 else MultiLevelPool(bodies[0]))
-        backbone = SideBySide([first] + [MultiLevelPool(b) for b in bodies[1:]])
+                 else MultiLevelPool(bodies[0], levels))
+        backbone = SideBySide([first] + [MultiLevelPool(b, levels) for b in bodies[1:]])
     elif preset.pooling == "multilevel":
-        backbone = MultiLevelPool(create_backbone(preset.backbone, pretrained=pretrained, features_only=True))
+        backbone = MultiLevelPool(create_backbone(preset.backbone, pretrained=pretrained, features_only=True), levels)
     elif preset.pooling == "multilevel-noise":
         backbone = MultiLevelNoisePool(create_backbone(preset.backbone, pretrained=pretrained, features_only=True),
                                        preset.normalisation()[1], **preset.pooling_kwargs)

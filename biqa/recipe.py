@@ -43,8 +43,11 @@ RANK_VAL_PHOTOS = ("lomiri-wallpapers__Bridge_by_Sander_Klootwijk", "lxqt-themes
 # The recipe's feature presets and the preset a fitted head of each is saved as (biqa.probe.linear_model):
 # lite0-ml-linear = the 1,024 multi-level statistics (the model shipped before the noise floor); lite0-mln-linear =
 # those plus the noise floor (biqa.noisefloor; the shipped model's).
+# lite02-mln-linear = Lite0's statistics, the noise floor and Lite2's statistics (v4's); lite02-mlbn-linear = the same
+# with every block group of both backbones pooled (7 each instead of 5 stages).
 FEATURE_PRESETS = {"lite0-ml-linear": "lite0-ml-kernel", "lite0-mln-linear": "lite0-mln-kernel",
-                   "lite02-mln-linear": "lite02-mln-linear"}  # the preset a fitted recipe head is saved with
+                   "lite02-mln-linear": "lite02-mln-linear",
+                   "lite02-mlbn-linear": "lite02-mlbn-linear"}  # the preset a fitted recipe head is saved with
 NOISE_FEATURES = "lite0-mln-linear"
 
 

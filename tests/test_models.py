@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -29,9 +30,10 @@ def x():
 
 def test_list_models():
     assert list_models("*lite*") == ["lite0-ml-kernel", "lite0-ml-linear", "lite0-ml-linres", "lite0-ml-mos",
-                                     "lite0-mln-kernel", "lite0-mln-linear", "lite0-mos", "lite012-ml-linear",
-                                     "lite02-ml-linear", "lite02-mln-linear", "lite1-ml-linear", "lite1-mos",
-                                     "lite2-ml-linear", "lite2-mos",
+                                     "lite0-mlb-linear", "lite0-mlbn-linear", "lite0-mln-kernel", "lite0-mln-linear",
+                                     "lite0-mos", "lite012-ml-linear", "lite02-ml-linear", "lite02-mlbn-linear",
+                                     "lite02-mln-linear", "lite1-ml-linear", "lite1-mlb-linear", "lite1-mos",
+                                     "lite2-ml-linear", "lite2-mlb-linear", "lite2-mos",
                                      "mobileiqa-teacher-lite2", "nima-lite0", "nima-lite0-ml", "nima-lite1", "nima-lite2"]
     assert list_models("nima-*") == sorted(["nima-lite0", "nima-lite0-ml", "nima-lite1", "nima-lite2", "nima-mobilenetv2"])
     everything = list_models()
@@ -244,3 +246,44 @@ def test_load_backbone_weights_copies_backbone_only(tmp_path):
     other = create_model("resnet18-mos", pretrained=False)
     with pytest.raises(ValueError, match="same backbone architecture"):
         load_backbone_weights(other, src)
+
+
+def test_multilevel_block_pooling_pools_every_block_group(x):
+    """levels "blocks" (lite0-mlb-linear): mean and std of each of the 7 block groups' outputs, taken here
+    with forward hooks on timm's own forward pass; the 5 stage maps among them give lite0-ml-linear's
+    statistics exactly."""
+    torch.manual_seed(4)
+    blocks = create_model("lite0-mlb-linear", pretrained=False).eval()
+    stages = create_model("lite0-ml-linear", pretrained=False).eval()
+    stages.backbone.load_state_dict(blocks.backbone.state_dict())
+    extractor = blocks.backbone.extractor
+    seen = []
+    hooks = [g.register_forward_hook(lambda m, i, o: seen.append(o)) for g in extractor.blocks]
+    with torch.no_grad():
+        extractor(x)  # timm's forward: every group runs, the hooks keep each one's output
+    for h in hooks:
+        h.remove()
+    assert [m.shape[1] for m in seen] == [16, 24, 40, 80, 112, 192, 320]
+    expected = torch.cat([torch.cat([m.mean((2, 3)), m.std((2, 3))], 1) for m in seen], 1)
+    with torch.no_grad():
+        got = blocks.backbone(x)
+        staged = stages.backbone(x)
+    assert blocks.backbone.num_features == got.shape[1] == 2 * (16 + 24 + 40 + 80 + 112 + 192 + 320)
+    assert torch.allclose(got, expected, atol=1e-5)
+    # groups 0, 1, 2, 4 and 6 end the stages where the stride changes
+    offsets = np.cumsum([0] + [2 * m.shape[1] for m in seen])
+    picked = torch.cat([got[:, offsets[i]:offsets[i + 1]] for i in (0, 1, 2, 4, 6)], 1)
+    assert torch.equal(picked, staged)
+
+
+def test_multilevel_levels_are_checked():
+    from biqa.models import MultiLevelPool
+
+    extractor = create_model("lite0-ml-linear", pretrained=False).backbone.extractor
+    with pytest.raises(ValueError, match="unknown levels 'all'"):
+        MultiLevelPool(extractor, levels="all")
+    with pytest.raises(ValueError, match="pooling 'multilevel' takes only 'levels'"):
+        create_model("lite0-ml-linear", pretrained=False, pooling_kwargs={"noise_repeat": 2})
+    resnet = create_model(ModelPreset("r", "resnet18", "score", {}, pooling="multilevel"), pretrained=False)
+    with pytest.raises(ValueError, match="EfficientNet-style extractor"):
+        MultiLevelPool(resnet.backbone.extractor, levels="blocks")

@@ -29,14 +29,18 @@ def test_body_is_each_backbones_statistics_concatenated():
     assert out["z"].shape == (2,) and torch.isfinite(out["z"]).all()
 
 
-def test_noise_floor_comes_once_after_the_first_backbones_statistics():
+@pytest.mark.parametrize("combo_name, single_names, n_features", [
+    ("lite02-mln-linear", ("lite0-mln-linear", "lite2-ml-linear"), 1024 + 4 * 8 + 1120),
+    # every block group pooled: 7 maps of each backbone instead of 5
+    ("lite02-mlbn-linear", ("lite0-mlbn-linear", "lite2-mlb-linear"), 1568 + 4 * 8 + 1712)])
+def test_noise_floor_comes_once_after_the_first_backbones_statistics(combo_name, single_names, n_features):
     x = torch.rand(2, 3, 64, 80, generator=torch.Generator().manual_seed(1))
-    combo = create_model("lite02-mln-linear", pretrained=False).eval()
-    singles = [create_model(p, pretrained=False).eval() for p in ("lite0-mln-linear", "lite2-ml-linear")]
+    combo = create_model(combo_name, pretrained=False).eval()
+    singles = [create_model(p, pretrained=False).eval() for p in single_names]
     for body, single in zip(combo.backbone.bodies, singles):
         body.load_state_dict(single.backbone.state_dict())
     want = np.concatenate([_features(s, x) for s in singles], axis=1)
-    assert combo.backbone.num_features == want.shape[1] == 1024 + 4 * 8 + 1120
+    assert combo.backbone.num_features == want.shape[1] == n_features
     np.testing.assert_allclose(_features(combo, x), want, rtol=1e-5, atol=1e-6)
 
 
