@@ -217,10 +217,12 @@ def test_fold_batchnorm_keeps_outputs(tiny_checkpoint, tmp_path):
         fold_batchnorm(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.BatchNorm2d(3)).train())
 
 
-@pytest.mark.parametrize("preset,f", [("lite0-ml-kernel", 1024), ("lite0-mln-kernel", 1056)])
+@pytest.mark.parametrize("preset,f", [("lite0-ml-kernel", 1024), ("lite0-mln-kernel", 1056),
+                                      ("lite0-mlbn-linear", 1600)])  # every block group pooled
 def test_kernel_head_exports_to_onnx(tmp_path, preset, f):
     """A head with a Gaussian-kernel term (biqa.probe.fit_kernel) exports and scores like torch; on the
-    noise-floor features (lite0-mln-kernel) too, whose fixed noise module is part of the graph."""
+    noise-floor features (lite0-mln-kernel) too, whose fixed noise module is part of the graph, and with all 7
+    block groups pooled (lite0-mlbn-linear)."""
     from biqa.labels import LabelScale
     from biqa.probe import LinearHead, save_linear_checkpoint
 
