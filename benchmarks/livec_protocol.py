@@ -31,6 +31,8 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
 - ``recipe-lite02-noise-kernel`` (biqa-default v4's recipe, the shipped default; only with ``--variants``:
   ~2.4x the feature time): ``recipe-noise-kernel`` with EfficientNet-Lite2's statistics beside Lite0's (preset
   ``lite02-mln-linear``, ``data/features-lite02-mln-linear``);
+- ``recipe-lite02-blocks-noise-kernel`` (a candidate; only with ``--variants``): v4's recipe with all 7 block
+  groups of each backbone pooled instead of their 5 stages (preset ``lite02-mlbn-linear``);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
@@ -38,8 +40,10 @@ Usage::
     python benchmarks/livec_protocol.py                 # all 10 splits (features cached in data/features)
     python benchmarks/livec_protocol.py --quick         # 2 splits, small ranking sets (CI smoke run)
     python benchmarks/livec_protocol.py --variants recipe-more-photos   # one row more; the other rows are kept
+    python benchmarks/livec_protocol.py ... --resume    # after a kill: keeps the splits it finished, runs the rest
 
-Writes ``livec_protocol.csv`` (one row per variant and split: srcc, plcc, ...) and
+Every finished split's rows go to ``livec_protocol.partial.csv`` at once (removed when the run ends), so that
+``--resume`` continues a killed run. Writes ``livec_protocol.csv`` (one row per variant and split: srcc, plcc, ...) and
 ``livec_protocol_summary.csv`` (mean and std over splits, level ranking) under ``--out``.
 """
 from __future__ import annotations
@@ -110,6 +114,15 @@ def merge_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     return per.assign(_r=rank).sort_values(["_r", "split"], kind="stable").drop(columns="_r").reset_index(drop=True)
 
 
+def resumed_rows(partial: Path) -> tuple[list[dict], set[tuple[str, int]]]:
+    """The rows a killed run wrote to ``partial`` (after each split it finished), and their (variant, split)
+    pairs, which a resumed run does not compute again; nothing if there is no such file."""
+    if not partial.is_file():
+        return [], set()
+    rows = pd.read_csv(partial).to_dict("records")
+    return rows, {(str(r["variant"]), int(r["split"])) for r in rows}
+
+
 def metrics(pred, mos) -> tuple[float, float]:
     return float(spearmanr(pred, mos)[0]), float(pearsonr(pred, mos)[0])
 
@@ -173,6 +186,9 @@ def main(argv=None) -> int:
                          "OUT/livec_finetune.csv)")
     ap.add_argument("--name", default=None, help="variant name of --finetune (default: the config's stem)")
     ap.add_argument("--runs", default=str(ROOT / "runs" / "livec_protocol"))
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the (variant, split) rows of a killed run (OUT/livec_protocol.partial.csv, written "
+                         "after every split) and compute only the others")
     ap.add_argument("--variants", default=None,
                     help="comma-separated variants to (re)compute, e.g. recipe-more-photos (the probe always runs: "
                          "the deltas need it); their rows replace the same (variant, split) rows in OUT's CSV and "
@@ -254,7 +270,12 @@ def main(argv=None) -> int:
                     cached_path_features([str(hdir / p) for p in hdf["path"]], fn / f"{tag}heldout_levels.npz", fxn))
         print(f"{v} features ({preset}): {other[v][0].shape[1]} columns ({time.time() - t0:.0f} s)")
 
-    rows = []
+    out = Path(a.out)
+    stem = "livec_protocol_quick" if a.quick else "livec_protocol"
+    partial = out / f"{stem}.partial.csv"  # this run's rows so far, rewritten after every split
+    rows, done = resumed_rows(partial) if a.resume else ([], set())
+    if done:
+        print(f"resuming: {len(done)} (variant, split) rows from {partial}")
     for s in seeds:
         parts = df[f"split_seed{s}"].astype(str).to_numpy()
         fit = np.isin(parts, ["train", "val"])
@@ -262,7 +283,7 @@ def main(argv=None) -> int:
         for name, ranking in [("probe", None), *rank.items(), ("probe-kernel", None),
                               *((v, rank.get(r)) for v, r in RANKING_OF.items()),
                               *((v, other[v][1] if v in other else None) for v in FEATURE_VARIANTS)]:
-            if name not in wanted:
+            if name not in wanted or (name, s) in done:
                 continue
             Xv, rv, HXv = (other[name][0], other[name][2], other[name][3]) if name in other else (X, rank_val, HX)
             p, rep = select_params(Xv[fit], z[fit], ranking, rv, seed=s,
@@ -283,6 +304,8 @@ def main(argv=None) -> int:
                   f"rank {p.rank_weight:g}, margin {p.margin:g}, residual {p.residual_weight:g}/{p.residual_lam:g}, "
                   f"kernel {p.kernel_gamma:g}/{p.kernel_lam:g})",
                   flush=True)
+        out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(partial, index=False)  # a killed run keeps its finished splits (--resume)
 
     fixed = [v for v in ("brisque", "niqe", "piqe") if v in wanted] + (["biqa-default"] if a.old_default else [])
     import biqa
@@ -313,14 +336,13 @@ def main(argv=None) -> int:
             rows.append(row)
 
     per = pd.DataFrame(rows)
-    out = Path(a.out)
-    stem = "livec_protocol_quick" if a.quick else "livec_protocol"
     if a.variants is not None and (out / f"{stem}.csv").is_file():  # keep the rows of variants not recomputed
         per = merge_rows(pd.read_csv(out / f"{stem}.csv"), per)
     summary = summarise(per)
     out.mkdir(parents=True, exist_ok=True)
     per.to_csv(out / f"{stem}.csv", index=False, float_format="%.4f")
     summary.to_csv(out / f"{stem}_summary.csv", index=False, float_format="%.4f")
+    partial.unlink(missing_ok=True)
     pd.set_option("display.width", 200)
     print(f"\nLIVE Challenge, `splits` per variant (this run: {len(seeds)}; test N = {int(per['n_test'].iloc[0])} "
           f"each); level ranking on {'the quick' if a.quick else 'the'} held-out set by each variant's model of the "

@@ -54,3 +54,22 @@ def test_unknown_variant_is_a_usage_error(protocol, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "unknown variant(s) recipe-bogus" in err and "recipe-more-photos" in err
+
+
+def test_resumed_rows_are_a_killed_runs_finished_splits(protocol, tmp_path):
+    partial = tmp_path / "livec_protocol.partial.csv"
+    assert protocol.resumed_rows(partial) == ([], set())  # nothing to resume
+    # as the run writes it after split 1: the first split's rows carry the level ranking, later ones do not
+    pd.DataFrame([{"variant": "probe", "split": 1, "srcc": 0.8, "level_srcc": 0.7, "ref_highest": 0.8},
+                  {"variant": "recipe-lite02-blocks-noise-kernel", "split": 1, "srcc": 0.83, "level_srcc": 0.97,
+                   "ref_highest": 0.95},
+                  {"variant": "probe", "split": 2, "srcc": 0.78}]).to_csv(partial, index=False)
+    rows, done = protocol.resumed_rows(partial)
+    assert done == {("probe", 1), ("recipe-lite02-blocks-noise-kernel", 1), ("probe", 2)}
+    assert [r["srcc"] for r in rows] == [0.8, 0.83, 0.78]
+    # resumed rows and new ones summarise together, the level ranking from the first split's row
+    rows.append({"variant": "recipe-lite02-blocks-noise-kernel", "split": 2, "srcc": 0.81})
+    got = protocol.summarise(pd.DataFrame(rows).assign(plcc=0.8)).set_index("variant")
+    assert got.loc["recipe-lite02-blocks-noise-kernel", "splits"] == 2
+    assert got.loc["recipe-lite02-blocks-noise-kernel", "srcc_mean"] == pytest.approx(0.82)
+    assert got.loc["recipe-lite02-blocks-noise-kernel", "level_srcc"] == 0.97
