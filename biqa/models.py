@@ -231,7 +231,6 @@ class MultiLevelPool(nn.Module):
                 raise ValueError("levels='blocks' needs an EfficientNet-style extractor (conv_stem, bn1, blocks), "
                                  f"not {type(extractor).__name__}")
             channels = [_block_out_channels(group[-1]) for group in extractor.blocks]
-        self.channels = channels
         self.num_features = 2 * sum(channels)
 
     def level_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
