@@ -31,8 +31,9 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
 - ``recipe-lite02-noise-kernel`` (biqa-default v4's recipe, the shipped default; only with ``--variants``:
   ~2.4x the feature time): ``recipe-noise-kernel`` with EfficientNet-Lite2's statistics beside Lite0's (preset
   ``lite02-mln-linear``, ``data/features-lite02-mln-linear``);
-- ``recipe-lite02-blocks-noise-kernel`` (a candidate; only with ``--variants``): v4's recipe with all 7 block
-  groups of each backbone pooled instead of their 5 stages (preset ``lite02-mlbn-linear``);
+- ``recipe-lite02-blocks-noise-kernel`` (a candidate, measured on 10 splits and not shipped; only with
+  ``--variants``): v4's recipe with all 7 block groups of each backbone pooled instead of their 5 stages
+  (preset ``lite02-mlbn-linear``);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
