@@ -57,13 +57,18 @@ def tiny_checkpoint(tmp_path_factory) -> str:
     return save_untrained_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", seed=0)
 
 
-def load_benchmark(name: str):
-    """A script of benchmarks/ (``name`` without .py) imported as a module."""
+def load_script(folder: str, name: str, module_name: str | None = None):
+    """A script of the repository's ``folder`` (benchmarks/, scripts/; ``name`` without .py) imported as a module."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    path = Path(__file__).resolve().parents[1] / folder / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(module_name or name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def load_benchmark(name: str):
+    """A script of benchmarks/ (``name`` without .py) imported as a module."""
+    return load_script("benchmarks", name, f"bench_{name}")

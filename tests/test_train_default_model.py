@@ -1,21 +1,17 @@
 """scripts/train_default_model.py's argument checks (the fit itself runs for minutes: docs/default_model.md)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_default_model.py"
+from biqa.zoo import DEFAULT_MODEL, TRAINED_MODELS
 
 
 @pytest.fixture(scope="module")
 def tdm():
-    spec = importlib.util.spec_from_file_location("train_default_model", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts", "train_default_model")
 
 
 def test_every_feature_preset_it_offers_has_a_model_version(tdm):
@@ -23,15 +19,14 @@ def test_every_feature_preset_it_offers_has_a_model_version(tdm):
 
     assert set(FEATURE_PRESETS) <= set(tdm.VERSIONS)
     # the bundled models' metadata (written when they were trained) agrees with the table
-    for name in ("biqa-default", "biqa-fast"):
-        meta = json.loads((Path(tdm.ROOT) / "biqa" / "weights" / f"{name}.json").read_text())
-        assert tdm.VERSIONS[meta["recipe"]["features"]] == meta["version"], name
-    assert json.loads((Path(tdm.ROOT) / "biqa" / "weights" / "biqa-default.json").read_text())["recipe"][
-        "features"] == tdm.DEFAULT_FEATURES
+    meta = {name: json.loads(path.with_suffix(".json").read_text()) for name, path in TRAINED_MODELS.items()}
+    for name, m in meta.items():
+        assert tdm.VERSIONS[m["recipe"]["features"]] == m["version"], name
+    assert meta[DEFAULT_MODEL]["recipe"]["features"] == tdm.DEFAULT_FEATURES
 
 
 def test_a_candidate_preset_is_not_shipped_over_the_bundled_model(tdm, capsys, tmp_path):
-    weights = Path(tdm.ROOT) / "biqa" / "weights" / "biqa-default.safetensors"
+    weights = TRAINED_MODELS[DEFAULT_MODEL]
     before = weights.stat().st_mtime_ns
     assert tdm.main(["--feature-preset", "lite02-mlbn-linear", "--records", str(tmp_path / "none.csv")]) == 2
     err = capsys.readouterr().err
