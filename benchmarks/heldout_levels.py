@@ -303,6 +303,8 @@ def main(argv=None) -> int:
     data = Path(a.data or f"data/heldout_levels{suffix}")
     a.out = a.out or str(HERE / "results" / f"heldout_levels{suffix}.csv")
     if a.photo_set == "mvtb":
+        if a.photos_dir:
+            ap.error("--photos-dir is the shared set's; --photo-set mvtb builds its photos from the wheel")
         photos_dir, max_side = data.with_name(data.name + "_photos"), MVTB_MAX_SIDE
         photos = fetch_mvtb(photos_dir, a.mvtb_wheel)
     else:

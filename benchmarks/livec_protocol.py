@@ -34,6 +34,8 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
 - ``recipe-lite02-blocks-noise-kernel`` (a candidate, measured on 10 splits and not shipped; only with
   ``--variants``): v4's recipe with all 7 block groups of each backbone pooled instead of their 5 stages
   (preset ``lite02-mlbn-linear``);
+- ``recipe-blocks-noise-kernel`` (a ``biqa-fast`` candidate; only with ``--variants``): ``recipe-noise-kernel`` with
+  all 7 of Lite0's block groups pooled instead of its 5 stages (preset ``lite0-mlbn-linear``, the same compute);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
@@ -74,14 +76,16 @@ LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 
 VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-originals", "recipe-more-photos",
             "probe-kernel", "recipe-kernel", "recipe-noise-kernel", "recipe-lite02-noise-kernel",
-            "recipe-lite02-blocks-noise-kernel", "brisque", "niqe", "piqe")
+            "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel", "brisque", "niqe", "piqe")
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
 # variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
 # v3's recipe (lite0-mln-linear, biqa-fast), v4's, the default, with Lite2's statistics beside Lite0's, and v4's
 # with every block group of both backbones pooled (a candidate)
 FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-kernel": "lite02-mln-linear",
-                    "recipe-lite02-blocks-noise-kernel": "lite02-mlbn-linear"}
-ON_REQUEST = ("recipe-lite02-noise-kernel", "recipe-lite02-blocks-noise-kernel")  # ~2.4x the feature time: --variants
+                    "recipe-lite02-blocks-noise-kernel": "lite02-mlbn-linear",
+                    "recipe-blocks-noise-kernel": "lite0-mlbn-linear"}
+# only with --variants: v4's (~2.4x the feature time) and the candidates
+ON_REQUEST = ("recipe-lite02-noise-kernel", "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel")
 
 
 def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:

@@ -37,10 +37,12 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT / ".." / "shared" / "data"
 LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 DEFAULT_FEATURES = "lite02-mln-linear"  # Lite0 + noise floor + Lite2 statistics (biqa.recipe.FEATURE_PRESETS)
-# biqa-default's version a preset makes (every FEATURE_PRESETS key needs one); lite02-mlbn-linear is the v5 candidate,
-# measured and not shipped (docs/default_model.md, "A v5 candidate")
-CANDIDATES = {"lite02-mlbn-linear"}  # fitted with --no-ship only
-VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 4, "lite0-mln-linear": 3, "lite0-ml-linear": 3}
+# the model version a preset makes (every FEATURE_PRESETS key needs one); lite02-mlbn-linear is the v5 candidate,
+# measured and not shipped (docs/default_model.md, "A v5 candidate"); lite0-mlbn-linear a biqa-fast candidate (v4 of
+# biqa-fast, Lite0's 7 block groups)
+CANDIDATES = {"lite02-mlbn-linear", "lite0-mlbn-linear"}  # fitted with --no-ship only
+VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 4, "lite0-mlbn-linear": 4, "lite0-mln-linear": 3,
+            "lite0-ml-linear": 3}
 CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and A.C. Bovik, UT Austin): trained on "
           "the 880 of its 1,162 photos present in ../shared. Its copyright notice (the database's README.txt) "
           "travels with every copy of the database; these weights contain none of its images (a kernel head holds "
@@ -64,7 +66,8 @@ def main(argv=None) -> int:
                          "and Lite2's 1,120 statistics (lite02-mln-linear: the default, v4); Lite0's statistics and "
                          "the noise floor (lite0-mln-linear: v3, biqa-fast); Lite0's statistics alone "
                          "(lite0-ml-linear: v3 before the noise floor); all 7 block groups of both backbones "
-                         "(lite02-mlbn-linear: a v5 candidate, not shipped; use it with --no-ship)")
+                         "(lite02-mlbn-linear: a v5 candidate, not shipped; lite0-mlbn-linear: Lite0's 7 block groups, a "
+                         "biqa-fast candidate; use them with --no-ship)")
     ap.add_argument("--name", default=DEFAULT_MODEL, choices=list(TRAINED_MODELS),
                     help="the bundled model it ships as: biqa/weights/NAME.safetensors (biqa-fast: v3, with "
                          "--feature-preset lite0-mln-linear)")
@@ -79,8 +82,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-ship", action="store_true", help="do not overwrite biqa/weights/NAME.safetensors")
     a = ap.parse_args(argv)
     if a.feature_preset in CANDIDATES and not a.no_ship:
-        print(f"--feature-preset {a.feature_preset} makes a candidate that was measured and not shipped "
-              "(docs/default_model.md, \"A v5 candidate\"): add --no-ship to fit it under runs/ without replacing "
+        print(f"--feature-preset {a.feature_preset} makes a candidate, not shipped (docs/default_model.md: the "
+              "candidates' sections): add --no-ship to fit it under runs/ without replacing "
               f"biqa/weights/{a.name}.safetensors", file=sys.stderr)
         return 2
 

@@ -73,3 +73,15 @@ def test_resumed_rows_are_a_killed_runs_finished_splits(protocol, tmp_path):
     assert got.loc["recipe-lite02-blocks-noise-kernel", "splits"] == 2
     assert got.loc["recipe-lite02-blocks-noise-kernel", "srcc_mean"] == pytest.approx(0.82)
     assert got.loc["recipe-lite02-blocks-noise-kernel", "level_srcc"] == 0.97
+
+
+def test_feature_variants_are_known_presets(protocol):
+    """Every variant on other features names a preset the recipe can fit and save (the candidates included)."""
+    from biqa.models import get_preset
+    from biqa.recipe import FEATURE_PRESETS
+
+    assert set(protocol.ON_REQUEST) <= set(protocol.FEATURE_VARIANTS) <= set(protocol.VARIANTS)
+    for variant, preset in protocol.FEATURE_VARIANTS.items():
+        assert preset in FEATURE_PRESETS, variant
+        assert get_preset(FEATURE_PRESETS[preset]).pooling == "multilevel-noise", variant
+    assert protocol.FEATURE_VARIANTS["recipe-blocks-noise-kernel"] == "lite0-mlbn-linear"

@@ -25,10 +25,12 @@ def test_every_feature_preset_it_offers_has_a_model_version(tdm):
     assert meta[DEFAULT_MODEL]["recipe"]["features"] == tdm.DEFAULT_FEATURES
 
 
-def test_a_candidate_preset_is_not_shipped_over_the_bundled_model(tdm, capsys, tmp_path):
-    weights = TRAINED_MODELS[DEFAULT_MODEL]
+@pytest.mark.parametrize("preset, name", [("lite02-mlbn-linear", DEFAULT_MODEL), ("lite0-mlbn-linear", "biqa-fast")])
+def test_a_candidate_preset_is_not_shipped_over_the_bundled_model(tdm, capsys, tmp_path, preset, name):
+    assert preset in tdm.CANDIDATES
+    weights = TRAINED_MODELS[name]
     before = weights.stat().st_mtime_ns
-    assert tdm.main(["--feature-preset", "lite02-mlbn-linear", "--records", str(tmp_path / "none.csv")]) == 2
+    assert tdm.main(["--feature-preset", preset, "--name", name, "--records", str(tmp_path / "none.csv")]) == 2
     err = capsys.readouterr().err
     assert "not shipped" in err and "--no-ship" in err
     assert weights.stat().st_mtime_ns == before
