@@ -34,7 +34,8 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
 - ``recipe-lite02-blocks-noise-kernel`` (a candidate, measured on 10 splits and not shipped; only with
   ``--variants``): v4's recipe with all 7 block groups of each backbone pooled instead of their 5 stages
   (preset ``lite02-mlbn-linear``);
-- ``recipe-blocks-noise-kernel`` (a ``biqa-fast`` candidate; only with ``--variants``): ``recipe-noise-kernel`` with
+- ``recipe-blocks-noise-kernel`` (a ``biqa-fast`` candidate, measured on 10 splits and not shipped; only with
+  ``--variants``): ``recipe-noise-kernel`` with
   all 7 of Lite0's block groups pooled instead of its 5 stages (preset ``lite0-mlbn-linear``, the same compute);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 

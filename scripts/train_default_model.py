@@ -39,7 +39,7 @@ LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 DEFAULT_FEATURES = "lite02-mln-linear"  # Lite0 + noise floor + Lite2 statistics (biqa.recipe.FEATURE_PRESETS)
 # the model version a preset makes (every FEATURE_PRESETS key needs one); lite02-mlbn-linear is the v5 candidate,
 # measured and not shipped (docs/default_model.md, "A v5 candidate"); lite0-mlbn-linear a biqa-fast candidate (v4 of
-# biqa-fast, Lite0's 7 block groups)
+# biqa-fast, Lite0's 7 block groups), measured and not shipped ("A biqa-fast candidate")
 CANDIDATES = {"lite02-mlbn-linear", "lite0-mlbn-linear"}  # fitted with --no-ship only
 VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 4, "lite0-mlbn-linear": 4, "lite0-mln-linear": 3,
             "lite0-ml-linear": 3}
