@@ -211,6 +211,11 @@ def fetch_mvtb(out_dir, wheel=None) -> list[str]:
         rows = []
         with zipfile.ZipFile(wheel) as z:
             names = set(z.namelist())
+            meta = [n for n in names if n.endswith(".dist-info/METADATA")]
+            version = next((line.split(":", 1)[1].strip() for line in z.read(meta[0]).decode("utf-8", "replace")
+                            .splitlines() if line.startswith("Version:")), None) if len(meta) == 1 else None
+            if version != MVTB_VERSION:  # another release may hold other pixels: a different set
+                raise ValueError(f"{wheel} is not {MVTB_PACKAGE} {MVTB_VERSION} (its metadata says version {version})")
             missing = [m for m in MVTB_PHOTOS if m not in names]
             if missing:
                 raise ValueError(f"{wheel} is not {MVTB_PACKAGE} {MVTB_VERSION}: it lacks {', '.join(missing)}")

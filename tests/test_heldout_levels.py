@@ -177,11 +177,13 @@ def test_build_writes_and_caches(hl, img, tmp_path):
     assert not np.array_equal(hl.read_rgb(tmp_path / "set" / redo["path"].iloc[-1]), last)
 
 
-def _fake_mvtb_wheel(hl, path, img, drop=()):
+def _fake_mvtb_wheel(hl, path, img, drop=(), version=None):
     """A zip laid out as the mvtb-data wheel: every listed member a small image (one of them RGBA)."""
     import zipfile
 
     with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"mvtb_data-{version or hl.MVTB_VERSION}.dist-info/METADATA",
+                   f"Metadata-Version: 2.4\nName: mvtb-data\nVersion: {version or hl.MVTB_VERSION}\n")
         for i, member in enumerate(hl.MVTB_PHOTOS):
             if member in drop:
                 continue
@@ -214,6 +216,9 @@ def test_mvtb_wheel_errors(hl, img, tmp_path, monkeypatch):
     wheel = _fake_mvtb_wheel(hl, tmp_path / "partial.whl", img, drop=(hl.MVTB_PHOTOS[3],))
     with pytest.raises(ValueError, match="lacks .*P1070500"):
         hl.fetch_mvtb(tmp_path / "a", wheel)
+    other = _fake_mvtb_wheel(hl, tmp_path / "other.whl", img, version="9.9")
+    with pytest.raises(ValueError, match="version 9.9"):
+        hl.fetch_mvtb(tmp_path / "c", other)
 
     class Failed:
         returncode, stderr = 1, "ERROR: Could not find a version that satisfies the requirement mvtb-data"
