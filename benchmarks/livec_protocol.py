@@ -80,13 +80,13 @@ VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-
             "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel", "brisque", "niqe", "piqe")
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
 # variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
-# v3's recipe (lite0-mln-linear, biqa-fast), v4's, the default, with Lite2's statistics beside Lite0's, and v4's
-# with every block group of both backbones pooled (a candidate)
+# v3's recipe (lite0-mln-linear, biqa-fast), v4's, the default, with Lite2's statistics beside Lite0's, and the two
+# candidates with every block group pooled (v4's on both backbones, v3's on Lite0)
 FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-kernel": "lite02-mln-linear",
                     "recipe-lite02-blocks-noise-kernel": "lite02-mlbn-linear",
                     "recipe-blocks-noise-kernel": "lite0-mlbn-linear"}
-# only with --variants: v4's (~2.4x the feature time) and the candidates
-ON_REQUEST = ("recipe-lite02-noise-kernel", "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel")
+# only with --variants: every feature variant but v3's (v4's costs ~2.4x the feature time; the others are candidates)
+ON_REQUEST = tuple(v for v in FEATURE_VARIANTS if v != "recipe-noise-kernel")
 
 
 def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:

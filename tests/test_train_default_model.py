@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import load_script
 
-from biqa.zoo import DEFAULT_MODEL, TRAINED_MODELS
+from biqa.zoo import DEFAULT_MODEL, FAST_MODEL, TRAINED_MODELS
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_every_feature_preset_it_offers_has_a_model_version(tdm):
     assert meta[DEFAULT_MODEL]["recipe"]["features"] == tdm.DEFAULT_FEATURES
 
 
-@pytest.mark.parametrize("preset, name", [("lite02-mlbn-linear", DEFAULT_MODEL), ("lite0-mlbn-linear", "biqa-fast")])
+@pytest.mark.parametrize("preset, name", [("lite02-mlbn-linear", DEFAULT_MODEL), ("lite0-mlbn-linear", FAST_MODEL)])
 def test_a_candidate_preset_is_not_shipped_over_the_bundled_model(tdm, capsys, tmp_path, preset, name):
     assert preset in tdm.CANDIDATES
     weights = TRAINED_MODELS[name]
