@@ -37,6 +37,10 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
 - ``recipe-blocks-noise-kernel`` (a ``biqa-fast`` candidate, measured on 10 splits and not shipped; only with
   ``--variants``): ``recipe-noise-kernel`` with
   all 7 of Lite0's block groups pooled instead of its 5 stages (preset ``lite0-mlbn-linear``, the same compute);
+- ``recipe-lite02-noise-kernel-lowkey`` and ``-plain`` (candidates; only with ``--variants``): v4's recipe with 100
+  more training ranking groups (and 15 validation groups) whose reference is first darkened, half of them also
+  smoothed (:func:`biqa.synth.ranking.low_key`), or made plain (:func:`biqa.synth.ranking.plain`;
+  :func:`biqa.recipe.add_reference_groups`);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
@@ -66,7 +70,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from biqa.probe import FeatureExtractor, cached_path_features  # noqa: E402
-from biqa.recipe import (NOISE_FEATURES, build_ranking_set, ensure_livec, feature_cache_dir,  # noqa: E402
+from biqa.recipe import (NOISE_FEATURES, add_reference_groups, build_ranking_set, ensure_livec, feature_cache_dir,  # noqa: E402
                          fit_recipe, pristine_files, ranking_sources, select_params)
 sys.path.insert(0, str(HERE))
 import heldout_levels as hl  # noqa: E402  (the held-out level-ranking check, benchmarks/heldout_levels.py)
@@ -77,14 +81,20 @@ LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 
 VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-originals", "recipe-more-photos",
             "probe-kernel", "recipe-kernel", "recipe-noise-kernel", "recipe-lite02-noise-kernel",
-            "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel", "brisque", "niqe", "piqe")
+            "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel", "recipe-lite02-noise-kernel-lowkey",
+            "recipe-lite02-noise-kernel-plain", "brisque", "niqe", "piqe")
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
 # variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
 # v3's recipe (lite0-mln-linear, biqa-fast), v4's, the default, with Lite2's statistics beside Lite0's, and the two
-# candidates with every block group pooled (v4's on both backbones, v3's on Lite0)
+# candidates with every block group pooled (v4's on both backbones, v3's on Lite0) and v4's with low-key groups
 FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-kernel": "lite02-mln-linear",
                     "recipe-lite02-blocks-noise-kernel": "lite02-mlbn-linear",
-                    "recipe-blocks-noise-kernel": "lite0-mlbn-linear"}
+                    "recipe-blocks-noise-kernel": "lite0-mlbn-linear",
+                    "recipe-lite02-noise-kernel-lowkey": "lite02-mln-linear",
+                    "recipe-lite02-noise-kernel-plain": "lite02-mln-linear"}
+# variant -> (reference transform, training groups added; biqa.recipe.add_reference_groups)
+EXTRA_GROUPS = {"recipe-lite02-noise-kernel-lowkey": ("low_key", 100),
+                "recipe-lite02-noise-kernel-plain": ("plain", 100)}
 # only with --variants: every feature variant but v3's (v4's costs ~2.4x the feature time; the others are candidates)
 ON_REQUEST = tuple(v for v in FEATURE_VARIANTS if v != "recipe-noise-kernel")
 
@@ -268,11 +278,15 @@ def main(argv=None) -> int:
         fxn = FeatureExtractor(preset)
         fn = feature_cache_dir(feats.parent, preset)
         ph, orig, impls, stem = sources["recipe-more-photos"]
-        other[v] = (cached_path_features(df["abspath"].tolist(), fn / "livec.npz", fxn),
-                    build_ranking_set(ph, orig, a.groups, seed=1, extractor=fxn, impls=impls,
-                                      cache=fn / f"{tag}{stem}_{a.groups}.npz"),
-                    build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fxn,
-                                      cache=fn / f"{tag}rank_val_{a.val_groups}.npz"),
+        rs = build_ranking_set(ph, orig, a.groups, seed=1, extractor=fxn, impls=impls,
+                               cache=fn / f"{tag}{stem}_{a.groups}.npz")
+        rv = build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fxn,
+                               cache=fn / f"{tag}rank_val_{a.val_groups}.npz")
+        if v in EXTRA_GROUPS:
+            reference, n_extra = EXTRA_GROUPS[v]
+            rs, rv = add_reference_groups(rs, rv, (ph, orig), (vphotos, voriginals), max(1, n_extra * a.groups // 400),
+                                          reference=reference, extractor=fxn, cache_dir=fn, tag=tag)
+        other[v] = (cached_path_features(df["abspath"].tolist(), fn / "livec.npz", fxn), rs, rv,
                     cached_path_features([str(hdir / p) for p in hdf["path"]], fn / f"{tag}heldout_levels.npz", fxn))
         print(f"{v} features ({preset}): {other[v][0].shape[1]} columns ({time.time() - t0:.0f} s)")
 

@@ -101,6 +101,15 @@ class RankingSet:
     def n_groups(self) -> int:
         return len(self.photo)
 
+    @classmethod
+    def concat(cls, *sets: "RankingSet") -> "RankingSet":
+        """One set holding the groups of ``sets`` in turn (pairs re-indexed)."""
+        from .synth.ranking import group_pairs
+
+        return cls(np.concatenate([r.X for r in sets]), group_pairs(sum(r.n_groups for r in sets)),
+                   [p for r in sets for p in r.photo], [i for r in sets for i in r.impl],
+                   [f for r in sets for f in r.family])
+
     def pair_features(self) -> tuple[np.ndarray, np.ndarray]:
         return self.X[self.pairs[:, 0]], self.X[self.pairs[:, 1]]
 
@@ -149,16 +158,23 @@ def ranking_sources(photos_dir, originals_dir=None) -> tuple[tuple[list[Path], l
 
 def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_groups: int, *, seed: int = 0,
                       extractor: FeatureExtractor | None = None, impls: Sequence[str] | None = None,
-                      cache: str | Path | None = None, progress: bool = True) -> RankingSet:
+                      cache: str | Path | None = None, progress: bool = True,
+                      reference: str | None = None) -> RankingSet:
     """Make ``n_groups`` ranking groups (:func:`biqa.synth.ranking.ranking_groups`) and their
-    features; cached in ``cache`` (an ``.npz``) under the parameters that made it."""
+    features; cached in ``cache`` (an ``.npz``) under the parameters that made it. ``reference``: a
+    name in :data:`biqa.synth.ranking.REFERENCES` (``"low_key"``, ``"plain"``) transforming each crop first."""
     from tqdm.auto import tqdm
 
-    from .synth.ranking import group_pairs, load_sources, ranking_groups
+    from .synth.ranking import REFERENCES, group_pairs, load_sources, ranking_groups
 
-    key = json.dumps({"photos": [p.name for p in photos], "originals": [p.name for p in originals],
-                      "n": n_groups, "seed": seed, "impls": sorted(impls) if impls else None,
-                      "preset": extractor.preset_name if extractor else PROBE_PRESET, "v": 1}, sort_keys=True)
+    if reference is not None and reference not in REFERENCES:
+        raise ValueError(f"unknown reference transform {reference!r}; known: {', '.join(REFERENCES)}")
+    spec = {"photos": [p.name for p in photos], "originals": [p.name for p in originals],
+            "n": n_groups, "seed": seed, "impls": sorted(impls) if impls else None,
+            "preset": extractor.preset_name if extractor else PROBE_PRESET, "v": 1}
+    if reference is not None:  # absent otherwise, so that the caches made before it stay valid
+        spec["reference"] = reference
+    key = json.dumps(spec, sort_keys=True)
     if cache is not None and Path(cache).is_file():
         z = np.load(cache, allow_pickle=False)
         if str(z["key"]) == key:
@@ -171,7 +187,8 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
     chunk = 16
     bar = tqdm(total=n_groups, disable=not progress, desc="ranking groups", unit="group", leave=False)
     for start in range(0, n_groups, chunk):  # groups made and featurised a chunk at a time (bounded memory)
-        groups = ranking_groups(sources, min(chunk, n_groups - start), seed=seed * 100003 + start, impls=impls)
+        groups = ranking_groups(sources, min(chunk, n_groups - start), seed=seed * 100003 + start, impls=impls,
+                                reference=REFERENCES[reference] if reference else None)
         X.append(extractor.arrays([im for g in groups for im in g.images]))
         for g in groups:
             photo.append(g.photo)
@@ -184,6 +201,29 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
         save_npz_atomic(cache, key=np.array(key), X=rs.X, photo=np.array(photo), impl=np.array(impl),
                         family=np.array(family))
     return rs
+
+
+# seeds of the transformed-reference training and validation groups (the plain groups use 1 and 2)
+REFERENCE_SEEDS = {"low_key": (3, 4), "plain": (5, 6)}
+
+
+def add_reference_groups(ranking: RankingSet, rank_val: RankingSet, train_sources, val_sources, n_groups: int, *,
+                         reference: str, extractor: FeatureExtractor, cache_dir, tag: str = "",
+                         progress: bool = True) -> tuple[RankingSet, RankingSet]:
+    """``ranking`` and ``rank_val`` with groups added whose reference is first transformed by
+    ``reference`` (a name in :data:`biqa.synth.ranking.REFERENCES`: ``"low_key"``, ``"plain"``):
+    ``n_groups`` from ``train_sources`` (``(photos, originals)``), and the same share of ``rank_val``'s
+    size from ``val_sources``; cached in ``cache_dir`` (``tag`` prefixes the names)."""
+    if reference not in REFERENCE_SEEDS:
+        raise ValueError(f"unknown reference transform {reference!r}; known: {', '.join(REFERENCE_SEEDS)}")
+    n_val = max(1, round(n_groups * rank_val.n_groups / max(1, ranking.n_groups)))
+    cache_dir = Path(cache_dir)
+    seed, val_seed = REFERENCE_SEEDS[reference]
+    extra = build_ranking_set(*train_sources, n_groups, seed=seed, extractor=extractor, reference=reference,
+                              cache=cache_dir / f"{tag}rank_train_{reference}_{n_groups}.npz", progress=progress)
+    extra_val = build_ranking_set(*val_sources, n_val, seed=val_seed, extractor=extractor, reference=reference,
+                                  cache=cache_dir / f"{tag}rank_val_{reference}_{n_val}.npz", progress=progress)
+    return RankingSet.concat(ranking, extra), RankingSet.concat(rank_val, extra_val)
 
 
 @dataclass

@@ -74,6 +74,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="run folder (default: runs/NAME)")
     ap.add_argument("--groups", type=int, default=400, help="training ranking groups (6 images each)")
     ap.add_argument("--val-groups", type=int, default=60, help="ranking groups of the validation photos")
+    ap.add_argument("--low-key-groups", type=int, default=0, metavar="N",
+                    help="N more training ranking groups whose reference is first darkened (half also smoothed; "
+                         "biqa.synth.ranking.low_key), and the same share of validation groups (a candidate: "
+                         "needs --no-ship)")
+    ap.add_argument("--plain-groups", type=int, default=0, metavar="N",
+                    help="N more training ranking groups whose reference is first made plain (texture flattened, "
+                         "half also darkened; biqa.synth.ranking.plain), and the same share of validation groups "
+                         "(a candidate: needs --no-ship)")
     ap.add_argument("--pristine", default=None, metavar="DIR",
                     help="also draw ranking groups from the photos of `biqa data pristine --out DIR` "
                          "(15 enlightenment-data photographs: dark, foggy and smooth scenes)")
@@ -86,12 +94,17 @@ def main(argv=None) -> int:
               "candidates' sections): add --no-ship to fit it under runs/ without replacing "
               f"biqa/weights/{a.name}.safetensors", file=sys.stderr)
         return 2
+    extra_groups = {"low_key": a.low_key_groups, "plain": a.plain_groups}
+    if any(extra_groups.values()) and not a.no_ship:
+        print("--low-key-groups and --plain-groups make a candidate, not shipped (docs/default_model.md): add "
+              "--no-ship", file=sys.stderr)
+        return 2
 
     from biqa.checkpoint import export_checkpoint
     from biqa.labels import LabelScale
     from biqa.models import backbone_names, get_preset
     from biqa.probe import FeatureExtractor, cached_path_features, save_linear_checkpoint
-    from biqa.recipe import (build_ranking_set, ensure_livec, feature_cache_dir, fit_recipe,
+    from biqa.recipe import (add_reference_groups, build_ranking_set, ensure_livec, feature_cache_dir, fit_recipe,
                              pristine_files, ranking_sources, select_params)
 
     t0 = time.time()
@@ -116,6 +129,10 @@ def main(argv=None) -> int:
                                 cache=feats / f"rank_train{'_more_photos' if extra else ''}_{a.groups}.npz")
     rank_val = build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fx,
                                  cache=feats / f"rank_val_{a.val_groups}.npz")
+    for reference, n in extra_groups.items():
+        if n:
+            ranking, rank_val = add_reference_groups(ranking, rank_val, (photos, originals), (vphotos, voriginals),
+                                                     n, reference=reference, extractor=fx, cache_dir=feats)
     print(f"features: {len(df)} LIVE Challenge photos, {ranking.n_groups} + {rank_val.n_groups} ranking groups "
           f"({time.time() - t0:.0f} s)")
     params, rep = select_params(X, z, ranking, rank_val, seed=0, kernel=not a.no_kernel)
@@ -144,11 +161,13 @@ def main(argv=None) -> int:
                                          "--pristine data/pristine" if extra else "python scripts/train_default_model.py")
                                         + ("" if a.feature_preset == DEFAULT_FEATURES
                                            else f" --feature-preset {a.feature_preset}")
-                                        + ("" if a.name == DEFAULT_MODEL else f" --name {a.name}"),
+                                        + ("" if a.name == DEFAULT_MODEL else f" --name {a.name}")
+                                        + "".join(f" --{r.replace('_', '-')}-groups {n}"
+                                                  for r, n in extra_groups.items() if n),
         "recipe": {"features": a.feature_preset, "alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                    "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
                    "kernel_gamma": params.kernel_gamma, "kernel_lam": params.kernel_lam,
-                   "ranking_groups": ranking.n_groups, "ranking_photos": [p.stem for p in photos],
+                   "ranking_groups": ranking.n_groups, "extra_groups": extra_groups, "ranking_photos": [p.stem for p in photos],
                    "ranking_originals": [p.stem for p in originals], "selection": rep},
     }
     ckpt = save_linear_checkpoint(head, out / "best.safetensors", label_scale=scale, extra=provenance,

@@ -85,3 +85,9 @@ def test_feature_variants_are_known_presets(protocol):
         assert preset in FEATURE_PRESETS, variant
         assert get_preset(FEATURE_PRESETS[preset]).pooling == "multilevel-noise", variant
     assert protocol.FEATURE_VARIANTS["recipe-blocks-noise-kernel"] == "lite0-mlbn-linear"
+    # the low-key and plain candidates are v4's recipe on v4's features, with more groups; only on request
+    assert set(protocol.EXTRA_GROUPS) <= set(protocol.ON_REQUEST)
+    assert {protocol.FEATURE_VARIANTS[v] for v in protocol.EXTRA_GROUPS} == {"lite02-mln-linear"}
+    from biqa.recipe import REFERENCE_SEEDS
+
+    assert {r for r, _ in protocol.EXTRA_GROUPS.values()} == set(REFERENCE_SEEDS)

@@ -130,6 +130,97 @@ def test_ranking_groups_are_deterministic_and_family_labelled():
         assert np.all(np.diff(a.levels) > 0)
 
 
+def test_low_key_scales_exposure_in_linear_light():
+    """On a flat grey image (which the optional blur leaves unchanged) low_key multiplies linear light by
+    k in [0.03, 0.3], so the sRGB value (gamma 2.2) is scaled by k ** (1 / 2.2), between 0.203 and 0.579."""
+    from biqa.synth.ranking import low_key
+
+    flat = np.full((40, 48, 3), 180, np.uint8)
+    ratios = []
+    for seed in range(40):
+        out = low_key(flat, np.random.default_rng(seed))
+        assert out.shape == flat.shape and out.dtype == np.uint8 and np.ptp(out) == 0
+        ratios.append(out[0, 0, 0] / 180.0)
+    assert 0.03 ** (1 / 2.2) - 0.01 <= min(ratios) and max(ratios) <= 0.3 ** (1 / 2.2) + 0.01
+    assert max(ratios) - min(ratios) > 0.2  # the exposure is drawn, not fixed
+
+
+def test_low_key_references_are_dark_and_their_levels_are_made_from_them():
+    from biqa.synth.ranking import low_key
+
+    rng = np.random.default_rng(0)
+    src = [("a", (rng.uniform(60, 255, (200, 220, 3))).astype(np.uint8))]
+    for seed in range(6):  # a group's crop and implementation are drawn before its reference is made
+        p, = ranking_groups(src, 1, seed=seed, crop=(96, 128))
+        d, = ranking_groups(src, 1, seed=seed, crop=(96, 128), reference=low_key)
+        assert d.impl == p.impl and d.images[0].mean() < 0.6 * p.images[0].mean()
+        assert d.images[0].shape == p.images[0].shape
+        assert d.images[1].mean() < p.images[1].mean()  # the levels degrade the dark reference, not the crop
+
+
+class _MeanStd:
+    """A stand-in feature extractor: each image's mean and std."""
+
+    preset_name = "mean-std"
+
+    def arrays(self, images):
+        return np.array([[im.mean(), im.std()] for im in images])
+
+
+def test_add_reference_groups_appends_dark_groups_to_both_sets(tmp_path):
+    from biqa.recipe import add_reference_groups, build_ranking_set
+
+    d = _photo_dir(tmp_path, ("a", "b", "c"))
+    photos = sorted(d.glob("*.png"))
+    fx = _MeanStd()
+    train = build_ranking_set(photos[:2], [], 8, seed=1, extractor=fx, progress=False)
+    val = build_ranking_set(photos[2:], [], 4, seed=2, extractor=fx, progress=False)
+    t2, v2 = add_reference_groups(train, val, (photos[:2], []), (photos[2:], []), 4, reference="low_key",
+                                  extractor=fx, cache_dir=tmp_path / "c", progress=False)
+    assert (t2.n_groups, v2.n_groups) == (12, 6)  # 4 more, and the same share (1/2) of the 4 validation groups
+    assert sorted(p.name for p in (tmp_path / "c").glob("*.npz")) == ["rank_train_low_key_4.npz",
+                                                                        "rank_val_low_key_2.npz"]
+    np.testing.assert_array_equal(t2.X[:48], train.X)
+    assert t2.X[48:, 0].mean() < 0.6 * train.X[:, 0].mean()  # the added groups are dark
+    assert t2.pairs.max() == 71 and len(t2.pairs) == 12 * (2 * LEVELS - 1)
+    with pytest.raises(ValueError, match="unknown reference"):
+        build_ranking_set(photos[:1], [], 1, extractor=fx, reference="night", progress=False)
+    with pytest.raises(ValueError, match="unknown reference"):
+        add_reference_groups(train, val, (photos[:2], []), (photos[2:], []), 4, reference="night", extractor=fx,
+                             cache_dir=tmp_path / "c", progress=False)
+
+
+def test_plain_flattens_texture_and_keeps_edges():
+    """A step edge between two textured halves: plain removes most of the fine texture (pixel-to-pixel
+    differences inside each half) while the step between the halves' means stays."""
+    from biqa.synth.ranking import plain
+
+    rng = np.random.default_rng(0)
+    img = np.zeros((128, 128, 3))
+    img[:, :64], img[:, 64:] = 60, 200
+    img = np.clip(img + rng.normal(0, 25, img.shape), 0, 255).astype(np.uint8)
+    for seed in range(8):
+        out = plain(img, np.random.default_rng(seed)).astype(float)
+        assert out.shape == img.shape
+        texture = [np.abs(np.diff(x[:, 8:56], axis=1)).mean() for x in (img.astype(float), out)]
+        assert texture[1] < 0.3 * texture[0]
+        left, right = out[:, :56].mean(), out[:, 72:].mean()
+        gain = right / max(left, 1.0)  # darkening scales both halves alike: their ratio stays about 200 / 60
+        assert right - left > 20 and 2.0 < gain < 5.0
+
+
+def test_ranking_sets_concatenate_with_pairs_reindexed():
+    from biqa.recipe import RankingSet
+
+    a = RankingSet(np.arange(12.0).reshape(12, 1), group_pairs(2), ["p", "q"], ["i", "j"], ["f", "g"])
+    b = RankingSet(np.arange(12.0, 18.0).reshape(6, 1), group_pairs(1), ["r"], ["k"], ["h"])
+    c = RankingSet.concat(a, b)
+    assert c.n_groups == 3 and c.photo == ["p", "q", "r"] and c.family == ["f", "g", "h"]
+    np.testing.assert_array_equal(c.X[:, 0], np.arange(18.0))
+    assert (12, 13) in map(tuple, c.pairs) and (12, 17) in map(tuple, c.pairs) and c.pairs.max() == 17
+    assert len(c.pairs) == 3 * (2 * LEVELS - 1)
+
+
 def test_recipe_holds_out_the_level_ranking_photos():
     assert tuple(load_benchmark("heldout_levels").HELDOUT_PHOTOS) == HELDOUT_PHOTOS
     assert not set(RANK_VAL_PHOTOS) & set(HELDOUT_PHOTOS)

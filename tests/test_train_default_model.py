@@ -34,3 +34,11 @@ def test_a_candidate_preset_is_not_shipped_over_the_bundled_model(tdm, capsys, t
     err = capsys.readouterr().err
     assert "not shipped" in err and "--no-ship" in err
     assert weights.stat().st_mtime_ns == before
+
+
+def test_low_key_groups_are_a_candidate_too(tdm, capsys, tmp_path):
+    weights = TRAINED_MODELS[DEFAULT_MODEL]
+    before = weights.stat().st_mtime_ns
+    assert tdm.main(["--low-key-groups", "100", "--records", str(tmp_path / "none.csv")]) == 2
+    assert "--no-ship" in capsys.readouterr().err
+    assert weights.stat().st_mtime_ns == before

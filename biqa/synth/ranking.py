@@ -18,6 +18,14 @@ What keeps a model from learning one implementation instead of the distortion:
 
 Only degradations whose direction is unambiguous are used (no brightening, darkening, saturation
 or sharpening changes: a photo may look better after them).
+
+Low-key references (:func:`low_key`): the photos are mostly bright, textured daylight scenes, so
+nothing tells a model that noise on a dark, smooth photo is a degradation (it reads as "more
+texture"). ``ranking_groups(..., reference=low_key)`` first darkens the crop in linear light, and
+smooths half of them, then distorts that reference as usual. The reference is only compared with
+its own distorted versions, so a darker reference is no claim that dark photos are worse.
+``reference=plain`` (:func:`plain`) flattens the texture of the crop instead (flat regions, clean
+edges: the "plain content" on which noise reads as detail).
 """
 from __future__ import annotations
 
@@ -138,6 +146,36 @@ def apply(impl: str, img: np.ndarray, t: float, rng: np.random.Generator) -> np.
     return np.clip(np.asarray(out, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def low_key(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A dark (and, half the time, smooth) version of a uint8 RGB crop: exposure scaled by
+    ``U(0.03, 0.3)`` in linear light (sRGB decoded with gamma 2.2), after a Gaussian blur of radius
+    ``U(1.5, 4)`` px with probability 1/2 (defocused, low-texture content)."""
+    im = _pil(img)
+    if rng.random() < 0.5:
+        im = im.filter(ImageFilter.GaussianBlur(float(rng.uniform(1.5, 4.0))))
+    return _expose(np.asarray(im), float(rng.uniform(0.03, 0.3)))
+
+
+def _expose(img: np.ndarray, k: float) -> np.ndarray:
+    """Exposure scaled by ``k`` in linear light (sRGB approximated by gamma 2.2)."""
+    lin = (img.astype(np.float32) / 255.0) ** 2.2 * k
+    return np.clip(lin ** (1 / 2.2) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def plain(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plain version of a uint8 RGB crop: its texture flattened by a median filter (size 5, 7 or 9) at half
+    resolution, edges kept, scaled back up (bicubic); darkened as :func:`low_key` does with probability 1/2.
+    Flat regions with clean edges, like rendered graphics, walls, sky or studio backdrops."""
+    im = _pil(img)
+    small = im.resize((max(8, im.width // 2), max(8, im.height // 2)), Image.LANCZOS)
+    small = small.filter(ImageFilter.MedianFilter(int(rng.choice([5, 7, 9]))))
+    out = np.asarray(small.resize(im.size, Image.BICUBIC))
+    return _expose(out, float(rng.uniform(0.03, 0.3))) if rng.random() < 0.5 else out
+
+
+REFERENCES: dict[str, Callable] = {"low_key": low_key, "plain": plain}  # named reference transforms
+
+
 @dataclass
 class Group:
     photo: str
@@ -178,11 +216,12 @@ def load_sources(photos: Sequence[Path], originals: Sequence[Path] = (), rng: np
 
 def ranking_groups(sources: Sequence[tuple[str, np.ndarray]], n_groups: int, *, seed: int = 0,
                    impls: Sequence[str] | None = None, crop: tuple[int, int] = (256, 512),
-                   square: bool = False) -> list[Group]:
+                   square: bool = False, reference: Callable | None = None) -> list[Group]:
     """``n_groups`` groups, each a random crop of a random source with one implementation at 5
     increasing continuous severities. Implementations are drawn family-balanced (a family first,
     then one of its implementations). ``crop``: the side range; ``square``: square crops of exactly
-    that side (``crop=(s, s)``). Deterministic for a given ``seed``."""
+    that side (``crop=(s, s)``); ``reference``: ``fn(uint8 crop, rng) -> uint8 image`` applied to
+    the crop before distorting it (e.g. :func:`low_key`). Deterministic for a given ``seed``."""
     rng = np.random.default_rng(seed)
     table = implementations()
     impls = list(impls or table)
@@ -194,6 +233,8 @@ def ranking_groups(sources: Sequence[tuple[str, np.ndarray]], n_groups: int, *, 
         options = [i for i in impls if table[i] == fam]
         impl = options[int(rng.integers(len(options)))]
         ref = _crop(img, rng, *crop, square=square)
+        if reference is not None:
+            ref = reference(ref, rng)
         ts = [k + float(rng.uniform(-0.4, 0.4)) for k in range(1, LEVELS + 1)]
         sub = np.random.default_rng(rng.integers(2**63))
         state = sub.bit_generator.state
