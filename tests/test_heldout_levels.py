@@ -177,14 +177,14 @@ def test_build_writes_and_caches(hl, img, tmp_path):
     assert not np.array_equal(hl.read_rgb(tmp_path / "set" / redo["path"].iloc[-1]), last)
 
 
-def _fake_mvtb_wheel(hl, path, img, drop=(), version=None):
+def _fake_mvtb_wheel(hl, path, img, drop=(), version=None, members=None):
     """A zip laid out as the mvtb-data wheel: every listed member a small image (one of them RGBA)."""
     import zipfile
 
     with zipfile.ZipFile(path, "w") as z:
         z.writestr(f"mvtb_data-{version or hl.MVTB_VERSION}.dist-info/METADATA",
                    f"Metadata-Version: 2.4\nName: mvtb-data\nVersion: {version or hl.MVTB_VERSION}\n")
-        for i, member in enumerate(hl.MVTB_PHOTOS):
+        for i, member in enumerate(members or hl.MVTB_PHOTOS):
             if member in drop:
                 continue
             bgr = cv2.cvtColor(np.roll(img, i, axis=1), cv2.COLOR_RGB2BGR)
@@ -228,7 +228,70 @@ def test_mvtb_wheel_errors(hl, img, tmp_path, monkeypatch):
         hl.fetch_mvtb(tmp_path / "b")
 
 
-def test_training_never_reads_the_mvtb_set():
-    """The second held-out set's source is named nowhere in the package that trains and selects models."""
-    hits = [p for p in (ROOT / "biqa").rglob("*.py") if "mvtb" in p.read_text().lower()]
-    assert hits == []
+def test_training_never_reads_the_mvtb_or_dark_sets():
+    """The second and third held-out sets' sources are named nowhere in the package that trains and selects models."""
+    for name in ("mvtb", "ukui", "gnome-backgrounds"):
+        hits = [p for p in (ROOT / "biqa").rglob("*.py") if name in p.read_text().lower()]
+        assert hits == [], name
+
+
+def _fake_deb(tmp_path, pkg, img, drop=()):
+    """A Debian package (built with dpkg-deb) holding the dark set's members of ``pkg`` as small images."""
+    import subprocess
+
+    version, folder, _ = load_benchmark("heldout_levels").DARK_DEBS[pkg]
+    root = tmp_path / f"root-{pkg}"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(f"Package: {pkg}\nVersion: {version}\nArchitecture: all\n"
+                                             "Maintainer: t <t@t>\nDescription: stand-in\n")
+    (root / folder).mkdir(parents=True)
+    sets = load_benchmark("heldout_levels").PACKAGED_SETS.values()
+    members = [m for photos in sets for p, m in photos if p == pkg and m not in drop]
+    for i, name in enumerate(members):
+        ext = Path(name).suffix if Path(name).suffix != ".webp" else ".png"  # content decides, not the name
+        ok, buf = cv2.imencode(ext, cv2.cvtColor(np.roll(img, 3 * i, axis=0), cv2.COLOR_RGB2BGR))
+        (root / folder / name).write_bytes(buf.tobytes())
+    debs = tmp_path / "debs"
+    debs.mkdir(exist_ok=True)
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(debs / f"{pkg}_{version}_all.deb")],
+                   check=True, capture_output=True)
+    return debs
+
+
+@pytest.mark.skipif(__import__("shutil").which("dpkg-deb") is None, reason="needs dpkg-deb (Debian)")
+def test_dark_set_from_debs_and_a_wheel(hl, img, tmp_path, monkeypatch):
+    mv = [m for p, m in hl.DARK_PHOTOS if p == hl.MVTB_PACKAGE]
+    assert len(hl.DARK_PHOTOS) == 20 and not set(mv) & set(hl.MVTB_PHOTOS)  # other photos than the mvtb set's
+    wheel = _fake_mvtb_wheel(hl, tmp_path / "mvtb.whl", img, members=mv)
+    for pkg in hl.DARK_DEBS:
+        debs = _fake_deb(tmp_path, pkg, img)
+    monkeypatch.setattr(hl, "download_debs", lambda dest: pytest.fail("the local .debs must be used"))
+    stems = hl.fetch_packaged(tmp_path / "photos", "dark", wheel, debs)
+    assert len(stems) == 20 and len(set(stems)) == 20 and "gnome__wood-d" in stems and "ukui__city" in stems
+    src = pd.read_csv(tmp_path / "photos" / "SOURCES.csv")
+    assert sorted(src["file"]) == sorted(f"{s}.png" for s in stems)
+    assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == sorted(src["file"].tolist() + ["SOURCES.csv"])
+    got = hl.read_rgb(tmp_path / "photos" / "ukui__firstgeneration.png")  # a JPEG member: close, not equal
+    err = [np.abs(got.astype(float) - np.roll(img, k, axis=0)).mean() for k in (3, 0)]  # member 1: rolled by 3
+    assert got.shape == img.shape and err[0] < 15 and err[0] < 0.5 * err[1]
+    np.testing.assert_array_equal(hl.read_rgb(tmp_path / "photos" / "ukui__city.png"), img)  # PNG: the pixels
+    plain = hl.fetch_packaged(tmp_path / "plain", "plain", None, debs)  # no mvtb member: no wheel needed
+    assert len(plain) == 14 and not set(plain) & set(stems) and "gnome__wood-l" in plain
+    assert len(pd.read_csv(tmp_path / "plain" / "SOURCES.csv")) == 14
+
+
+@pytest.mark.skipif(__import__("shutil").which("dpkg-deb") is None, reason="needs dpkg-deb (Debian)")
+def test_dark_set_errors(hl, img, tmp_path, monkeypatch):
+    mv = [m for p, m in hl.DARK_PHOTOS if p == hl.MVTB_PACKAGE]
+    wheel = _fake_mvtb_wheel(hl, tmp_path / "mvtb.whl", img, members=mv)
+    for pkg in hl.DARK_DEBS:
+        debs = _fake_deb(tmp_path, pkg, img, drop=("wood-d.webp",))
+    with pytest.raises(ValueError, match="lacks usr/share/backgrounds/gnome/wood-d.webp"):
+        hl.fetch_packaged(tmp_path / "a", "dark", wheel, debs)
+
+    class Failed:
+        returncode, stderr = 100, "E: Unable to locate package ukui-wallpapers"
+
+    monkeypatch.setattr(hl.subprocess, "run", lambda *a, **k: Failed())  # offline: apt-get download fails
+    with pytest.raises(RuntimeError, match="--debs"):
+        hl.fetch_packaged(tmp_path / "b", "dark", wheel, tmp_path / "empty")
