@@ -204,7 +204,7 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
 
 
 # seeds of the transformed-reference training and validation groups (the untransformed ones use 1 and 2)
-REFERENCE_SEEDS = {"low_key": (3, 4), "plain": (5, 6)}
+REFERENCE_SEEDS = {"low_key": (3, 4), "plain": (5, 6), "graphic": (7, 8)}
 
 
 def add_reference_groups(ranking: RankingSet, rank_val: RankingSet, train_sources, val_sources, n_groups: int, *,

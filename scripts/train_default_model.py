@@ -82,6 +82,10 @@ def main(argv=None) -> int:
                     help="N more training ranking groups whose reference is first made plain (texture flattened, "
                          "half also darkened; biqa.synth.ranking.plain), and the same share of validation groups "
                          "(a candidate: needs --no-ship)")
+    ap.add_argument("--graphic-groups", type=int, default=0, metavar="N",
+                    help="N more training ranking groups whose reference is a rendered flat graphic in the crop's "
+                         "colours (biqa.synth.ranking.graphic), and the same share of validation groups (a candidate: "
+                         "needs --no-ship)")
     ap.add_argument("--pristine", default=None, metavar="DIR",
                     help="also draw ranking groups from the photos of `biqa data pristine --out DIR` "
                          "(15 enlightenment-data photographs: dark, foggy and smooth scenes)")
@@ -94,10 +98,10 @@ def main(argv=None) -> int:
               "candidates' sections): add --no-ship to fit it under runs/ without replacing "
               f"biqa/weights/{a.name}.safetensors", file=sys.stderr)
         return 2
-    extra_groups = {"low_key": a.low_key_groups, "plain": a.plain_groups}
+    extra_groups = {"low_key": a.low_key_groups, "plain": a.plain_groups, "graphic": a.graphic_groups}
     if any(extra_groups.values()) and not a.no_ship:
-        print("--low-key-groups and --plain-groups make a candidate, not shipped (docs/default_model.md): add "
-              "--no-ship", file=sys.stderr)
+        print("--low-key-groups, --plain-groups and --graphic-groups make a candidate, not shipped "
+              "(docs/default_model.md): add --no-ship", file=sys.stderr)
         return 2
 
     from biqa.checkpoint import export_checkpoint

@@ -209,6 +209,25 @@ def test_plain_flattens_texture_and_keeps_edges():
         assert right - left > 20 and 2.0 < gain < 5.0
 
 
+def test_graphic_is_flat_and_blends_only_the_crops_colours():
+    """Every layer of graphic is a convex blend of colours drawn from the crop, and darkening scales sRGB values
+    alike (k ** (1 / 2.2) on every channel). On a crop of two colours A = (200, 40, 40) and B = (40, 40, 200)
+    every output pixel is f * (t A + (1 - t) B): green is f * 40 and red + blue is f * 240, a ratio of 1/6."""
+    from biqa.synth.ranking import graphic
+
+    crop = np.zeros((90, 120, 3), np.uint8)
+    crop[:, :60], crop[:, 60:] = (200, 40, 40), (40, 40, 200)
+    for seed in range(12):
+        out = graphic(crop, np.random.default_rng(seed)).astype(float)
+        assert out.shape == crop.shape
+        lit = out.sum(-1) > 60  # away from the deepest darkening, where rounding dominates
+        ratio = out[..., 1][lit] / (out[..., 0] + out[..., 2])[lit]
+        assert np.abs(ratio - 1 / 6).max() < 0.02, seed
+        assert np.abs(np.diff(out, axis=1)).mean() < 3.0  # flat areas and ramps, no texture
+    one = graphic(np.full((40, 50, 3), 120, np.uint8), np.random.default_rng(3))
+    assert np.ptp(one) <= 1  # one colour in, one colour out
+
+
 def test_ranking_sets_concatenate_with_pairs_reindexed():
     from biqa.recipe import RankingSet
 

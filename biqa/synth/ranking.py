@@ -25,7 +25,8 @@ texture"). ``ranking_groups(..., reference=low_key)`` first darkens the crop in 
 smooths half of them, then distorts that reference as usual. The reference is only compared with
 its own distorted versions, so a darker reference is no claim that dark photos are worse.
 ``reference=plain`` (:func:`plain`) flattens the texture of the crop instead (flat regions, clean
-edges: the "plain content" on which noise reads as detail).
+edges: the "plain content" on which noise reads as detail), and ``reference=graphic`` (:func:`graphic`)
+replaces it by a rendered flat graphic in the crop's colours.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from .distortions import DISTORTIONS
 
@@ -173,7 +174,48 @@ def plain(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _expose(out, float(rng.uniform(0.03, 0.3))) if rng.random() < 0.5 else out
 
 
-REFERENCES: dict[str, Callable] = {"low_key": low_key, "plain": plain}  # named reference transforms
+def graphic(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A rendered flat graphic of the crop's size in colours drawn from the crop's pixels: a linear or radial
+    gradient background, 1-5 flat polygons or ellipses with anti-aliased edges (drawn at 2x, downscaled),
+    and with probability 1/2 a soft glow; darkened as :func:`low_key` does with probability 1/2. The
+    content of wallpapers, slides and interfaces: large flat areas, smooth ramps, clean edges."""
+    h, w = img.shape[:2]
+    pix = img.reshape(-1, 3)
+
+    def colour():
+        return pix[int(rng.integers(len(pix)))].astype(np.float32)
+
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if rng.random() < 0.5:  # linear ramp along a random direction
+        a = rng.uniform(0, 2 * np.pi)
+        t = (xx * np.cos(a) + yy * np.sin(a))
+    else:  # radial ramp from a random centre
+        t = np.hypot(xx - rng.uniform(0, w), yy - rng.uniform(0, h))
+    t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
+    c0, c1 = colour(), colour()
+    out = c0 + t[..., None] * (c1 - c0)
+    big = Image.new("L", (2 * w, 2 * h))
+    for _ in range(int(rng.integers(1, 6))):
+        big.paste(0, (0, 0, 2 * w, 2 * h))
+        draw = ImageDraw.Draw(big)
+        cx, cy, r = rng.uniform(0, 2 * w), rng.uniform(0, 2 * h), rng.uniform(0.1, 0.6) * 2 * min(w, h)
+        if rng.random() < 0.5:
+            draw.ellipse([cx - r, cy - r * rng.uniform(0.4, 1.0), cx + r, cy + r * rng.uniform(0.4, 1.0)], fill=255)
+        else:
+            ang = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 7))))
+            draw.polygon([(cx + r * np.cos(q), cy + r * np.sin(q)) for q in ang], fill=255)
+        m = np.asarray(big.resize((w, h), Image.BOX), np.float32)[..., None] / 255.0 * rng.uniform(0.6, 1.0)
+        out = out * (1 - m) + colour() * m
+    if rng.random() < 0.5:  # a soft glow
+        s = rng.uniform(0.1, 0.3) * min(w, h)
+        g = np.exp(-((xx - rng.uniform(0, w)) ** 2 + (yy - rng.uniform(0, h)) ** 2) / (2 * s * s))[..., None]
+        out = out + g * rng.uniform(0.2, 0.6) * (colour() - out)
+    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return _expose(out, float(rng.uniform(0.03, 0.3))) if rng.random() < 0.5 else out
+
+
+# named reference transforms
+REFERENCES: dict[str, Callable] = {"low_key": low_key, "plain": plain, "graphic": graphic}
 
 
 @dataclass
