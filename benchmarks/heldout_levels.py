@@ -11,7 +11,7 @@ For every (photo, family) group of 6 images (reference + levels 1-5) :func:`eval
 Spearman SRCC between the score and -level (1.0: the model ranks all six correctly) and whether the
 reference scores strictly highest. Level 1 is meant to be mild but visible.
 
-Two photo sets (``--photo-set``):
+Four photo sets (``--photo-set``):
 
 - ``shared`` (the default): the 9 photos of :data:`HELDOUT_PHOTOS` from ``../shared/data/photos``, at full
   resolution. Every model since v3 was looked at on it, so its numbers informed choices.
