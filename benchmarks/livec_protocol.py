@@ -103,6 +103,12 @@ EXTRA_GROUPS = {"recipe-lite02-noise-kernel-lowkey": ("low_key", 100),
 ON_REQUEST = tuple(v for v in FEATURE_VARIANTS if v != "recipe-noise-kernel")
 
 
+def uses_kernel(variant: str) -> bool:
+    """Whether ``variant`` fits the Gaussian-kernel term: every variant with ``kernel`` among its name's parts
+    (``recipe-lite02-noise-kernel-graphic`` too, not only the names that end in it)."""
+    return "kernel" in variant.split("-")
+
+
 def livec_records(path: Path, seeds: list[int]) -> pd.DataFrame:
     """The LIVE Challenge records with ``split_seedN`` columns (imported and split if absent)."""
     try:
@@ -312,7 +318,7 @@ def main(argv=None) -> int:
             Xv, rv, HXv = (other[name][0], other[name][2], other[name][3]) if name in other else (X, rank_val, HX)
             p, rep = select_params(Xv[fit], z[fit], ranking, rv, seed=s,
                                    residual=name in ("recipe", "recipe-more-photos", "recipe-kernel", *FEATURE_VARIANTS),
-                                   kernel=name.endswith("-kernel"))
+                                   kernel=uses_kernel(name))
             head = fit_recipe(Xv[fit], z[fit], ranking, p)
             srcc, plcc = metrics(head.predict(Xv[te]), z[te])
             row = {"variant": name, "split": s, "srcc": srcc, "plcc": plcc, "n_test": int(te.sum()),

@@ -92,3 +92,14 @@ def test_feature_variants_are_known_presets(protocol):
     from biqa.synth.ranking import REFERENCES
 
     assert {r for r, _ in protocol.EXTRA_GROUPS.values()} == set(REFERENCE_SEEDS) == set(REFERENCES)
+
+
+def test_kernel_variants_fit_the_kernel_term(protocol):
+    """The variants built on a kernel recipe fit the kernel term, the extra-group candidates too (their names
+    go on after ``-kernel``); the plain probe and the linear recipes do not."""
+    with_kernel = {v for v in protocol.VARIANTS if protocol.uses_kernel(v)}
+    assert with_kernel == {"probe-kernel", "recipe-kernel", "recipe-noise-kernel", "recipe-lite02-noise-kernel",
+                           "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel",
+                           "recipe-lite02-noise-kernel-lowkey", "recipe-lite02-noise-kernel-plain",
+                           "recipe-lite02-noise-kernel-graphic"}
+    assert set(protocol.EXTRA_GROUPS) <= with_kernel
