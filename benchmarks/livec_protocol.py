@@ -41,7 +41,7 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
   recipe with 100 more training ranking groups (and 15 validation groups) whose reference is first darkened, half of
   them also smoothed (:func:`biqa.synth.ranking.low_key`), made plain (:func:`biqa.synth.ranking.plain`) or
   replaced by a rendered flat graphic in the crop's colours (:func:`biqa.synth.ranking.graphic`;
-  :func:`biqa.recipe.add_reference_groups`);
+  :func:`biqa.recipe.add_reference_groups`); ``-graphic50``: half as many graphic groups (50 per 400);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
@@ -83,7 +83,8 @@ LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-originals", "recipe-more-photos",
             "probe-kernel", "recipe-kernel", "recipe-noise-kernel", "recipe-lite02-noise-kernel",
             "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel", "recipe-lite02-noise-kernel-lowkey",
-            "recipe-lite02-noise-kernel-plain", "recipe-lite02-noise-kernel-graphic", "brisque", "niqe", "piqe")
+            "recipe-lite02-noise-kernel-plain", "recipe-lite02-noise-kernel-graphic",
+            "recipe-lite02-noise-kernel-graphic50", "brisque", "niqe", "piqe")
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
 # variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
 # v3's recipe (lite0-mln-linear, biqa-fast), v4's, the default, with Lite2's statistics beside Lite0's, and the two
@@ -94,11 +95,13 @@ FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-
                     "recipe-blocks-noise-kernel": "lite0-mlbn-linear",
                     "recipe-lite02-noise-kernel-lowkey": "lite02-mln-linear",
                     "recipe-lite02-noise-kernel-plain": "lite02-mln-linear",
-                    "recipe-lite02-noise-kernel-graphic": "lite02-mln-linear"}
+                    "recipe-lite02-noise-kernel-graphic": "lite02-mln-linear",
+                    "recipe-lite02-noise-kernel-graphic50": "lite02-mln-linear"}
 # variant -> (reference transform, training groups added; biqa.recipe.add_reference_groups)
 EXTRA_GROUPS = {"recipe-lite02-noise-kernel-lowkey": ("low_key", 100),
                 "recipe-lite02-noise-kernel-plain": ("plain", 100),
-                "recipe-lite02-noise-kernel-graphic": ("graphic", 100)}
+                "recipe-lite02-noise-kernel-graphic": ("graphic", 100),
+                "recipe-lite02-noise-kernel-graphic50": ("graphic", 50)}
 # only with --variants: every feature variant but v3's (v4's costs ~2.4x the feature time; the others are candidates)
 ON_REQUEST = tuple(v for v in FEATURE_VARIANTS if v != "recipe-noise-kernel")
 

@@ -101,5 +101,5 @@ def test_kernel_variants_fit_the_kernel_term(protocol):
     assert with_kernel == {"probe-kernel", "recipe-kernel", "recipe-noise-kernel", "recipe-lite02-noise-kernel",
                            "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel",
                            "recipe-lite02-noise-kernel-lowkey", "recipe-lite02-noise-kernel-plain",
-                           "recipe-lite02-noise-kernel-graphic"}
+                           "recipe-lite02-noise-kernel-graphic", "recipe-lite02-noise-kernel-graphic50"}
     assert set(protocol.EXTRA_GROUPS) <= with_kernel
