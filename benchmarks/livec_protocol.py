@@ -84,24 +84,28 @@ VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-
             "probe-kernel", "recipe-kernel", "recipe-noise-kernel", "recipe-lite02-noise-kernel",
             "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel", "recipe-lite02-noise-kernel-lowkey",
             "recipe-lite02-noise-kernel-plain", "recipe-lite02-noise-kernel-graphic",
-            "recipe-lite02-noise-kernel-graphic50", "brisque", "niqe", "piqe")
+            "recipe-lite02-noise-kernel-graphic50", "recipe-lite02-noise-kernel-graphic-lowkey",
+            "brisque", "niqe", "piqe")
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
 # variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
 # v3's recipe (lite0-mln-linear, biqa-fast), v4's, the default, with Lite2's statistics beside Lite0's, and the two
 # candidates with every block group pooled (v4's on both backbones, v3's on Lite0) and v4's with low-key, plain or
-# graphic ranking groups added
+# graphic ranking groups added (or low-key and graphic both)
 FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-kernel": "lite02-mln-linear",
                     "recipe-lite02-blocks-noise-kernel": "lite02-mlbn-linear",
                     "recipe-blocks-noise-kernel": "lite0-mlbn-linear",
                     "recipe-lite02-noise-kernel-lowkey": "lite02-mln-linear",
                     "recipe-lite02-noise-kernel-plain": "lite02-mln-linear",
                     "recipe-lite02-noise-kernel-graphic": "lite02-mln-linear",
-                    "recipe-lite02-noise-kernel-graphic50": "lite02-mln-linear"}
-# variant -> (reference transform, training groups added; biqa.recipe.add_reference_groups)
-EXTRA_GROUPS = {"recipe-lite02-noise-kernel-lowkey": ("low_key", 100),
-                "recipe-lite02-noise-kernel-plain": ("plain", 100),
-                "recipe-lite02-noise-kernel-graphic": ("graphic", 100),
-                "recipe-lite02-noise-kernel-graphic50": ("graphic", 50)}
+                    "recipe-lite02-noise-kernel-graphic50": "lite02-mln-linear",
+                    "recipe-lite02-noise-kernel-graphic-lowkey": "lite02-mln-linear"}
+# variant -> ((reference transform, training groups added), ...) in the order scripts/train_default_model.py adds
+# them (biqa.recipe.add_reference_groups)
+EXTRA_GROUPS = {"recipe-lite02-noise-kernel-lowkey": (("low_key", 100),),
+                "recipe-lite02-noise-kernel-plain": (("plain", 100),),
+                "recipe-lite02-noise-kernel-graphic": (("graphic", 100),),
+                "recipe-lite02-noise-kernel-graphic50": (("graphic", 50),),
+                "recipe-lite02-noise-kernel-graphic-lowkey": (("low_key", 100), ("graphic", 100))}
 # only with --variants: every feature variant but v3's (v4's costs ~2.4x the feature time; the others are candidates)
 ON_REQUEST = tuple(v for v in FEATURE_VARIANTS if v != "recipe-noise-kernel")
 
@@ -295,8 +299,7 @@ def main(argv=None) -> int:
                                cache=fn / f"{tag}{stem}_{a.groups}.npz")
         rv = build_ranking_set(vphotos, voriginals, a.val_groups, seed=2, extractor=fxn,
                                cache=fn / f"{tag}rank_val_{a.val_groups}.npz")
-        if v in EXTRA_GROUPS:
-            reference, n_extra = EXTRA_GROUPS[v]
+        for reference, n_extra in EXTRA_GROUPS.get(v, ()):
             rs, rv = add_reference_groups(rs, rv, (ph, orig), (vphotos, voriginals), max(1, n_extra * a.groups // 400),
                                           reference=reference, extractor=fxn, cache_dir=fn, tag=tag)
         other[v] = (cached_path_features(df["abspath"].tolist(), fn / "livec.npz", fxn), rs, rv,

@@ -91,7 +91,12 @@ def test_feature_variants_are_known_presets(protocol):
     from biqa.recipe import REFERENCE_SEEDS
     from biqa.synth.ranking import REFERENCES
 
-    assert {r for r, _ in protocol.EXTRA_GROUPS.values()} == set(REFERENCE_SEEDS) == set(REFERENCES)
+    added = {r for groups in protocol.EXTRA_GROUPS.values() for r, _ in groups}
+    assert added == set(REFERENCE_SEEDS) == set(REFERENCES)
+    # several transforms are added in the training script's order (low-key, plain, graphic), as it adds them
+    order = ["low_key", "plain", "graphic"]
+    for groups in protocol.EXTRA_GROUPS.values():
+        assert [r for r, _ in groups] == sorted((r for r, _ in groups), key=order.index)
 
 
 def test_kernel_variants_fit_the_kernel_term(protocol):
@@ -101,5 +106,6 @@ def test_kernel_variants_fit_the_kernel_term(protocol):
     assert with_kernel == {"probe-kernel", "recipe-kernel", "recipe-noise-kernel", "recipe-lite02-noise-kernel",
                            "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel",
                            "recipe-lite02-noise-kernel-lowkey", "recipe-lite02-noise-kernel-plain",
-                           "recipe-lite02-noise-kernel-graphic", "recipe-lite02-noise-kernel-graphic50"}
+                           "recipe-lite02-noise-kernel-graphic", "recipe-lite02-noise-kernel-graphic50",
+                           "recipe-lite02-noise-kernel-graphic-lowkey"}
     assert set(protocol.EXTRA_GROUPS) <= with_kernel
