@@ -28,7 +28,7 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
 - ``recipe-noise-kernel`` (biqa-default v3's recipe, bundled as ``biqa-fast``): ``recipe-kernel`` on the features of
   ``lite0-mln-linear``: the same 1,024 statistics plus a classical noise floor of the image
   (:mod:`biqa.noisefloor`, 4 estimates repeated 8 times), cached in ``data/features-lite0-mln-linear``;
-- ``recipe-lite02-noise-kernel`` (biqa-default v4's recipe, the shipped default; only with ``--variants``:
+- ``recipe-lite02-noise-kernel`` (biqa-default v4's recipe, the default until v5; only with ``--variants``:
   ~2.4x the feature time): ``recipe-noise-kernel`` with EfficientNet-Lite2's statistics beside Lite0's (preset
   ``lite02-mln-linear``, ``data/features-lite02-mln-linear``);
 - ``recipe-lite02-blocks-noise-kernel`` (a candidate, measured on 10 splits and not shipped; only with
@@ -42,6 +42,8 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
   them also smoothed (:func:`biqa.synth.ranking.low_key`), made plain (:func:`biqa.synth.ranking.plain`) or
   replaced by a rendered flat graphic in the crop's colours (:func:`biqa.synth.ranking.graphic`;
   :func:`biqa.recipe.add_reference_groups`); ``-graphic50``: half as many graphic groups (50 per 400);
+- ``recipe-lite02-noise-kernel-graphic-lowkey`` (biqa-default v5's recipe, the shipped default; only with
+  ``--variants``): v4's recipe with the low-key and the graphic groups, 100 of each per 400;
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::

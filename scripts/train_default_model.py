@@ -1,7 +1,7 @@
-"""Train biqa-default v4 and ship it (biqa/weights/biqa-default.safetensors), or biqa-fast (v3).
+"""Train biqa-default v5 and ship it (biqa/weights/biqa-default.safetensors), or biqa-fast (v3).
 
     biqa data pristine --out data/pristine && python scripts/train_default_model.py --pristine data/pristine
-        # v4, the default model: ~18 min on 2 CPU cores from scratch, most of it features
+        # v5, the default model: ~22 min on 2 CPU cores from scratch, most of it features
     python scripts/train_default_model.py --pristine data/pristine --feature-preset lite0-mln-linear --name biqa-fast
         # biqa-fast (biqa-default v3): EfficientNet-Lite0 alone, ~11 min
     ... --no-ship                                    # train only (runs/<name>/best.safetensors)
@@ -13,7 +13,8 @@ that the head's penalty weighs them like 8 columns); --feature-preset lite0-mln-
 (v3, shipped as biqa-fast), lite0-ml-linear: Lite0 without the noise floor (v3's first release); a
 linear head fitted to the 880 LIVE Challenge photos' mean opinion scores with within-photo ranking
 pairs of synthetic distortions (400 groups from 42 pristine photos and their high-resolution originals,
-plus 15 with --pristine; 26 implementations in 10 families), and optionally a small residual
+plus 15 with --pristine; 26 implementations in 10 families; v5 adds 100 groups whose reference is first darkened
+and 100 whose reference is a rendered flat graphic: --low-key-groups, --graphic-groups), and optionally a small residual
 MLP beside it for the pairs a linear head cannot order; a Gaussian-kernel term beside the linear one
 (biqa.probe.fit_kernel: its landmarks are the 880 photos' standardised features), kept if it beats the
 plain probe's cross-validated SRCC (--no-kernel: without). Ridge penalty, kernel width and penalty,
@@ -41,8 +42,16 @@ DEFAULT_FEATURES = "lite02-mln-linear"  # Lite0 + noise floor + Lite2 statistics
 # measured and not shipped (docs/default_model.md, "A v5 candidate"); lite0-mlbn-linear a biqa-fast candidate (v4 of
 # biqa-fast, Lite0's 7 block groups), measured and not shipped ("A biqa-fast candidate")
 CANDIDATES = {"lite02-mlbn-linear", "lite0-mlbn-linear"}  # fitted with --no-ship only
-VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 4, "lite0-mlbn-linear": 4, "lite0-mln-linear": 3,
+VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 5, "lite0-mlbn-linear": 4, "lite0-mln-linear": 3,
             "lite0-ml-linear": 3}
+# the ranking groups with a transformed reference (biqa.synth.ranking.REFERENCES) that a preset's shipped recipe adds
+# to the 400 plain ones: v5 (biqa-default) adds 100 low-key and 100 rendered-graphic groups; v4 was the same recipe
+# without them (--low-key-groups 0 --graphic-groups 0 --no-ship); other counts make a candidate (--no-ship)
+REFERENCE_GROUPS = ("low_key", "plain", "graphic")
+SHIPPED_GROUPS = {"lite02-mln-linear": {"low_key": 100, "graphic": 100}}
+REFERENCE_WORDS = {"low_key": "first darkened (low-key, half also smoothed)",
+                   "plain": "first made plain (texture flattened)",
+                   "graphic": "a rendered flat graphic in the crop's colours"}
 CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and A.C. Bovik, UT Austin): trained on "
           "the 880 of its 1,162 photos present in ../shared. Its copyright notice (the database's README.txt) "
           "travels with every copy of the database; these weights contain none of its images (a kernel head holds "
@@ -74,18 +83,18 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="run folder (default: runs/NAME)")
     ap.add_argument("--groups", type=int, default=400, help="training ranking groups (6 images each)")
     ap.add_argument("--val-groups", type=int, default=60, help="ranking groups of the validation photos")
-    ap.add_argument("--low-key-groups", type=int, default=0, metavar="N",
+    ap.add_argument("--low-key-groups", type=int, default=None, metavar="N",
                     help="N more training ranking groups whose reference is first darkened (half also smoothed; "
-                         "biqa.synth.ranking.low_key), and the same share of validation groups (a candidate: "
-                         "needs --no-ship)")
-    ap.add_argument("--plain-groups", type=int, default=0, metavar="N",
+                         "biqa.synth.ranking.low_key), and the same share of validation groups (default: 100 for "
+                         "the default preset, v5; 0 otherwise; another count makes a candidate: needs --no-ship)")
+    ap.add_argument("--plain-groups", type=int, default=None, metavar="N",
                     help="N more training ranking groups whose reference is first made plain (texture flattened, "
                          "half also darkened; biqa.synth.ranking.plain), and the same share of validation groups "
-                         "(a candidate: needs --no-ship)")
-    ap.add_argument("--graphic-groups", type=int, default=0, metavar="N",
+                         "(default 0; more make a candidate: needs --no-ship)")
+    ap.add_argument("--graphic-groups", type=int, default=None, metavar="N",
                     help="N more training ranking groups whose reference is a rendered flat graphic in the crop's "
-                         "colours (biqa.synth.ranking.graphic), and the same share of validation groups (a candidate: "
-                         "needs --no-ship)")
+                         "colours (biqa.synth.ranking.graphic), and the same share of validation groups (default: 100 "
+                         "for the default preset, v5; 0 otherwise; another count makes a candidate: needs --no-ship)")
     ap.add_argument("--pristine", default=None, metavar="DIR",
                     help="also draw ranking groups from the photos of `biqa data pristine --out DIR` "
                          "(15 enlightenment-data photographs: dark, foggy and smooth scenes)")
@@ -98,10 +107,13 @@ def main(argv=None) -> int:
               "candidates' sections): add --no-ship to fit it under runs/ without replacing "
               f"biqa/weights/{a.name}.safetensors", file=sys.stderr)
         return 2
-    extra_groups = {"low_key": a.low_key_groups, "plain": a.plain_groups, "graphic": a.graphic_groups}
-    if any(extra_groups.values()) and not a.no_ship:
-        print("--low-key-groups, --plain-groups and --graphic-groups make a candidate, not shipped "
-              "(docs/default_model.md): add --no-ship", file=sys.stderr)
+    shipped_groups = {r: SHIPPED_GROUPS.get(a.feature_preset, {}).get(r, 0) for r in REFERENCE_GROUPS}
+    extra_groups = {r: shipped_groups[r] if getattr(a, f"{r}_groups") is None else getattr(a, f"{r}_groups")
+                    for r in REFERENCE_GROUPS}
+    if extra_groups != shipped_groups and not a.no_ship:
+        print("these --low-key-groups, --plain-groups and --graphic-groups make a candidate, not the shipped recipe "
+              f"of {a.feature_preset} ({', '.join(f'{r}: {n}' for r, n in shipped_groups.items())}; "
+              "docs/default_model.md): add --no-ship", file=sys.stderr)
         return 2
 
     from biqa.checkpoint import export_checkpoint
@@ -154,7 +166,9 @@ def main(argv=None) -> int:
                        "1 + 4 * MOS / 100) and within-photo ranking of synthetic distortions of "
                        f"{len({p.stem for p in photos + originals})} pristine photos (biqa.synth.ranking"
                        + (f"; {len(extra)} of them from Debian's enlightenment-data, BSD-2-clause, via "
-                          "`biqa data pristine`" if extra else "") + "); "
+                          "`biqa data pristine`" if extra else "")
+                       + "".join(f"; {n} more groups whose reference is {REFERENCE_WORDS[r]}"
+                                 for r, n in extra_groups.items() if n) + "); "
                        + ("backbones EfficientNet-Lite0 and Lite2 side by side with their ImageNet weights, frozen"
                           if len(backbone_names(body.backbone)) > 1
                           else "backbone EfficientNet-Lite0 with its ImageNet weights, frozen")
@@ -167,7 +181,7 @@ def main(argv=None) -> int:
                                            else f" --feature-preset {a.feature_preset}")
                                         + ("" if a.name == DEFAULT_MODEL else f" --name {a.name}")
                                         + "".join(f" --{r.replace('_', '-')}-groups {n}"
-                                                  for r, n in extra_groups.items() if n),
+                                                  for r, n in extra_groups.items() if n != shipped_groups[r]),
         "recipe": {"features": a.feature_preset, "alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                    "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
                    "kernel_gamma": params.kernel_gamma, "kernel_lam": params.kernel_lam,

@@ -36,9 +36,22 @@ def test_a_candidate_preset_is_not_shipped_over_the_bundled_model(tdm, capsys, t
     assert weights.stat().st_mtime_ns == before
 
 
-def test_low_key_groups_are_a_candidate_too(tdm, capsys, tmp_path):
+@pytest.mark.parametrize("args", [["--low-key-groups", "50"], ["--graphic-groups", "0"], ["--plain-groups", "100"],
+                                  ["--feature-preset", "lite0-mln-linear", "--name", FAST_MODEL, "--graphic-groups", "100"]])
+def test_other_reference_groups_than_the_shipped_recipes_are_a_candidate(tdm, capsys, tmp_path, args):
     weights = TRAINED_MODELS[DEFAULT_MODEL]
     before = weights.stat().st_mtime_ns
-    assert tdm.main(["--low-key-groups", "100", "--records", str(tmp_path / "none.csv")]) == 2
+    assert tdm.main([*args, "--records", str(tmp_path / "none.csv")]) == 2
     assert "--no-ship" in capsys.readouterr().err
     assert weights.stat().st_mtime_ns == before
+
+
+def test_the_bundled_models_were_trained_with_their_presets_shipped_groups(tdm):
+    """v5 (biqa-default) adds 100 low-key and 100 rendered-graphic ranking groups, biqa-fast (v3) none; the bundled
+    files' metadata says so, and their reproduce commands need no group flags."""
+    assert tdm.SHIPPED_GROUPS == {"lite02-mln-linear": {"low_key": 100, "graphic": 100}}
+    for name, path in TRAINED_MODELS.items():
+        meta = json.loads(path.with_suffix(".json").read_text())
+        shipped = tdm.SHIPPED_GROUPS.get(meta["recipe"]["features"], {})
+        assert {r: n for r, n in meta["recipe"].get("extra_groups", {}).items() if n} == shipped, name
+        assert "-groups" not in meta["reproduce"], name
