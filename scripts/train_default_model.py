@@ -38,9 +38,9 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT / ".." / "shared" / "data"
 LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 DEFAULT_FEATURES = "lite02-mln-linear"  # Lite0 + noise floor + Lite2 statistics (biqa.recipe.FEATURE_PRESETS)
-# the model version a preset makes (every FEATURE_PRESETS key needs one); lite02-mlbn-linear is the v5 candidate,
-# measured and not shipped (docs/default_model.md, "A v5 candidate"); lite0-mlbn-linear a biqa-fast candidate (v4 of
-# biqa-fast, Lite0's 7 block groups), measured and not shipped ("A biqa-fast candidate")
+# the model version a preset makes (every FEATURE_PRESETS key needs one); lite02-mlbn-linear is an earlier v5
+# candidate, measured and not shipped (docs/default_model.md, "A v5 candidate: block groups"); lite0-mlbn-linear a
+# biqa-fast candidate (v4 of biqa-fast, Lite0's 7 block groups), measured and not shipped ("A biqa-fast candidate")
 CANDIDATES = {"lite02-mlbn-linear", "lite0-mlbn-linear"}  # fitted with --no-ship only
 VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 5, "lite0-mlbn-linear": 4, "lite0-mln-linear": 3,
             "lite0-ml-linear": 3}
@@ -72,8 +72,8 @@ def main(argv=None) -> int:
     ap.add_argument("--feature-preset", default=DEFAULT_FEATURES,
                     choices=list(FEATURE_PRESETS),
                     help="the frozen features: Lite0's 1,024 statistics, a classical noise floor (biqa.noisefloor) "
-                         "and Lite2's 1,120 statistics (lite02-mln-linear: the default, v4); Lite0's statistics and "
-                         "the noise floor (lite0-mln-linear: v3, biqa-fast); Lite0's statistics alone "
+                         "and Lite2's 1,120 statistics (lite02-mln-linear: the default, v4 and v5); Lite0's statistics "
+                         "and the noise floor (lite0-mln-linear: v3, biqa-fast); Lite0's statistics alone "
                          "(lite0-ml-linear: v3 before the noise floor); all 7 block groups of both backbones "
                          "(lite02-mlbn-linear: a v5 candidate, not shipped; lite0-mlbn-linear: Lite0's 7 block groups, a "
                          "biqa-fast candidate; use them with --no-ship)")
