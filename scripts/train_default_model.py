@@ -44,10 +44,10 @@ DEFAULT_FEATURES = "lite02-mln-linear"  # Lite0 + noise floor + Lite2 statistics
 CANDIDATES = {"lite02-mlbn-linear", "lite0-mlbn-linear"}  # fitted with --no-ship only
 VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 5, "lite0-mlbn-linear": 4, "lite0-mln-linear": 3,
             "lite0-ml-linear": 3}
-# the ranking groups with a transformed reference (biqa.synth.ranking.REFERENCES) that a preset's shipped recipe adds
-# to the 400 plain ones: v5 (biqa-default) adds 100 low-key and 100 rendered-graphic groups; v4 was the same recipe
-# without them (--low-key-groups 0 --graphic-groups 0 --no-ship); other counts make a candidate (--no-ship)
-REFERENCE_GROUPS = ("low_key", "plain", "graphic")
+# the ranking groups with a transformed reference (biqa.recipe.REFERENCE_SEEDS' names, added in their order) that a
+# preset's shipped recipe adds to the 400 plain ones: v5 (biqa-default) adds 100 low-key and 100 rendered-graphic
+# groups; v4 was the same recipe without them (--low-key-groups 0 --graphic-groups 0 --no-ship); other counts make a
+# candidate (--no-ship)
 SHIPPED_GROUPS = {"lite02-mln-linear": {"low_key": 100, "graphic": 100}}
 REFERENCE_WORDS = {"low_key": "first darkened (low-key, half also smoothed)",
                    "plain": "first made plain (texture flattened)",
@@ -61,7 +61,7 @@ CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and 
 
 
 def main(argv=None) -> int:
-    from biqa.recipe import FEATURE_PRESETS  # the feature presets the recipe knows
+    from biqa.recipe import FEATURE_PRESETS, REFERENCE_SEEDS  # the presets and reference transforms the recipe knows
     from biqa.zoo import DEFAULT_MODEL, TRAINED_MODELS  # the bundled models it can ship as
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,9 +107,9 @@ def main(argv=None) -> int:
               "candidates' sections): add --no-ship to fit it under runs/ without replacing "
               f"biqa/weights/{a.name}.safetensors", file=sys.stderr)
         return 2
-    shipped_groups = {r: SHIPPED_GROUPS.get(a.feature_preset, {}).get(r, 0) for r in REFERENCE_GROUPS}
-    extra_groups = {r: shipped_groups[r] if getattr(a, f"{r}_groups") is None else getattr(a, f"{r}_groups")
-                    for r in REFERENCE_GROUPS}
+    shipped_groups = {r: SHIPPED_GROUPS.get(a.feature_preset, {}).get(r, 0) for r in REFERENCE_SEEDS}
+    asked = {r: getattr(a, f"{r}_groups") for r in REFERENCE_SEEDS}
+    extra_groups = {r: shipped_groups[r] if n is None else n for r, n in asked.items()}
     if extra_groups != shipped_groups and not a.no_ship:
         print("these --low-key-groups, --plain-groups and --graphic-groups make a candidate, not the shipped recipe "
               f"of {a.feature_preset} ({', '.join(f'{r}: {n}' for r, n in shipped_groups.items())}; "
