@@ -44,6 +44,9 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
   :func:`biqa.recipe.add_reference_groups`); ``-graphic50``: half as many graphic groups (50 per 400);
 - ``recipe-lite02-noise-kernel-graphic-lowkey`` (biqa-default v5's recipe, the shipped default; only with
   ``--variants``): v4's recipe with the low-key and the graphic groups, 100 of each per 400;
+- ``recipe-blocks-noise-kernel-graphic-lowkey`` and ``recipe-noise-kernel-graphic-lowkey`` (``biqa-fast``
+  candidates; only with ``--variants``): v5's 200 extra groups added to ``recipe-blocks-noise-kernel`` (Lite0's 7
+  block groups) and to ``recipe-noise-kernel`` (v3's recipe, Lite0's 5 stages);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
@@ -87,6 +90,7 @@ VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-
             "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel", "recipe-lite02-noise-kernel-lowkey",
             "recipe-lite02-noise-kernel-plain", "recipe-lite02-noise-kernel-graphic",
             "recipe-lite02-noise-kernel-graphic50", "recipe-lite02-noise-kernel-graphic-lowkey",
+            "recipe-blocks-noise-kernel-graphic-lowkey", "recipe-noise-kernel-graphic-lowkey",
             "brisque", "niqe", "piqe")
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
 # variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
@@ -100,14 +104,18 @@ FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-
                     "recipe-lite02-noise-kernel-plain": "lite02-mln-linear",
                     "recipe-lite02-noise-kernel-graphic": "lite02-mln-linear",
                     "recipe-lite02-noise-kernel-graphic50": "lite02-mln-linear",
-                    "recipe-lite02-noise-kernel-graphic-lowkey": "lite02-mln-linear"}
+                    "recipe-lite02-noise-kernel-graphic-lowkey": "lite02-mln-linear",
+                    "recipe-blocks-noise-kernel-graphic-lowkey": "lite0-mlbn-linear",
+                    "recipe-noise-kernel-graphic-lowkey": NOISE_FEATURES}
 # variant -> ((reference transform, training groups added), ...) in the order scripts/train_default_model.py adds
 # them (biqa.recipe.add_reference_groups)
 EXTRA_GROUPS = {"recipe-lite02-noise-kernel-lowkey": (("low_key", 100),),
                 "recipe-lite02-noise-kernel-plain": (("plain", 100),),
                 "recipe-lite02-noise-kernel-graphic": (("graphic", 100),),
                 "recipe-lite02-noise-kernel-graphic50": (("graphic", 50),),
-                "recipe-lite02-noise-kernel-graphic-lowkey": (("low_key", 100), ("graphic", 100))}
+                "recipe-lite02-noise-kernel-graphic-lowkey": (("low_key", 100), ("graphic", 100)),
+                "recipe-blocks-noise-kernel-graphic-lowkey": (("low_key", 100), ("graphic", 100)),
+                "recipe-noise-kernel-graphic-lowkey": (("low_key", 100), ("graphic", 100))}
 # only with --variants: every feature variant but v3's (v4's costs ~2.4x the feature time; the others are candidates)
 ON_REQUEST = tuple(v for v in FEATURE_VARIANTS if v != "recipe-noise-kernel")
 

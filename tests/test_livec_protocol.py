@@ -85,9 +85,11 @@ def test_feature_variants_are_known_presets(protocol):
         assert preset in FEATURE_PRESETS, variant
         assert get_preset(FEATURE_PRESETS[preset]).pooling == "multilevel-noise", variant
     assert protocol.FEATURE_VARIANTS["recipe-blocks-noise-kernel"] == "lite0-mlbn-linear"
-    # the low-key and plain candidates are v4's recipe on v4's features, with more groups; only on request
+    # the extra-group candidates are v4's recipe on v4's features, or biqa-fast's candidates on Lite0's (5 stages or
+    # 7 block groups), with more groups; only on request
     assert set(protocol.EXTRA_GROUPS) <= set(protocol.ON_REQUEST)
-    assert {protocol.FEATURE_VARIANTS[v] for v in protocol.EXTRA_GROUPS} == {"lite02-mln-linear"}
+    assert {protocol.FEATURE_VARIANTS[v] for v in protocol.EXTRA_GROUPS} == {"lite02-mln-linear", "lite0-mln-linear",
+                                                                             "lite0-mlbn-linear"}
     from biqa.recipe import REFERENCE_SEEDS
     from biqa.synth.ranking import REFERENCES
 
@@ -107,5 +109,6 @@ def test_kernel_variants_fit_the_kernel_term(protocol):
                            "recipe-lite02-blocks-noise-kernel", "recipe-blocks-noise-kernel",
                            "recipe-lite02-noise-kernel-lowkey", "recipe-lite02-noise-kernel-plain",
                            "recipe-lite02-noise-kernel-graphic", "recipe-lite02-noise-kernel-graphic50",
-                           "recipe-lite02-noise-kernel-graphic-lowkey"}
+                           "recipe-lite02-noise-kernel-graphic-lowkey", "recipe-blocks-noise-kernel-graphic-lowkey",
+                           "recipe-noise-kernel-graphic-lowkey"}
     assert set(protocol.EXTRA_GROUPS) <= with_kernel
