@@ -143,7 +143,7 @@ register_preset(ModelPreset(
     "lite0-mlbn-linear", "tf_efficientnet_lite0", "score", {"norm": True}, 224, pooling="multilevel-noise",
     pooling_kwargs={"noise_repeat": 8, "levels": "blocks"},
     description="lite0-mln-linear with all 7 of Lite0's block groups pooled (1,568 statistics) + the noise floor + a "
-                "linear head (its kernel term and residual MLP follow the fitted head)"))
+                "linear head (its kernel term and residual MLP follow the fitted head; biqa-fast v4's)"))
 register_preset(ModelPreset(
     "lite02-mlbn-linear", "tf_efficientnet_lite0+tf_efficientnet_lite2", "score", {"norm": True}, 224,
     pooling="multilevel-noise", pooling_kwargs={"noise_repeat": 8, "levels": "blocks"},
@@ -169,7 +169,7 @@ register_preset(ModelPreset(
     "lite0-mln-kernel", "tf_efficientnet_lite0", "score", {"norm": True, "residual": 64, "kernel": 880}, 224,
     pooling="multilevel-noise", pooling_kwargs={"noise_repeat": 8},
     description="lite0-ml-kernel on lite0-mln-linear's features (statistics + noise floor; its landmark count and "
-                "residual MLP follow the fitted head; biqa-default v3's, bundled as biqa-fast)"))
+                "residual MLP follow the fitted head; biqa-default v3's, bundled as biqa-fast v3)"))
 register_preset(ModelPreset(
     "resnet18-mos", "resnet18", "score", {}, 384,
     description="ResNet-18 + MOS regression (the OHEM paper's backbone; ImageNet weights from a local file)"))

@@ -45,7 +45,7 @@ RANK_VAL_PHOTOS = ("lomiri-wallpapers__Bridge_by_Sander_Klootwijk", "lxqt-themes
 # those plus the noise floor (biqa.noisefloor; the shipped model's).
 # lite02-mln-linear = Lite0's statistics, the noise floor and Lite2's statistics (v4's); lite02-mlbn-linear = the same
 # with every block group of both backbones pooled (7 each instead of 5 stages); lite0-mlbn-linear = lite0-mln-linear
-# with Lite0's 7 block groups pooled (a biqa-fast candidate).
+# with Lite0's 7 block groups pooled (biqa-fast v4's).
 FEATURE_PRESETS = {"lite0-ml-linear": "lite0-ml-kernel", "lite0-mln-linear": "lite0-mln-kernel",
                    "lite0-mlbn-linear": "lite0-mlbn-linear", "lite02-mln-linear": "lite02-mln-linear",
                    "lite02-mlbn-linear": "lite02-mlbn-linear"}  # the preset a fitted recipe head is saved with

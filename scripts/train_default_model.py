@@ -1,21 +1,22 @@
-"""Train biqa-default v5 and ship it (biqa/weights/biqa-default.safetensors), or biqa-fast (v3).
+"""Train biqa-default v5 and ship it (biqa/weights/biqa-default.safetensors), or biqa-fast v4.
 
     biqa data pristine --out data/pristine && python scripts/train_default_model.py --pristine data/pristine
         # v5, the default model: ~22 min on 2 CPU cores from scratch, most of it features
-    python scripts/train_default_model.py --pristine data/pristine --feature-preset lite0-mln-linear --name biqa-fast
-        # biqa-fast (biqa-default v3): EfficientNet-Lite0 alone, ~11 min
+    python scripts/train_default_model.py --pristine data/pristine --name biqa-fast
+        # biqa-fast v4: EfficientNet-Lite0 alone (its 7 block groups), ~11 min
     ... --no-ship                                    # train only (runs/<name>/best.safetensors)
 
 The recipe (biqa.recipe): EfficientNet-Lite0 and EfficientNet-Lite2 side by side with their ImageNet
 weights, frozen (biqa.models.SideBySide); mean and std of each of their 5 stages (1,024 + 1,120
 features) plus a classical noise floor of the image (biqa.noisefloor: 4 estimates repeated 8 times so
-that the head's penalty weighs them like 8 columns); --feature-preset lite0-mln-linear: Lite0 alone
-(v3, shipped as biqa-fast), lite0-ml-linear: Lite0 without the noise floor (v3's first release); a
-linear head fitted to the 880 LIVE Challenge photos' mean opinion scores with within-photo ranking
+that the head's penalty weighs them like 8 columns); --name biqa-fast: Lite0 alone, mean and std of all 7 of
+its block groups (1,568 features; --feature-preset lite0-mlbn-linear) and the noise floor (biqa-fast v4);
+--feature-preset lite0-mln-linear: Lite0's 5 stages (biqa-fast v3), lite0-ml-linear: without the noise floor
+(v3's first release); a linear head fitted to the 880 LIVE Challenge photos' mean opinion scores with within-photo ranking
 pairs of synthetic distortions (400 groups from 42 pristine photos and their high-resolution originals,
-plus 15 with --pristine; 26 implementations in 10 families; v5 adds 100 groups whose reference is first darkened
-and 100 whose reference is a rendered flat graphic: --low-key-groups, --graphic-groups), and optionally a small residual
-MLP beside it for the pairs a linear head cannot order; a Gaussian-kernel term beside the linear one
+plus 15 with --pristine; 26 implementations in 10 families; biqa-default v5 and biqa-fast v4 add 100 groups whose
+reference is first darkened and 100 whose reference is a rendered flat graphic: --low-key-groups, --graphic-groups),
+and optionally a small residual MLP beside it for the pairs a linear head cannot order; a Gaussian-kernel term beside the linear one
 (biqa.probe.fit_kernel: its landmarks are the 880 photos' standardised features), kept if it beats the
 plain probe's cross-validated SRCC (--no-kernel: without). Ridge penalty, kernel width and penalty,
 ranking weight, margin and the residual are chosen by 5-fold cross-validation on LIVE Challenge and by
@@ -37,26 +38,30 @@ sys.path.insert(0, str(ROOT))
 
 SHARED = ROOT / ".." / "shared" / "data"
 LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
-DEFAULT_FEATURES = "lite02-mln-linear"  # Lite0 + noise floor + Lite2 statistics (biqa.recipe.FEATURE_PRESETS)
-# the model version a preset makes (every FEATURE_PRESETS key needs one); lite02-mlbn-linear is an earlier v5
-# candidate, measured and not shipped (docs/default_model.md, "A v5 candidate: block groups"); lite0-mlbn-linear a
-# biqa-fast candidate (v4 of biqa-fast, Lite0's 7 block groups), measured and not shipped ("A biqa-fast candidate")
-CANDIDATES = {"lite02-mlbn-linear", "lite0-mlbn-linear"}  # fitted with --no-ship only
+# the features each bundled model ships with (biqa.recipe.FEATURE_PRESETS); --feature-preset defaults to --name's.
+# Any other preset makes a candidate or an earlier version, fitted with --no-ship only: lite02-mlbn-linear is an
+# earlier v5 candidate, measured and not shipped (docs/default_model.md, "A v5 candidate: block groups");
+# lite0-mln-linear is biqa-fast v3, lite0-ml-linear v3's first release
+SHIPPED_PRESETS = {"biqa-default": "lite02-mln-linear",  # v5: Lite0 + noise floor + Lite2 statistics
+                   "biqa-fast": "lite0-mlbn-linear"}  # v4: Lite0's 7 block groups + noise floor
+# the model version a preset makes (every FEATURE_PRESETS key needs one; versions count per bundled name since
+# biqa-fast split off: biqa-fast v3 was biqa-default v3)
 VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 5, "lite0-mlbn-linear": 4, "lite0-mln-linear": 3,
             "lite0-ml-linear": 3}
 # the ranking groups with a transformed reference (biqa.recipe.REFERENCE_SEEDS' names, added in their order) that a
-# preset's shipped recipe adds to the 400 plain ones: v5 (biqa-default) adds 100 low-key and 100 rendered-graphic
-# groups; v4 was the same recipe without them (--low-key-groups 0 --graphic-groups 0 --no-ship); other counts make a
-# candidate (--no-ship)
-SHIPPED_GROUPS = {"lite02-mln-linear": {"low_key": 100, "graphic": 100}}
+# preset's shipped recipe adds to the 400 plain ones: biqa-default v5 and biqa-fast v4 add 100 low-key and 100
+# rendered-graphic groups; biqa-default v4 was v5's recipe without them (--low-key-groups 0 --graphic-groups 0
+# --no-ship); other counts make a candidate (--no-ship)
+SHIPPED_GROUPS = {"lite02-mln-linear": {"low_key": 100, "graphic": 100},
+                  "lite0-mlbn-linear": {"low_key": 100, "graphic": 100}}
 REFERENCE_WORDS = {"low_key": "first darkened (low-key, half also smoothed)",
                    "plain": "first made plain (texture flattened)",
                    "graphic": "a rendered flat graphic in the crop's colours"}
 CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and A.C. Bovik, UT Austin): trained on "
           "the 880 of its 1,162 photos present in ../shared. Its copyright notice (the database's README.txt) "
           "travels with every copy of the database; these weights contain none of its images (a kernel head holds "
-          "pooled backbone statistics of each photo (1,024 of Lite0's, 1,120 of Lite2's in v4; with the noise floor, "
-          "4 noise estimates), from which "
+          "pooled backbone statistics of each photo (biqa-default: 1,024 of Lite0's and 1,120 of Lite2's; biqa-fast "
+          "v4: 1,568 of Lite0's; with the noise floor, 4 noise estimates), from which "
           "the photo cannot be rebuilt).")
 
 
@@ -69,14 +74,15 @@ def main(argv=None) -> int:
     ap.add_argument("--features", default=None,
                     help="feature cache folder (default: data/features-<preset>; data/features for "
                          "--feature-preset lite0-ml-linear)")
-    ap.add_argument("--feature-preset", default=DEFAULT_FEATURES,
+    ap.add_argument("--feature-preset", default=None,
                     choices=list(FEATURE_PRESETS),
-                    help="the frozen features: Lite0's 1,024 statistics, a classical noise floor (biqa.noisefloor) "
-                         "and Lite2's 1,120 statistics (lite02-mln-linear: the default, v4 and v5); Lite0's statistics "
-                         "and the noise floor (lite0-mln-linear: v3, biqa-fast); Lite0's statistics alone "
-                         "(lite0-ml-linear: v3 before the noise floor); all 7 block groups of both backbones "
-                         "(lite02-mlbn-linear: a v5 candidate, not shipped; lite0-mlbn-linear: Lite0's 7 block groups, a "
-                         "biqa-fast candidate; use them with --no-ship)")
+                    help="the frozen features (default: --name's shipped ones): Lite0's 1,024 statistics, a classical "
+                         "noise floor (biqa.noisefloor) and Lite2's 1,120 statistics (lite02-mln-linear: biqa-default "
+                         "v4 and v5); Lite0's 7 block groups (1,568 statistics) and the noise floor (lite0-mlbn-linear: "
+                         "biqa-fast v4); Lite0's 5 stages and the noise floor (lite0-mln-linear: biqa-fast v3); Lite0's "
+                         "statistics alone (lite0-ml-linear: v3 before the noise floor); all 7 block groups of both "
+                         "backbones (lite02-mlbn-linear: a v5 candidate, not shipped). A preset that is not --name's "
+                         "shipped one needs --no-ship")
     ap.add_argument("--name", default=DEFAULT_MODEL, choices=list(TRAINED_MODELS),
                     help="the bundled model it ships as: biqa/weights/NAME.safetensors (biqa-fast: v3, with "
                          "--feature-preset lite0-mln-linear)")
@@ -102,10 +108,11 @@ def main(argv=None) -> int:
                     help="no Gaussian-kernel term beside the linear head (the head of v3's releases before it)")
     ap.add_argument("--no-ship", action="store_true", help="do not overwrite biqa/weights/NAME.safetensors")
     a = ap.parse_args(argv)
-    if a.feature_preset in CANDIDATES and not a.no_ship:
-        print(f"--feature-preset {a.feature_preset} makes a candidate, not shipped (docs/default_model.md: the "
-              "candidates' sections): add --no-ship to fit it under runs/ without replacing "
-              f"biqa/weights/{a.name}.safetensors", file=sys.stderr)
+    a.feature_preset = a.feature_preset or SHIPPED_PRESETS[a.name]
+    if a.feature_preset != SHIPPED_PRESETS[a.name] and not a.no_ship:
+        print(f"--feature-preset {a.feature_preset} makes a candidate or an earlier version, not shipped as {a.name} "
+              f"(its preset is {SHIPPED_PRESETS[a.name]}; docs/default_model.md: the candidates' sections): add "
+              f"--no-ship to fit it under runs/ without replacing biqa/weights/{a.name}.safetensors", file=sys.stderr)
         return 2
     shipped_groups = {r: SHIPPED_GROUPS.get(a.feature_preset, {}).get(r, 0) for r in REFERENCE_SEEDS}
     asked = {r: getattr(a, f"{r}_groups") for r in REFERENCE_SEEDS}
@@ -177,7 +184,7 @@ def main(argv=None) -> int:
                        + ". Scores on a 1-5 scale, higher is better."),
         "credit": CREDIT, "reproduce": ("biqa data pristine --out data/pristine && python scripts/train_default_model.py "
                                          "--pristine data/pristine" if extra else "python scripts/train_default_model.py")
-                                        + ("" if a.feature_preset == DEFAULT_FEATURES
+                                        + ("" if a.feature_preset == SHIPPED_PRESETS[a.name]
                                            else f" --feature-preset {a.feature_preset}")
                                         + ("" if a.name == DEFAULT_MODEL else f" --name {a.name}")
                                         + "".join(f" --{r.replace('_', '-')}-groups {n}"
