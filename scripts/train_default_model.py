@@ -3,7 +3,7 @@
     biqa data pristine --out data/pristine && python scripts/train_default_model.py --pristine data/pristine
         # v5, the default model: ~22 min on 2 CPU cores from scratch, most of it features
     python scripts/train_default_model.py --pristine data/pristine --name biqa-fast
-        # biqa-fast v4: EfficientNet-Lite0 alone (its 7 block groups), ~11 min
+        # biqa-fast v4: EfficientNet-Lite0 alone (its 7 block groups), ~12 min
     ... --no-ship                                    # train only (runs/<name>/best.safetensors)
 
 The recipe (biqa.recipe): EfficientNet-Lite0 and EfficientNet-Lite2 side by side with their ImageNet
@@ -84,8 +84,8 @@ def main(argv=None) -> int:
                          "backbones (lite02-mlbn-linear: a v5 candidate, not shipped). A preset that is not --name's "
                          "shipped one needs --no-ship")
     ap.add_argument("--name", default=DEFAULT_MODEL, choices=list(TRAINED_MODELS),
-                    help="the bundled model it ships as: biqa/weights/NAME.safetensors (biqa-fast: v3, with "
-                         "--feature-preset lite0-mln-linear)")
+                    help="the bundled model it ships as: biqa/weights/NAME.safetensors (biqa-default: v5; biqa-fast: "
+                         "v4, EfficientNet-Lite0 alone)")
     ap.add_argument("--out", default=None, help="run folder (default: runs/NAME)")
     ap.add_argument("--groups", type=int, default=400, help="training ranking groups (6 images each)")
     ap.add_argument("--val-groups", type=int, default=60, help="ranking groups of the validation photos")
