@@ -76,8 +76,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from biqa.probe import FeatureExtractor, cached_path_features  # noqa: E402
-from biqa.recipe import (NOISE_FEATURES, add_reference_groups, build_ranking_set, ensure_livec,  # noqa: E402
-                         feature_cache_dir, fit_recipe, pristine_files, ranking_sources, select_params)
+from biqa.recipe import (NOISE_FEATURES, SHIPPED_REFERENCE_GROUPS, add_reference_groups,  # noqa: E402
+                         build_ranking_set, ensure_livec, feature_cache_dir, fit_recipe, pristine_files,
+                         ranking_sources, select_params)
 sys.path.insert(0, str(HERE))
 import heldout_levels as hl  # noqa: E402  (the held-out level-ranking check, benchmarks/heldout_levels.py)
 
@@ -108,14 +109,15 @@ FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-
                     "recipe-blocks-noise-kernel-graphic-lowkey": "lite0-mlbn-linear",
                     "recipe-noise-kernel-graphic-lowkey": NOISE_FEATURES}
 # variant -> ((reference transform, training groups added), ...) in the order scripts/train_default_model.py adds
-# them (biqa.recipe.add_reference_groups)
+# them (biqa.recipe.add_reference_groups); the shipped recipes' low-key and graphic groups are SHIPPED
+SHIPPED = tuple(SHIPPED_REFERENCE_GROUPS.items())
 EXTRA_GROUPS = {"recipe-lite02-noise-kernel-lowkey": (("low_key", 100),),
                 "recipe-lite02-noise-kernel-plain": (("plain", 100),),
                 "recipe-lite02-noise-kernel-graphic": (("graphic", 100),),
                 "recipe-lite02-noise-kernel-graphic50": (("graphic", 50),),
-                "recipe-lite02-noise-kernel-graphic-lowkey": (("low_key", 100), ("graphic", 100)),
-                "recipe-blocks-noise-kernel-graphic-lowkey": (("low_key", 100), ("graphic", 100)),
-                "recipe-noise-kernel-graphic-lowkey": (("low_key", 100), ("graphic", 100))}
+                "recipe-lite02-noise-kernel-graphic-lowkey": SHIPPED,
+                "recipe-blocks-noise-kernel-graphic-lowkey": SHIPPED,
+                "recipe-noise-kernel-graphic-lowkey": SHIPPED}
 # only with --variants: every feature variant but v3's (v4's costs ~2.4x the feature time; the others are candidates)
 ON_REQUEST = tuple(v for v in FEATURE_VARIANTS if v != "recipe-noise-kernel")
 

@@ -205,6 +205,9 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
 
 # seeds of the transformed-reference training and validation groups (the untransformed ones use 1 and 2)
 REFERENCE_SEEDS = {"low_key": (3, 4), "plain": (5, 6), "graphic": (7, 8)}
+# the transformed-reference groups the shipped recipes add to the 400 plain ones (biqa-default v5, biqa-fast v4), in
+# REFERENCE_SEEDS' order: scripts/train_default_model.py ships them, benchmarks/livec_protocol.py measures them
+SHIPPED_REFERENCE_GROUPS = {"low_key": 100, "graphic": 100}
 
 
 def add_reference_groups(ranking: RankingSet, rank_val: RankingSet, train_sources, val_sources, n_groups: int, *,

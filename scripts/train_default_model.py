@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from biqa.recipe import SHIPPED_REFERENCE_GROUPS  # noqa: E402  (the groups the shipped recipes add)
+
 SHARED = ROOT / ".." / "shared" / "data"
 LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 # the features each bundled model ships with (biqa.recipe.FEATURE_PRESETS); --feature-preset defaults to --name's.
@@ -52,8 +54,7 @@ VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 5, "lite0-mlbn-linear"
 # preset's shipped recipe adds to the 400 plain ones: biqa-default v5 and biqa-fast v4 add 100 low-key and 100
 # rendered-graphic groups; biqa-default v4 was v5's recipe without them (--low-key-groups 0 --graphic-groups 0
 # --no-ship); other counts make a candidate (--no-ship)
-SHIPPED_GROUPS = {"lite02-mln-linear": {"low_key": 100, "graphic": 100},
-                  "lite0-mlbn-linear": {"low_key": 100, "graphic": 100}}
+SHIPPED_GROUPS = {preset: dict(SHIPPED_REFERENCE_GROUPS) for preset in SHIPPED_PRESETS.values()}
 REFERENCE_WORDS = {"low_key": "first darkened (low-key, half also smoothed)",
                    "plain": "first made plain (texture flattened)",
                    "graphic": "a rendered flat graphic in the crop's colours"}
@@ -89,18 +90,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="run folder (default: runs/NAME)")
     ap.add_argument("--groups", type=int, default=400, help="training ranking groups (6 images each)")
     ap.add_argument("--val-groups", type=int, default=60, help="ranking groups of the validation photos")
-    ap.add_argument("--low-key-groups", type=int, default=None, metavar="N",
-                    help="N more training ranking groups whose reference is first darkened (half also smoothed; "
-                         "biqa.synth.ranking.low_key), and the same share of validation groups (default: 100 for "
-                         "the default preset, v5; 0 otherwise; another count makes a candidate: needs --no-ship)")
-    ap.add_argument("--plain-groups", type=int, default=None, metavar="N",
-                    help="N more training ranking groups whose reference is first made plain (texture flattened, "
-                         "half also darkened; biqa.synth.ranking.plain), and the same share of validation groups "
-                         "(default 0; more make a candidate: needs --no-ship)")
-    ap.add_argument("--graphic-groups", type=int, default=None, metavar="N",
-                    help="N more training ranking groups whose reference is a rendered flat graphic in the crop's "
-                         "colours (biqa.synth.ranking.graphic), and the same share of validation groups (default: 100 "
-                         "for the default preset, v5; 0 otherwise; another count makes a candidate: needs --no-ship)")
+    for r in REFERENCE_SEEDS:  # --low-key-groups, --plain-groups, --graphic-groups
+        ap.add_argument(f"--{r.replace('_', '-')}-groups", type=int, default=None, metavar="N",
+                        help=f"N more training ranking groups whose reference is {REFERENCE_WORDS[r]} "
+                             f"(biqa.synth.ranking.{r}), and the same share of validation groups (default: the "
+                             "preset's shipped count, SHIPPED_GROUPS: "
+                             f"{SHIPPED_REFERENCE_GROUPS.get(r, 0)} for biqa-default v5 and biqa-fast v4, 0 for other "
+                             "presets; another count makes a candidate: needs --no-ship)")
     ap.add_argument("--pristine", default=None, metavar="DIR",
                     help="also draw ranking groups from the photos of `biqa data pristine --out DIR` "
                          "(15 enlightenment-data photographs: dark, foggy and smooth scenes)")
