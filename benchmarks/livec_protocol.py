@@ -76,7 +76,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from biqa.probe import FeatureExtractor, cached_path_features  # noqa: E402
-from biqa.recipe import (NOISE_FEATURES, SHIPPED_REFERENCE_GROUPS, add_reference_groups,  # noqa: E402
+from biqa.recipe import (NOISE_FEATURES, SHIPPED_EXTRA_GROUPS, SHIPPED_REFERENCE_GROUPS, add_reference_groups,  # noqa: E402
                          build_ranking_set, ensure_livec, feature_cache_dir, fit_recipe, pristine_files,
                          ranking_sources, select_params)
 sys.path.insert(0, str(HERE))
@@ -92,12 +92,13 @@ VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-
             "recipe-lite02-noise-kernel-plain", "recipe-lite02-noise-kernel-graphic",
             "recipe-lite02-noise-kernel-graphic50", "recipe-lite02-noise-kernel-graphic-lowkey",
             "recipe-blocks-noise-kernel-graphic-lowkey", "recipe-noise-kernel-graphic-lowkey",
+            "recipe-lite02-noise-kernel-graphic-lowkey-mild", "recipe-blocks-noise-kernel-graphic-lowkey-mild",
             "brisque", "niqe", "piqe")
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
 # variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
 # v3's recipe (lite0-mln-linear, biqa-fast), v4's, the default, with Lite2's statistics beside Lite0's, and the two
 # candidates with every block group pooled (v4's on both backbones, v3's on Lite0) and v4's with low-key, plain or
-# graphic ranking groups added (or low-key and graphic both)
+# graphic ranking groups added (or low-key and graphic both), and the shipped recipes with mild-distortion groups added
 FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-kernel": "lite02-mln-linear",
                     "recipe-lite02-blocks-noise-kernel": "lite02-mlbn-linear",
                     "recipe-blocks-noise-kernel": "lite0-mlbn-linear",
@@ -107,17 +108,22 @@ FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-
                     "recipe-lite02-noise-kernel-graphic50": "lite02-mln-linear",
                     "recipe-lite02-noise-kernel-graphic-lowkey": "lite02-mln-linear",
                     "recipe-blocks-noise-kernel-graphic-lowkey": "lite0-mlbn-linear",
-                    "recipe-noise-kernel-graphic-lowkey": NOISE_FEATURES}
-# variant -> ((reference transform, training groups added), ...) in the order scripts/train_default_model.py adds
+                    "recipe-noise-kernel-graphic-lowkey": NOISE_FEATURES,
+                    "recipe-lite02-noise-kernel-graphic-lowkey-mild": "lite02-mln-linear",
+                    "recipe-blocks-noise-kernel-graphic-lowkey-mild": "lite0-mlbn-linear"}
+# variant -> ((kind of groups, training groups added), ...) in the order scripts/train_default_model.py adds
 # them (biqa.recipe.add_reference_groups); the shipped recipes' low-key and graphic groups are SHIPPED
-SHIPPED = tuple(SHIPPED_REFERENCE_GROUPS.items())
+SHIPPED = tuple(SHIPPED_REFERENCE_GROUPS.items())  # v5's and biqa-fast v4's
+V6 = tuple(SHIPPED_EXTRA_GROUPS["biqa-default"].items())  # biqa-default v6's: SHIPPED and the mild groups
 EXTRA_GROUPS = {"recipe-lite02-noise-kernel-lowkey": (("low_key", 100),),
                 "recipe-lite02-noise-kernel-plain": (("plain", 100),),
                 "recipe-lite02-noise-kernel-graphic": (("graphic", 100),),
                 "recipe-lite02-noise-kernel-graphic50": (("graphic", 50),),
                 "recipe-lite02-noise-kernel-graphic-lowkey": SHIPPED,
                 "recipe-blocks-noise-kernel-graphic-lowkey": SHIPPED,
-                "recipe-noise-kernel-graphic-lowkey": SHIPPED}
+                "recipe-noise-kernel-graphic-lowkey": SHIPPED,
+                "recipe-lite02-noise-kernel-graphic-lowkey-mild": V6,
+                "recipe-blocks-noise-kernel-graphic-lowkey-mild": V6}
 # only with --variants: every feature variant but v3's (v4's costs ~2.4x the feature time; the others are candidates)
 ON_REQUEST = tuple(v for v in FEATURE_VARIANTS if v != "recipe-noise-kernel")
 

@@ -308,7 +308,7 @@ def _cmd_configs(a) -> int:
     for n, d in found.items():
         print(f"  {n:<{w}}  {CONFIGS_DIR / (n + '.yaml') if a.path else d}")
     if fnmatch.fnmatch("default_model", a.pattern):
-        print("the default model (biqa-default v5) is fitted by biqa.recipe, not by a config: "
+        print("the default model (biqa-default v6) is fitted by biqa.recipe, not by a config: "
               "biqa data pristine --out data/pristine && "
               "python scripts/train_default_model.py --pristine data/pristine in a source checkout")
     return 0

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"  # the configs that ship with biqa (package data)
-# Not a trainer config: biqa-default (v5) is fitted by biqa.recipe (frozen backbones, a ridge head and a kernel term).
-DEFAULT_MODEL_RECIPE = ("'default_model' is not a trainer config: the shipped model biqa-default (v5) is frozen "
+# Not a trainer config: biqa-default (v6) is fitted by biqa.recipe (frozen backbones, a ridge head and a kernel term).
+DEFAULT_MODEL_RECIPE = ("'default_model' is not a trainer config: the shipped model biqa-default (v6) is frozen "
                         "EfficientNet-Lite0 and Lite2 with a linear + kernel head fitted by biqa.recipe, not trained "
                         "by `biqa train`. Reproduce it from a biqa source checkout with `biqa data pristine --out "
                         "data/pristine && python scripts/train_default_model.py --pristine data/pristine` "

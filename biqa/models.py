@@ -129,7 +129,7 @@ register_preset(ModelPreset(
     "lite02-mln-linear", "tf_efficientnet_lite0+tf_efficientnet_lite2", "score", {"norm": True}, 224,
     pooling="multilevel-noise", pooling_kwargs={"noise_repeat": 8},
     description="lite0-mln-linear's features (Lite0's statistics and the noise floor) with Lite2's statistics beside "
-                "them + a linear head (biqa-default v4's and v5's body; its kernel term and residual MLP follow the "
+                "them + a linear head (biqa-default v4's, v5's and v6's body; its kernel term and residual MLP follow the "
                 "fitted head)"))
 # Every block group pooled (pooling_kwargs levels "blocks"): EfficientNet-Lite's 7 groups instead of its 5 stages,
 # the same forward pass (benchmarks/livec_heads.py: the probe on Lite0's 7 groups agrees better with people)

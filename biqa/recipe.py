@@ -162,13 +162,19 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
                       reference: str | None = None) -> RankingSet:
     """Make ``n_groups`` ranking groups (:func:`biqa.synth.ranking.ranking_groups`) and their
     features; cached in ``cache`` (an ``.npz``) under the parameters that made it. ``reference``: a
-    name in :data:`biqa.synth.ranking.REFERENCES` (``"low_key"``, ``"plain"``) transforming each crop first."""
+    kind in :data:`biqa.synth.ranking.GROUP_KINDS`: a transform of each crop first (``"low_key"``, ``"plain"``,
+    ``"graphic"``), or ``"mild"`` (the mild implementations, :data:`biqa.synth.ranking.MILD_VARIANTS`)."""
     from tqdm.auto import tqdm
 
-    from .synth.ranking import REFERENCES, group_pairs, load_sources, ranking_groups
+    from .synth.ranking import GROUP_KINDS, group_pairs, load_sources, ranking_groups
 
-    if reference is not None and reference not in REFERENCES:
-        raise ValueError(f"unknown reference transform {reference!r}; known: {', '.join(REFERENCES)}")
+    if reference is not None and reference not in GROUP_KINDS:
+        raise ValueError(f"unknown kind of ranking groups {reference!r}; known: {', '.join(GROUP_KINDS)}")
+    transform, kind_impls = GROUP_KINDS[reference] if reference is not None else (None, None)
+    if kind_impls is not None:
+        if impls:
+            raise ValueError(f"ranking groups of kind {reference!r} draw their own implementations; pass no impls")
+        impls = kind_impls
     spec = {"photos": [p.name for p in photos], "originals": [p.name for p in originals],
             "n": n_groups, "seed": seed, "impls": sorted(impls) if impls else None,
             "preset": extractor.preset_name if extractor else PROBE_PRESET, "v": 1}
@@ -188,7 +194,7 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
     bar = tqdm(total=n_groups, disable=not progress, desc="ranking groups", unit="group", leave=False)
     for start in range(0, n_groups, chunk):  # groups made and featurised a chunk at a time (bounded memory)
         groups = ranking_groups(sources, min(chunk, n_groups - start), seed=seed * 100003 + start, impls=impls,
-                                reference=REFERENCES[reference] if reference else None)
+                                reference=transform)
         X.append(extractor.arrays([im for g in groups for im in g.images]))
         for g in groups:
             photo.append(g.photo)
@@ -203,22 +209,25 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
     return rs
 
 
-# seeds of the transformed-reference training and validation groups (the untransformed ones use 1 and 2)
-REFERENCE_SEEDS = {"low_key": (3, 4), "plain": (5, 6), "graphic": (7, 8)}
-# the transformed-reference groups the shipped recipes add to the 400 plain ones (biqa-default v5, biqa-fast v4), in
-# REFERENCE_SEEDS' order: scripts/train_default_model.py ships them, benchmarks/livec_protocol.py measures them
+# seeds of the extra kinds' training and validation groups (biqa.synth.ranking.GROUP_KINDS; the plain groups use 1 and 2)
+REFERENCE_SEEDS = {"low_key": (3, 4), "plain": (5, 6), "graphic": (7, 8), "mild": (9, 10)}
+# the transformed-reference groups biqa-default v5 and biqa-fast v4 add to the 400 plain ones, in REFERENCE_SEEDS' order
 SHIPPED_REFERENCE_GROUPS = {"low_key": 100, "graphic": 100}
+# the extra groups each bundled model's recipe adds (biqa-default v6: v5's and 100 of mild distortions; biqa-fast v4):
+# scripts/train_default_model.py ships them, benchmarks/livec_protocol.py measures them
+SHIPPED_EXTRA_GROUPS = {"biqa-default": {**SHIPPED_REFERENCE_GROUPS, "mild": 100},
+                        "biqa-fast": dict(SHIPPED_REFERENCE_GROUPS)}
 
 
 def add_reference_groups(ranking: RankingSet, rank_val: RankingSet, train_sources, val_sources, n_groups: int, *,
                          reference: str, extractor: FeatureExtractor, cache_dir, tag: str = "",
                          progress: bool = True) -> tuple[RankingSet, RankingSet]:
-    """``ranking`` and ``rank_val`` with groups added whose reference is first transformed by
-    ``reference`` (a name in :data:`biqa.synth.ranking.REFERENCES`: ``"low_key"``, ``"plain"``):
-    ``n_groups`` from ``train_sources`` (``(photos, originals)``), and the same share of ``rank_val``'s
+    """``ranking`` and ``rank_val`` with groups added of the kind ``reference`` (a name in
+    :data:`biqa.synth.ranking.GROUP_KINDS`: a reference transform, ``"low_key"``, ``"plain"``, ``"graphic"``, or
+    ``"mild"``, the mild implementations): ``n_groups`` from ``train_sources`` (``(photos, originals)``), and the same share of ``rank_val``'s
     size from ``val_sources``; cached in ``cache_dir`` (``tag`` prefixes the names)."""
     if reference not in REFERENCE_SEEDS:
-        raise ValueError(f"unknown reference transform {reference!r}; known: {', '.join(REFERENCE_SEEDS)}")
+        raise ValueError(f"unknown kind of ranking groups {reference!r}; known: {', '.join(REFERENCE_SEEDS)}")
     n_val = max(1, round(n_groups * rank_val.n_groups / max(1, ranking.n_groups)))
     cache_dir = Path(cache_dir)
     seed, val_seed = REFERENCE_SEEDS[reference]

@@ -1,7 +1,7 @@
-"""Train biqa-default v5 and ship it (biqa/weights/biqa-default.safetensors), or biqa-fast v4.
+"""Train biqa-default v6 and ship it (biqa/weights/biqa-default.safetensors), or biqa-fast v4.
 
     biqa data pristine --out data/pristine && python scripts/train_default_model.py --pristine data/pristine
-        # v5, the default model: ~22 min on 2 CPU cores from scratch, most of it features
+        # v6, the default model: ~20 min on 2 CPU cores from scratch, most of it features
     python scripts/train_default_model.py --pristine data/pristine --name biqa-fast
         # biqa-fast v4: EfficientNet-Lite0 alone (its 7 block groups), ~12 min
     ... --no-ship                                    # train only (runs/<name>/best.safetensors)
@@ -14,8 +14,9 @@ its block groups (1,568 features; --feature-preset lite0-mlbn-linear) and the no
 --feature-preset lite0-mln-linear: Lite0's 5 stages (biqa-fast v3), lite0-ml-linear: without the noise floor
 (v3's first release); a linear head fitted to the 880 LIVE Challenge photos' mean opinion scores with within-photo ranking
 pairs of synthetic distortions (400 groups from 42 pristine photos and their high-resolution originals,
-plus 15 with --pristine; 26 implementations in 10 families; biqa-default v5 and biqa-fast v4 add 100 groups whose
-reference is first darkened and 100 whose reference is a rendered flat graphic: --low-key-groups, --graphic-groups),
+plus 15 with --pristine; 26 implementations in 10 families; biqa-default v6 and biqa-fast v4 add 100 groups whose
+reference is first darkened and 100 whose reference is a rendered flat graphic: --low-key-groups, --graphic-groups;
+biqa-default v6 also 100 of mild distortions, JPEG quality 90-50, faint blur, noise and motion blur: --mild-groups),
 and optionally a small residual MLP beside it for the pairs a linear head cannot order; a Gaussian-kernel term beside the linear one
 (biqa.probe.fit_kernel: its landmarks are the 880 photos' standardised features), kept if it beats the
 plain probe's cross-validated SRCC (--no-kernel: without). Ridge penalty, kernel width and penalty,
@@ -36,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from biqa.recipe import SHIPPED_REFERENCE_GROUPS  # noqa: E402  (the groups the shipped recipes add)
+from biqa.recipe import SHIPPED_EXTRA_GROUPS  # noqa: E402  (the groups the shipped recipes add)
 
 SHARED = ROOT / ".." / "shared" / "data"
 LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
@@ -44,20 +45,24 @@ LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 # Any other preset makes a candidate or an earlier version, fitted with --no-ship only: lite02-mlbn-linear is an
 # earlier v5 candidate, measured and not shipped (docs/default_model.md, "A v5 candidate: block groups");
 # lite0-mln-linear is biqa-fast v3, lite0-ml-linear v3's first release
-SHIPPED_PRESETS = {"biqa-default": "lite02-mln-linear",  # v5: Lite0 + noise floor + Lite2 statistics
+SHIPPED_PRESETS = {"biqa-default": "lite02-mln-linear",  # v6 (and v4, v5): Lite0 + noise floor + Lite2 statistics
                    "biqa-fast": "lite0-mlbn-linear"}  # v4: Lite0's 7 block groups + noise floor
 # the model version a preset makes (every FEATURE_PRESETS key needs one; versions count per bundled name since
 # biqa-fast split off: biqa-fast v3 was biqa-default v3)
-VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 5, "lite0-mlbn-linear": 4, "lite0-mln-linear": 3,
+VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 6, "lite0-mlbn-linear": 4, "lite0-mln-linear": 3,
             "lite0-ml-linear": 3}
-# the ranking groups with a transformed reference (biqa.recipe.REFERENCE_SEEDS' names, added in their order) that a
-# preset's shipped recipe adds to the 400 plain ones: biqa-default v5 and biqa-fast v4 add 100 low-key and 100
-# rendered-graphic groups; biqa-default v4 was v5's recipe without them (--low-key-groups 0 --graphic-groups 0
+# the extra ranking groups (biqa.recipe.REFERENCE_SEEDS' kinds, added in their order) that a preset's shipped recipe
+# adds to the 400 plain ones (biqa.recipe.SHIPPED_EXTRA_GROUPS): biqa-default v6 adds 100 low-key, 100
+# rendered-graphic and 100 mild-distortion groups, biqa-fast v4 the first two; biqa-default v5 was v6's recipe without
+# the mild ones (--mild-groups 0 --no-ship), v4 without any (--low-key-groups 0 --graphic-groups 0 --mild-groups 0
 # --no-ship); other counts make a candidate (--no-ship)
-SHIPPED_GROUPS = {preset: dict(SHIPPED_REFERENCE_GROUPS) for preset in SHIPPED_PRESETS.values()}
-REFERENCE_WORDS = {"low_key": "first darkened (low-key, half also smoothed)",
-                   "plain": "first made plain (texture flattened)",
-                   "graphic": "a rendered flat graphic in the crop's colours"}
+SHIPPED_GROUPS = {SHIPPED_PRESETS[name]: dict(groups) for name, groups in SHIPPED_EXTRA_GROUPS.items()}
+REFERENCE_WORDS = {"low_key": "whose reference is first darkened (low-key, half also smoothed)",
+                   "plain": "whose reference is first made plain (texture flattened)",
+                   "graphic": "whose reference is a rendered flat graphic in the crop's colours",
+                   "mild": "of faint distortions (JPEG quality 90-50, Gaussian blur 0.45-1 px, noise std 2-6.5 of 255, "
+                           "motion blur 1.5-4 px)"}
+WHERE = {r: f"biqa.synth.ranking.{'MILD_VARIANTS' if r == 'mild' else r}" for r in REFERENCE_WORDS}
 CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and A.C. Bovik, UT Austin): trained on "
           "the 880 of its 1,162 photos present in ../shared. Its copyright notice (the database's README.txt) "
           "travels with every copy of the database; these weights contain none of its images (a kernel head holds "
@@ -79,23 +84,24 @@ def main(argv=None) -> int:
                     choices=list(FEATURE_PRESETS),
                     help="the frozen features (default: --name's shipped ones): Lite0's 1,024 statistics, a classical "
                          "noise floor (biqa.noisefloor) and Lite2's 1,120 statistics (lite02-mln-linear: biqa-default "
-                         "v4 and v5); Lite0's 7 block groups (1,568 statistics) and the noise floor (lite0-mlbn-linear: "
+                         "v4 to v6); Lite0's 7 block groups (1,568 statistics) and the noise floor (lite0-mlbn-linear: "
                          "biqa-fast v4); Lite0's 5 stages and the noise floor (lite0-mln-linear: biqa-fast v3); Lite0's "
                          "statistics alone (lite0-ml-linear: v3 before the noise floor); all 7 block groups of both "
                          "backbones (lite02-mlbn-linear: a v5 candidate, not shipped). A preset that is not --name's "
                          "shipped one needs --no-ship")
     ap.add_argument("--name", default=DEFAULT_MODEL, choices=list(TRAINED_MODELS),
-                    help="the bundled model it ships as: biqa/weights/NAME.safetensors (biqa-default: v5; biqa-fast: "
+                    help="the bundled model it ships as: biqa/weights/NAME.safetensors (biqa-default: v6; biqa-fast: "
                          "v4, EfficientNet-Lite0 alone)")
     ap.add_argument("--out", default=None, help="run folder (default: runs/NAME)")
     ap.add_argument("--groups", type=int, default=400, help="training ranking groups (6 images each)")
     ap.add_argument("--val-groups", type=int, default=60, help="ranking groups of the validation photos")
-    for r in REFERENCE_SEEDS:  # --low-key-groups, --plain-groups, --graphic-groups
+    for r in REFERENCE_SEEDS:  # --low-key-groups, --plain-groups, --graphic-groups, --mild-groups
         ap.add_argument(f"--{r.replace('_', '-')}-groups", type=int, default=None, metavar="N",
-                        help=f"N more training ranking groups whose reference is {REFERENCE_WORDS[r]} "
-                             f"(biqa.synth.ranking.{r}), and the same share of validation groups (default: the "
+                        help=f"N more training ranking groups {REFERENCE_WORDS[r]} "
+                             f"({WHERE[r]}), and the same share of validation groups (default: the "
                              "preset's shipped count, SHIPPED_GROUPS: "
-                             f"{SHIPPED_REFERENCE_GROUPS.get(r, 0)} for biqa-default v5 and biqa-fast v4, 0 for other "
+                             f"{SHIPPED_EXTRA_GROUPS['biqa-default'].get(r, 0)} for biqa-default v6, "
+                             f"{SHIPPED_EXTRA_GROUPS['biqa-fast'].get(r, 0)} for biqa-fast v4, 0 for other "
                              "presets; another count makes a candidate: needs --no-ship)")
     ap.add_argument("--pristine", default=None, metavar="DIR",
                     help="also draw ranking groups from the photos of `biqa data pristine --out DIR` "
@@ -114,7 +120,7 @@ def main(argv=None) -> int:
     asked = {r: getattr(a, f"{r}_groups") for r in REFERENCE_SEEDS}
     extra_groups = {r: shipped_groups[r] if n is None else n for r, n in asked.items()}
     if extra_groups != shipped_groups and not a.no_ship:
-        print("these --low-key-groups, --plain-groups and --graphic-groups make a candidate, not the shipped recipe "
+        print("these --low-key-groups, --plain-groups, --graphic-groups and --mild-groups make a candidate, not the shipped recipe "
               f"of {a.feature_preset} ({', '.join(f'{r}: {n}' for r, n in shipped_groups.items())}; "
               "docs/default_model.md): add --no-ship", file=sys.stderr)
         return 2
@@ -170,7 +176,7 @@ def main(argv=None) -> int:
                        f"{len({p.stem for p in photos + originals})} pristine photos (biqa.synth.ranking"
                        + (f"; {len(extra)} of them from Debian's enlightenment-data, BSD-2-clause, via "
                           "`biqa data pristine`" if extra else "")
-                       + "".join(f"; {n} more groups whose reference is {REFERENCE_WORDS[r]}"
+                       + "".join(f"; {n} more groups {REFERENCE_WORDS[r]}"
                                  for r, n in extra_groups.items() if n) + "); "
                        + ("backbones EfficientNet-Lite0 and Lite2 side by side with their ImageNet weights, frozen"
                           if len(backbone_names(body.backbone)) > 1

@@ -91,11 +91,11 @@ def test_feature_variants_are_known_presets(protocol):
     assert {protocol.FEATURE_VARIANTS[v] for v in protocol.EXTRA_GROUPS} == {"lite02-mln-linear", "lite0-mln-linear",
                                                                              "lite0-mlbn-linear"}
     from biqa.recipe import REFERENCE_SEEDS
-    from biqa.synth.ranking import REFERENCES
+    from biqa.synth.ranking import GROUP_KINDS
 
     added = {r for groups in protocol.EXTRA_GROUPS.values() for r, _ in groups}
-    assert added == set(REFERENCE_SEEDS) == set(REFERENCES)
-    # several transforms are added in the training script's order (REFERENCE_SEEDS': low-key, plain, graphic)
+    assert added == set(REFERENCE_SEEDS) == set(GROUP_KINDS)
+    # several kinds are added in the training script's order (REFERENCE_SEEDS': low-key, plain, graphic, mild)
     order = list(REFERENCE_SEEDS)
     for groups in protocol.EXTRA_GROUPS.values():
         assert [r for r, _ in groups] == sorted((r for r, _ in groups), key=order.index)
@@ -110,5 +110,6 @@ def test_kernel_variants_fit_the_kernel_term(protocol):
                            "recipe-lite02-noise-kernel-lowkey", "recipe-lite02-noise-kernel-plain",
                            "recipe-lite02-noise-kernel-graphic", "recipe-lite02-noise-kernel-graphic50",
                            "recipe-lite02-noise-kernel-graphic-lowkey", "recipe-blocks-noise-kernel-graphic-lowkey",
-                           "recipe-noise-kernel-graphic-lowkey"}
+                           "recipe-noise-kernel-graphic-lowkey", "recipe-lite02-noise-kernel-graphic-lowkey-mild",
+                           "recipe-blocks-noise-kernel-graphic-lowkey-mild"}
     assert set(protocol.EXTRA_GROUPS) <= with_kernel

@@ -183,9 +183,9 @@ def test_add_reference_groups_appends_dark_groups_to_both_sets(tmp_path):
     np.testing.assert_array_equal(t2.X[:48], train.X)
     assert t2.X[48:, 0].mean() < 0.6 * train.X[:, 0].mean()  # the added groups are dark
     assert t2.pairs.max() == 71 and len(t2.pairs) == 12 * (2 * LEVELS - 1)
-    with pytest.raises(ValueError, match="unknown reference"):
+    with pytest.raises(ValueError, match="unknown kind"):
         build_ranking_set(photos[:1], [], 1, extractor=fx, reference="night", progress=False)
-    with pytest.raises(ValueError, match="unknown reference"):
+    with pytest.raises(ValueError, match="unknown kind"):
         add_reference_groups(train, val, (photos[:2], []), (photos[2:], []), 4, reference="night", extractor=fx,
                              cache_dir=tmp_path / "c", progress=False)
 

@@ -112,6 +112,62 @@ PIL_VARIANTS: dict[str, tuple[str, Callable]] = {
     "shot_noise": ("noise", _shot_noise),
 }
 
+# Mild implementations: the faint end of four families, from barely visible to about where the others' level 1
+# starts. The groups above begin at level 1 (JPEG quality 45-55, Gaussian blur 0.6-0.7 px, noise std ~6/255), so
+# nothing in them says that a photo saved at quality 85, or softened by a 0.5 px blur, is worse than the original;
+# users' photos mostly live there. Not in :func:`implementations` (the groups' default draw): they make their own
+# groups (``ranking_groups(..., impls=MILD_VARIANTS)``; ``biqa.recipe``'s ``"mild"`` groups).
+def _mild_jpeg(a, t, rng):
+    """Pillow JPEG at quality 90 .. 50, with 4:2:0 or 4:4:4 chroma (one draw a group)."""
+    q = int(round(_interp((90, 80, 70, 60, 50), t)))
+    buf = io.BytesIO()
+    _pil(a).save(buf, format="JPEG", quality=q, subsampling=int(rng.choice([0, 2])))
+    buf.seek(0)
+    return _arr(Image.open(buf))
+
+
+def _mild_blur(a, t, rng):
+    """A separable Gaussian of std 0.45 .. 1 px (sampled, not Pillow's box approximation; below ~0.4 px the
+    sampled kernel is all but the identity)."""
+    from scipy.ndimage import gaussian_filter
+
+    s = _interp((0.45, 0.55, 0.65, 0.8, 1.0), t)
+    return np.clip(gaussian_filter(a.astype(np.float32), (s, s, 0), mode="reflect") + 0.5, 0, 255).astype(np.uint8)
+
+
+def _mild_noise(a, t, rng):
+    """Gaussian noise of std 2 .. 6.5 (of 255), on the luma or independently per channel (one draw a group)."""
+    k = _interp((2.0, 3.0, 4.0, 5.0, 6.5), t)
+    shape = a.shape if rng.random() < 0.5 else a.shape[:2] + (1,)
+    y = a.astype(np.float32) + k * rng.standard_normal(shape).astype(np.float32)
+    return np.clip(y + 0.5, 0, 255).astype(np.uint8)
+
+
+def _mild_motion(a, t, rng):
+    """Linear motion blur 1.5 .. 4 px long at a random angle (one a group): an anti-aliased line kernel,
+    drawn at 8x and box-reduced."""
+    from scipy.ndimage import convolve
+
+    length = _interp((1.5, 2.0, 2.5, 3.0, 4.0), t)
+    angle = rng.uniform(0, np.pi)
+    side = 2 * int(np.ceil(length / 2)) + 3
+    big = Image.new("L", (8 * side, 8 * side))
+    c, dx, dy = 4 * side, 4 * length * np.cos(angle), 4 * length * np.sin(angle)
+    ImageDraw.Draw(big).line([(c - dx, c - dy), (c + dx, c + dy)], fill=255, width=8)
+    k = np.asarray(big.resize((side, side), Image.BOX), np.float32)
+    k = k + k[::-1, ::-1]  # point-symmetric: no shift
+    k /= k.sum()
+    out = np.stack([convolve(a[..., i].astype(np.float32), k, mode="reflect") for i in range(a.shape[2])], -1)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+MILD_VARIANTS: dict[str, tuple[str, Callable]] = {
+    "mild_jpeg": ("jpeg", _mild_jpeg),
+    "mild_blur": ("blur", _mild_blur),
+    "mild_noise": ("noise", _mild_noise),
+    "mild_motion_blur": ("motion_blur", _mild_motion),
+}
+
 # biqa.synth types used (family of each); the rest change brightness, colour saturation or sharpness,
 # which can make a photo look better, so "the reference is best" would not hold.
 SYNTH_TYPES: dict[str, str] = {
@@ -131,9 +187,12 @@ def implementations() -> dict[str, str]:
 
 
 def apply(impl: str, img: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
-    """Implementation ``impl`` at fractional level ``t`` on a uint8 RGB image."""
+    """Implementation ``impl`` (a name in :func:`implementations` or :data:`MILD_VARIANTS`) at fractional
+    level ``t`` on a uint8 RGB image."""
     if impl in PIL_VARIANTS:
         return PIL_VARIANTS[impl][1](img, t, rng)
+    if impl in MILD_VARIANTS:
+        return MILD_VARIANTS[impl][1](img, t, rng)
     key = impl[len("synth_"):]
     d = DISTORTIONS[key]
     x = img.astype(np.float32) / 255.0
@@ -216,6 +275,10 @@ def graphic(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # named reference transforms
 REFERENCES: dict[str, Callable] = {"low_key": low_key, "plain": plain, "graphic": graphic}
+# named kinds of extra ranking groups: (reference transform or None, implementations or None for all of
+# :func:`implementations`): the reference transforms above, and ``"mild"``: untransformed crops, the mild implementations
+GROUP_KINDS: dict[str, tuple[Callable | None, tuple[str, ...] | None]] = {
+    **{k: (fn, None) for k, fn in REFERENCES.items()}, "mild": (None, tuple(MILD_VARIANTS))}
 
 
 @dataclass
@@ -267,6 +330,7 @@ def ranking_groups(sources: Sequence[tuple[str, np.ndarray]], n_groups: int, *, 
     rng = np.random.default_rng(seed)
     table = implementations()
     impls = list(impls or table)
+    table.update((k, f) for k, (f, _) in MILD_VARIANTS.items())
     families = sorted({table[i] for i in impls})
     groups = []
     for _ in range(n_groups):
