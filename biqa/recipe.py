@@ -224,8 +224,8 @@ def add_reference_groups(ranking: RankingSet, rank_val: RankingSet, train_source
                          progress: bool = True) -> tuple[RankingSet, RankingSet]:
     """``ranking`` and ``rank_val`` with groups added of the kind ``reference`` (a name in
     :data:`biqa.synth.ranking.GROUP_KINDS`: a reference transform, ``"low_key"``, ``"plain"``, ``"graphic"``, or
-    ``"mild"``, the mild implementations): ``n_groups`` from ``train_sources`` (``(photos, originals)``), and the same share of ``rank_val``'s
-    size from ``val_sources``; cached in ``cache_dir`` (``tag`` prefixes the names)."""
+    ``"mild"``, the mild implementations): ``n_groups`` from ``train_sources`` (``(photos, originals)``), and the
+    same share of ``rank_val``'s size from ``val_sources``; cached in ``cache_dir`` (``tag`` prefixes the names)."""
     if reference not in REFERENCE_SEEDS:
         raise ValueError(f"unknown kind of ranking groups {reference!r}; known: {', '.join(REFERENCE_SEEDS)}")
     n_val = max(1, round(n_groups * rank_val.n_groups / max(1, ranking.n_groups)))

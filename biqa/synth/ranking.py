@@ -27,6 +27,10 @@ its own distorted versions, so a darker reference is no claim that dark photos a
 ``reference=plain`` (:func:`plain`) flattens the texture of the crop instead (flat regions, clean
 edges: the "plain content" on which noise reads as detail), and ``reference=graphic`` (:func:`graphic`)
 replaces it by a rendered flat graphic in the crop's colours.
+
+Mild groups (:data:`MILD_VARIANTS`, ``ranking_groups(..., impls=MILD_VARIANTS)``): the implementations above start at
+a visible level 1 (JPEG quality 45-55, blur 0.6-0.7 px); four more cover the faint end of JPEG, blur, noise and motion
+blur (JPEG quality 90-50, ...), so that a photo saved at quality 85 also ranks below its original.
 """
 from __future__ import annotations
 
