@@ -120,7 +120,8 @@ def main(argv=None) -> int:
     asked = {r: getattr(a, f"{r}_groups") for r in REFERENCE_SEEDS}
     extra_groups = {r: shipped_groups[r] if n is None else n for r, n in asked.items()}
     if extra_groups != shipped_groups and not a.no_ship:
-        print("these --low-key-groups, --plain-groups, --graphic-groups and --mild-groups make a candidate, not the shipped recipe "
+        flags = ", ".join(f"--{r.replace('_', '-')}-groups" for r in REFERENCE_SEEDS)
+        print(f"these {flags} make a candidate, not the shipped recipe "
               f"of {a.feature_preset} ({', '.join(f'{r}: {n}' for r, n in shipped_groups.items())}; "
               "docs/default_model.md): add --no-ship", file=sys.stderr)
         return 2

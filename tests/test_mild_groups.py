@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import MeanStdExtractor
+
 from biqa.synth.ranking import GROUP_KINDS, MILD_VARIANTS, apply, implementations, ranking_groups
 
 
@@ -118,13 +120,6 @@ def test_mild_jpeg_is_pillow_at_quality_90_to_50():
         assert any(np.array_equal(out, pil(q, sub)) for sub in (0, 2)), t
 
 
-class _MeanStd:
-    preset_name = "mean-std"
-
-    def arrays(self, images):
-        return np.array([[im.mean(), im.std()] for im in images])
-
-
 def test_recipe_mild_groups_draw_only_the_mild_implementations(tmp_path):
     from biqa.recipe import REFERENCE_SEEDS, add_reference_groups, build_ranking_set
 
@@ -132,7 +127,7 @@ def test_recipe_mild_groups_draw_only_the_mild_implementations(tmp_path):
     for i, name in enumerate(("a", "b", "c")):
         Image.fromarray(_textured(i, side=160)).save(d / f"{name}.png")
     photos = sorted(d.glob("*.png"))
-    fx = _MeanStd()
+    fx = MeanStdExtractor()
     mild = build_ranking_set(photos[:2], [], 10, seed=9, extractor=fx, reference="mild", progress=False)
     assert set(mild.impl) <= set(MILD_VARIANTS) and len(set(mild.impl)) > 1
     with pytest.raises(ValueError, match="own implementations"):

@@ -1,7 +1,7 @@
 """Linear heads on frozen features (biqa.probe), ranking groups (biqa.synth.ranking) and the recipe."""
 from __future__ import annotations
 
-from conftest import load_benchmark
+from conftest import MeanStdExtractor, load_benchmark
 from pathlib import Path
 
 import numpy as np
@@ -158,21 +158,12 @@ def test_low_key_references_are_dark_and_their_levels_are_made_from_them():
         assert d.images[1].mean() < p.images[1].mean()  # the levels degrade the dark reference, not the crop
 
 
-class _MeanStd:
-    """A stand-in feature extractor: each image's mean and std."""
-
-    preset_name = "mean-std"
-
-    def arrays(self, images):
-        return np.array([[im.mean(), im.std()] for im in images])
-
-
 def test_add_reference_groups_appends_dark_groups_to_both_sets(tmp_path):
     from biqa.recipe import add_reference_groups, build_ranking_set
 
     d = _photo_dir(tmp_path, ("a", "b", "c"))
     photos = sorted(d.glob("*.png"))
-    fx = _MeanStd()
+    fx = MeanStdExtractor()
     train = build_ranking_set(photos[:2], [], 8, seed=1, extractor=fx, progress=False)
     val = build_ranking_set(photos[2:], [], 4, seed=2, extractor=fx, progress=False)
     t2, v2 = add_reference_groups(train, val, (photos[:2], []), (photos[2:], []), 4, reference="low_key",
