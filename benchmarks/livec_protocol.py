@@ -113,8 +113,8 @@ FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-
                     "recipe-blocks-noise-kernel-graphic-lowkey-mild": "lite0-mlbn-linear"}
 # variant -> ((kind of groups, training groups added), ...) in the order scripts/train_default_model.py adds
 # them (biqa.recipe.add_reference_groups); the shipped recipes' low-key and graphic groups are SHIPPED
-SHIPPED = tuple(SHIPPED_REFERENCE_GROUPS.items())  # v5's and biqa-fast v4's
-V6 = tuple(SHIPPED_EXTRA_GROUPS["biqa-default"].items())  # biqa-default v6's: SHIPPED and the mild groups
+SHIPPED = tuple(SHIPPED_REFERENCE_GROUPS.items())  # biqa-default v5's and biqa-fast v4's
+V6 = tuple(SHIPPED_EXTRA_GROUPS["biqa-default"].items())  # biqa-default v6's and biqa-fast v5's: SHIPPED + mild
 EXTRA_GROUPS = {"recipe-lite02-noise-kernel-lowkey": (("low_key", 100),),
                 "recipe-lite02-noise-kernel-plain": (("plain", 100),),
                 "recipe-lite02-noise-kernel-graphic": (("graphic", 100),),

@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a preset with a BatchNorm + Linear score head (lite0-mln-linear: the statistics "
                          "plus a classical noise floor, biqa-fast v3's features; lite02-ml-linear / "
                          "lite012-ml-linear: Lite0's statistics with Lite2's (and Lite1's) side by side, closer to "
-                         "people for ~2.4x / ~3.5x the compute; lite0-mlb-linear / lite0-mlbn-linear (biqa-fast v4's) / "
+                         "people for ~2.4x / ~3.5x the compute; lite0-mlb-linear / lite0-mlbn-linear (biqa-fast's) / "
                          "lite02-mlbn-linear: all 7 block groups pooled instead of 5 stages, closer to people for the "
                          "same forward pass)")
     pr.add_argument("--alphas", default=None, help="ridge penalties to try, comma-separated (default 1,3,...,3000)")

@@ -14,7 +14,7 @@ DEFAULT_MODEL_RECIPE = ("'default_model' is not a trainer config: the shipped mo
                         "by `biqa train`. Reproduce it from a biqa source checkout with `biqa data pristine --out "
                         "data/pristine && python scripts/train_default_model.py --pristine data/pristine` "
                         "(LIVE Challenge and the pristine photos in ../shared/data, 15 more from Debian's "
-                        "enlightenment-data; ~18 min on 2 CPU cores, ~12 for biqa-fast v4 with --name "
+                        "enlightenment-data; ~18 min on 2 CPU cores, ~12 for biqa-fast v5 with --name "
                         "biqa-fast); "
                         "`biqa configs` lists the trainer configs")
 

@@ -143,7 +143,7 @@ register_preset(ModelPreset(
     "lite0-mlbn-linear", "tf_efficientnet_lite0", "score", {"norm": True}, 224, pooling="multilevel-noise",
     pooling_kwargs={"noise_repeat": 8, "levels": "blocks"},
     description="lite0-mln-linear with all 7 of Lite0's block groups pooled (1,568 statistics) + the noise floor + a "
-                "linear head (its kernel term and residual MLP follow the fitted head; biqa-fast v4's)"))
+                "linear head (its kernel term and residual MLP follow the fitted head; biqa-fast's, v4 and v5)"))
 register_preset(ModelPreset(
     "lite02-mlbn-linear", "tf_efficientnet_lite0+tf_efficientnet_lite2", "score", {"norm": True}, 224,
     pooling="multilevel-noise", pooling_kwargs={"noise_repeat": 8, "levels": "blocks"},

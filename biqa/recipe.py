@@ -45,7 +45,7 @@ RANK_VAL_PHOTOS = ("lomiri-wallpapers__Bridge_by_Sander_Klootwijk", "lxqt-themes
 # those plus the noise floor (biqa.noisefloor; the shipped model's).
 # lite02-mln-linear = Lite0's statistics, the noise floor and Lite2's statistics (v4's); lite02-mlbn-linear = the same
 # with every block group of both backbones pooled (7 each instead of 5 stages); lite0-mlbn-linear = lite0-mln-linear
-# with Lite0's 7 block groups pooled (biqa-fast v4's).
+# with Lite0's 7 block groups pooled (biqa-fast v4 and v5).
 FEATURE_PRESETS = {"lite0-ml-linear": "lite0-ml-kernel", "lite0-mln-linear": "lite0-mln-kernel",
                    "lite0-mlbn-linear": "lite0-mlbn-linear", "lite02-mln-linear": "lite02-mln-linear",
                    "lite02-mlbn-linear": "lite02-mlbn-linear"}  # the preset a fitted recipe head is saved with
@@ -211,12 +211,13 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
 
 # seeds of the extra kinds' training and validation groups (biqa.synth.ranking.GROUP_KINDS; the plain groups use 1 and 2)
 REFERENCE_SEEDS = {"low_key": (3, 4), "plain": (5, 6), "graphic": (7, 8), "mild": (9, 10)}
-# the transformed-reference groups biqa-default v5 and biqa-fast v4 add to the 400 plain ones, in REFERENCE_SEEDS' order
+# the transformed-reference groups biqa-default v5 and biqa-fast v4 added to the 400 plain ones, in REFERENCE_SEEDS' order
 SHIPPED_REFERENCE_GROUPS = {"low_key": 100, "graphic": 100}
-# the extra groups each bundled model's recipe adds (biqa-default v6: v5's and 100 of mild distortions; biqa-fast v4):
+# the extra groups each bundled model's recipe adds (biqa-default v6 and biqa-fast v5: v5's and 100 of mild
+# distortions; biqa-default v5 and biqa-fast v4 were without the mild ones):
 # scripts/train_default_model.py ships them, benchmarks/livec_protocol.py measures them
 SHIPPED_EXTRA_GROUPS = {"biqa-default": {**SHIPPED_REFERENCE_GROUPS, "mild": 100},
-                        "biqa-fast": dict(SHIPPED_REFERENCE_GROUPS)}
+                        "biqa-fast": {**SHIPPED_REFERENCE_GROUPS, "mild": 100}}
 
 
 def add_reference_groups(ranking: RankingSet, rank_val: RankingSet, train_sources, val_sources, n_groups: int, *,

@@ -3,7 +3,7 @@
 A trained model is a checkpoint (:mod:`biqa.checkpoint`: weights plus the JSON naming its preset, label
 scale and preprocessing), so the zoo sits beside the checkpoints: ``biqa-default`` is the bundled
 ``weights/biqa-default.safetensors`` (v6: EfficientNet-Lite0 and Lite2 side by side), ``biqa-fast`` the
-bundled ``weights/biqa-fast.safetensors`` (v4: Lite0 alone, for throughput). Everything that
+bundled ``weights/biqa-fast.safetensors`` (v5: Lite0 alone, for throughput). Everything that
 takes "a trained model name or a checkpoint" (scoring, evaluation, export, bench, gMAD, the protocols)
 resolves it here.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "biqa-default"
-FAST_MODEL = "biqa-fast"  # v4 (v3 was biqa-default v3): EfficientNet-Lite0 alone, ~2.4x less compute a photo than
+FAST_MODEL = "biqa-fast"  # v5 (v3 was biqa-default v3): EfficientNet-Lite0 alone, ~2.4x less compute a photo than
 # biqa-default v4, v5 and v6
 TRAINED_MODELS = {DEFAULT_MODEL: WEIGHTS_DIR / "biqa-default.safetensors",
                   FAST_MODEL: WEIGHTS_DIR / "biqa-fast.safetensors"}

@@ -1,22 +1,22 @@
-"""Train biqa-default v6 and ship it (biqa/weights/biqa-default.safetensors), or biqa-fast v4.
+"""Train biqa-default v6 and ship it (biqa/weights/biqa-default.safetensors), or biqa-fast v5.
 
     biqa data pristine --out data/pristine && python scripts/train_default_model.py --pristine data/pristine
         # v6, the default model: ~20 min on 2 CPU cores from scratch, most of it features
     python scripts/train_default_model.py --pristine data/pristine --name biqa-fast
-        # biqa-fast v4: EfficientNet-Lite0 alone (its 7 block groups), ~12 min
+        # biqa-fast v5: EfficientNet-Lite0 alone (its 7 block groups), ~12 min
     ... --no-ship                                    # train only (runs/<name>/best.safetensors)
 
 The recipe (biqa.recipe): EfficientNet-Lite0 and EfficientNet-Lite2 side by side with their ImageNet
 weights, frozen (biqa.models.SideBySide); mean and std of each of their 5 stages (1,024 + 1,120
 features) plus a classical noise floor of the image (biqa.noisefloor: 4 estimates repeated 8 times so
 that the head's penalty weighs them like 8 columns); --name biqa-fast: Lite0 alone, mean and std of all 7 of
-its block groups (1,568 features; --feature-preset lite0-mlbn-linear) and the noise floor (biqa-fast v4);
+its block groups (1,568 features; --feature-preset lite0-mlbn-linear) and the noise floor (biqa-fast v4, v5);
 --feature-preset lite0-mln-linear: Lite0's 5 stages (biqa-fast v3), lite0-ml-linear: without the noise floor
 (v3's first release); a linear head fitted to the 880 LIVE Challenge photos' mean opinion scores with within-photo ranking
 pairs of synthetic distortions (400 groups from 42 pristine photos and their high-resolution originals,
-plus 15 with --pristine; 26 implementations in 10 families; biqa-default v6 and biqa-fast v4 add 100 groups whose
+plus 15 with --pristine; 26 implementations in 10 families; biqa-default v6 and biqa-fast v5 add 100 groups whose
 reference is first darkened and 100 whose reference is a rendered flat graphic: --low-key-groups, --graphic-groups;
-biqa-default v6 also 100 of mild distortions, JPEG quality 90-50, faint blur, noise and motion blur: --mild-groups),
+and 100 of mild distortions, JPEG quality 90-50, faint blur, noise and motion blur: --mild-groups),
 and optionally a small residual MLP beside it for the pairs a linear head cannot order; a Gaussian-kernel term beside the linear one
 (biqa.probe.fit_kernel: its landmarks are the 880 photos' standardised features), kept if it beats the
 plain probe's cross-validated SRCC (--no-kernel: without). Ridge penalty, kernel width and penalty,
@@ -46,16 +46,16 @@ LIVEC_ROOT = SHARED / "livec" / "ChallengeDB_release"
 # earlier v5 candidate, measured and not shipped (docs/default_model.md, "A v5 candidate: block groups");
 # lite0-mln-linear is biqa-fast v3, lite0-ml-linear v3's first release
 SHIPPED_PRESETS = {"biqa-default": "lite02-mln-linear",  # v6 (and v4, v5): Lite0 + noise floor + Lite2 statistics
-                   "biqa-fast": "lite0-mlbn-linear"}  # v4: Lite0's 7 block groups + noise floor
+                   "biqa-fast": "lite0-mlbn-linear"}  # v5 (and v4): Lite0's 7 block groups + noise floor
 # the model version a preset makes (every FEATURE_PRESETS key needs one; versions count per bundled name since
 # biqa-fast split off: biqa-fast v3 was biqa-default v3)
-VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 6, "lite0-mlbn-linear": 4, "lite0-mln-linear": 3,
+VERSIONS = {"lite02-mlbn-linear": 5, "lite02-mln-linear": 6, "lite0-mlbn-linear": 5, "lite0-mln-linear": 3,
             "lite0-ml-linear": 3}
 # the extra ranking groups (biqa.recipe.REFERENCE_SEEDS' kinds, added in their order) that a preset's shipped recipe
-# adds to the 400 plain ones (biqa.recipe.SHIPPED_EXTRA_GROUPS): biqa-default v6 adds 100 low-key, 100
-# rendered-graphic and 100 mild-distortion groups, biqa-fast v4 the first two; biqa-default v5 was v6's recipe without
-# the mild ones (--mild-groups 0 --no-ship), v4 without any (--low-key-groups 0 --graphic-groups 0 --mild-groups 0
-# --no-ship); other counts make a candidate (--no-ship)
+# adds to the 400 plain ones (biqa.recipe.SHIPPED_EXTRA_GROUPS): biqa-default v6 and biqa-fast v5 add 100 low-key, 100
+# rendered-graphic and 100 mild-distortion groups; biqa-default v5 and biqa-fast v4 were their recipes without the
+# mild ones (--mild-groups 0 --no-ship), biqa-default v4 without any (--low-key-groups 0 --graphic-groups 0
+# --mild-groups 0 --no-ship); other counts make a candidate (--no-ship)
 SHIPPED_GROUPS = {SHIPPED_PRESETS[name]: dict(groups) for name, groups in SHIPPED_EXTRA_GROUPS.items()}
 REFERENCE_WORDS = {"low_key": "whose reference is first darkened (low-key, half also smoothed)",
                    "plain": "whose reference is first made plain (texture flattened)",
@@ -67,7 +67,7 @@ CREDIT = ("LIVE In the Wild Image Quality Challenge Database (D. Ghadiyaram and 
           "the 880 of its 1,162 photos present in ../shared. Its copyright notice (the database's README.txt) "
           "travels with every copy of the database; these weights contain none of its images (a kernel head holds "
           "pooled backbone statistics of each photo (biqa-default: 1,024 of Lite0's and 1,120 of Lite2's; biqa-fast "
-          "v4: 1,568 of Lite0's; with the noise floor, 4 noise estimates), from which "
+          "v5: 1,568 of Lite0's; with the noise floor, 4 noise estimates), from which "
           "the photo cannot be rebuilt).")
 
 
@@ -85,13 +85,13 @@ def main(argv=None) -> int:
                     help="the frozen features (default: --name's shipped ones): Lite0's 1,024 statistics, a classical "
                          "noise floor (biqa.noisefloor) and Lite2's 1,120 statistics (lite02-mln-linear: biqa-default "
                          "v4 to v6); Lite0's 7 block groups (1,568 statistics) and the noise floor (lite0-mlbn-linear: "
-                         "biqa-fast v4); Lite0's 5 stages and the noise floor (lite0-mln-linear: biqa-fast v3); Lite0's "
-                         "statistics alone (lite0-ml-linear: v3 before the noise floor); all 7 block groups of both "
-                         "backbones (lite02-mlbn-linear: a v5 candidate, not shipped). A preset that is not --name's "
-                         "shipped one needs --no-ship")
+                         "biqa-fast v4, v5); Lite0's 5 stages and the noise floor (lite0-mln-linear: biqa-fast v3); "
+                         "Lite0's statistics alone (lite0-ml-linear: v3 before the noise floor); all 7 block groups "
+                         "of both backbones (lite02-mlbn-linear: a v5 candidate, not shipped). A preset that is not "
+                         "--name's shipped one needs --no-ship")
     ap.add_argument("--name", default=DEFAULT_MODEL, choices=list(TRAINED_MODELS),
                     help="the bundled model it ships as: biqa/weights/NAME.safetensors (biqa-default: v6; biqa-fast: "
-                         "v4, EfficientNet-Lite0 alone)")
+                         "v5, EfficientNet-Lite0 alone)")
     ap.add_argument("--out", default=None, help="run folder (default: runs/NAME)")
     ap.add_argument("--groups", type=int, default=400, help="training ranking groups (6 images each)")
     ap.add_argument("--val-groups", type=int, default=60, help="ranking groups of the validation photos")
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
                              f"({WHERE[r]}), and the same share of validation groups (default: the "
                              "preset's shipped count, SHIPPED_GROUPS: "
                              f"{SHIPPED_EXTRA_GROUPS['biqa-default'].get(r, 0)} for biqa-default v6, "
-                             f"{SHIPPED_EXTRA_GROUPS['biqa-fast'].get(r, 0)} for biqa-fast v4, 0 for other "
+                             f"{SHIPPED_EXTRA_GROUPS['biqa-fast'].get(r, 0)} for biqa-fast v5, 0 for other "
                              "presets; another count makes a candidate: needs --no-ship)")
     ap.add_argument("--pristine", default=None, metavar="DIR",
                     help="also draw ranking groups from the photos of `biqa data pristine --out DIR` "

@@ -42,7 +42,8 @@ def test_another_preset_than_the_names_is_not_shipped_over_the_bundled_model(tdm
 
 @pytest.mark.parametrize("args", [["--low-key-groups", "50"], ["--graphic-groups", "0"], ["--plain-groups", "100"],
                                   ["--mild-groups", "50"], ["--mild-groups", "0"],
-                                  ["--name", FAST_MODEL, "--graphic-groups", "50"]])
+                                  ["--name", FAST_MODEL, "--graphic-groups", "50"],
+                                  ["--name", FAST_MODEL, "--mild-groups", "0"]])
 def test_other_reference_groups_than_the_shipped_recipes_are_a_candidate(tdm, capsys, tmp_path, args):
     weights = TRAINED_MODELS[FAST_MODEL if FAST_MODEL in args else DEFAULT_MODEL]
     before = weights.stat().st_mtime_ns
@@ -52,10 +53,10 @@ def test_other_reference_groups_than_the_shipped_recipes_are_a_candidate(tdm, ca
 
 
 def test_the_bundled_models_were_trained_with_their_presets_shipped_groups(tdm):
-    """biqa-default v6 and biqa-fast v4 add 100 low-key and 100 rendered-graphic ranking groups each, v6 also 100 of
-    mild distortions; the bundled files' metadata says so, and their reproduce commands need no group or preset flags."""
+    """biqa-default v6 and biqa-fast v5 add 100 low-key, 100 rendered-graphic and 100 mild-distortion ranking groups
+    each; the bundled files' metadata says so, and their reproduce commands need no group or preset flags."""
     assert tdm.SHIPPED_GROUPS == {"lite02-mln-linear": {"low_key": 100, "graphic": 100, "mild": 100},
-                                  "lite0-mlbn-linear": {"low_key": 100, "graphic": 100}}
+                                  "lite0-mlbn-linear": {"low_key": 100, "graphic": 100, "mild": 100}}
     for name, path in TRAINED_MODELS.items():
         meta = json.loads(path.with_suffix(".json").read_text())
         shipped = tdm.SHIPPED_GROUPS.get(meta["recipe"]["features"], {})
