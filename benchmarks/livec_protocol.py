@@ -76,7 +76,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from biqa.probe import FeatureExtractor, cached_path_features  # noqa: E402
-from biqa.recipe import (NOISE_FEATURES, SHIPPED_EXTRA_GROUPS, SHIPPED_REFERENCE_GROUPS, add_reference_groups,  # noqa: E402
+from biqa.recipe import (NOISE_FEATURES, SHIPPED_MILD_GROUPS, SHIPPED_REFERENCE_GROUPS, add_reference_groups,  # noqa: E402
                          build_ranking_set, ensure_livec, feature_cache_dir, fit_recipe, pristine_files,
                          ranking_sources, select_params)
 sys.path.insert(0, str(HERE))
@@ -114,7 +114,7 @@ FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-
 # variant -> ((kind of groups, training groups added), ...) in the order scripts/train_default_model.py adds
 # them (biqa.recipe.add_reference_groups); the shipped recipes' low-key and graphic groups are SHIPPED
 SHIPPED = tuple(SHIPPED_REFERENCE_GROUPS.items())  # biqa-default v5's and biqa-fast v4's
-V6 = tuple(SHIPPED_EXTRA_GROUPS["biqa-default"].items())  # biqa-default v6's and biqa-fast v5's: SHIPPED + mild
+V6 = tuple(SHIPPED_MILD_GROUPS.items())  # biqa-default v6's and biqa-fast v5's: SHIPPED + mild
 EXTRA_GROUPS = {"recipe-lite02-noise-kernel-lowkey": (("low_key", 100),),
                 "recipe-lite02-noise-kernel-plain": (("plain", 100),),
                 "recipe-lite02-noise-kernel-graphic": (("graphic", 100),),

@@ -193,10 +193,9 @@ def implementations() -> dict[str, str]:
 def apply(impl: str, img: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
     """Implementation ``impl`` (a name in :func:`implementations` or :data:`MILD_VARIANTS`) at fractional
     level ``t`` on a uint8 RGB image."""
-    if impl in PIL_VARIANTS:
-        return PIL_VARIANTS[impl][1](img, t, rng)
-    if impl in MILD_VARIANTS:
-        return MILD_VARIANTS[impl][1](img, t, rng)
+    variant = PIL_VARIANTS.get(impl) or MILD_VARIANTS.get(impl)  # (family, fn) of a hand-written implementation
+    if variant is not None:
+        return variant[1](img, t, rng)
     key = impl[len("synth_"):]
     d = DISTORTIONS[key]
     x = img.astype(np.float32) / 255.0
@@ -334,7 +333,7 @@ def ranking_groups(sources: Sequence[tuple[str, np.ndarray]], n_groups: int, *, 
     rng = np.random.default_rng(seed)
     table = implementations()
     impls = list(impls or table)
-    table.update((k, f) for k, (f, _) in MILD_VARIANTS.items())
+    table.update((k, family) for k, (family, _) in MILD_VARIANTS.items())  # drawn only when named in impls
     families = sorted({table[i] for i in impls})
     groups = []
     for _ in range(n_groups):
