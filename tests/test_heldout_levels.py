@@ -323,3 +323,28 @@ def test_desktop_set_renders_the_packaged_svgs(hl, img, tmp_path, monkeypatch):
     src = pd.read_csv(tmp_path / "photos" / "SOURCES.csv")
     assert set(src["package"]) == {"desktop-base"} and set(src["width"]) == {40}
     assert src["source"].str.endswith("/wallpaper/contents/images/1920x1080.svg").all()
+
+
+@pytest.mark.skipif(__import__("shutil").which("dpkg-deb") is None, reason="needs dpkg-deb (Debian)")
+def test_plasma_set_is_the_themes_training_never_saw(hl, img, tmp_path, monkeypatch):
+    """The plasma set: one PNG per plasma-workspace-wallpapers theme that ../shared does not hold, read from the
+    .deb as apt-get names it (an epoch's colon written %3a)."""
+    themes = [Path(m).parts[0] for _, m in hl.PLASMA_PHOTOS]
+    assert len(themes) == 19
+    if hl.PHOTOS_DIR.is_dir():  # ../shared beside the checkout
+        shared = {p.stem.split("__")[1] for p in hl.PHOTOS_DIR.glob("plasma-workspace-wallpapers__*.png")}
+        assert len(shared) == 11 and not set(themes) & shared
+    code = "\n".join(p.read_text() for p in (ROOT / "biqa").rglob("*.py"))
+    for theme in themes:  # no training or selection code names them (as a shared photo or a package path)
+        assert f"plasma-workspace-wallpapers__{theme}" not in code and f"{theme}/contents" not in code, theme
+    debs = _fake_deb(tmp_path, "plasma-workspace-wallpapers", img)
+    (deb,) = debs.glob("*.deb")
+    deb.rename(deb.with_name(deb.name.replace(":", "%3a")))  # what apt-get download writes
+    monkeypatch.setattr(hl, "download_debs", lambda *a: pytest.fail("the local .deb must be used"))
+    stems = hl.fetch_packaged(tmp_path / "photos", "plasma", None, debs)
+    assert stems == [f"plasma__{t}" for t in themes]
+    got = hl.read_rgb(tmp_path / "photos" / "plasma__Altai.png")  # member 0, a PNG: the pixels
+    np.testing.assert_array_equal(got, img)
+    src = pd.read_csv(tmp_path / "photos" / "SOURCES.csv")
+    assert set(src["package"]) == {"plasma-workspace-wallpapers"} and set(src["version"]) == {"4:5.27.5-2"}
+    assert sorted(src["file"]) == sorted(f"{s}.png" for s in stems)
