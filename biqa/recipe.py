@@ -96,19 +96,24 @@ class RankingSet:
     photo: list[str]              # per group
     impl: list[str]               # per group
     family: list[str]             # per group
+    kind: list[str] | None = None  # per group: "photo" or a kind of biqa.synth.ranking.GROUP_KINDS (None: all "photo")
 
     @property
     def n_groups(self) -> int:
         return len(self.photo)
 
+    @property
+    def kinds(self) -> list[str]:
+        return list(self.kind) if self.kind is not None else ["photo"] * self.n_groups
+
     @classmethod
     def concat(cls, *sets: "RankingSet") -> "RankingSet":
-        """One set holding the groups of ``sets`` in turn (pairs re-indexed)."""
+        """One set holding the groups of ``sets`` in turn (within-group pairs re-made; cross pairs are not kept)."""
         from .synth.ranking import group_pairs
 
         return cls(np.concatenate([r.X for r in sets]), group_pairs(sum(r.n_groups for r in sets)),
                    [p for r in sets for p in r.photo], [i for r in sets for i in r.impl],
-                   [f for r in sets for f in r.family])
+                   [f for r in sets for f in r.family], [k for r in sets for k in r.kinds])
 
     def pair_features(self) -> tuple[np.ndarray, np.ndarray]:
         return self.X[self.pairs[:, 0]], self.X[self.pairs[:, 1]]
@@ -185,7 +190,7 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
         z = np.load(cache, allow_pickle=False)
         if str(z["key"]) == key:
             return RankingSet(z["X"], group_pairs(len(z["photo"])), z["photo"].tolist(), z["impl"].tolist(),
-                              z["family"].tolist())
+                              z["family"].tolist(), [reference or "photo"] * len(z["photo"]))
     extractor = extractor or FeatureExtractor()
     rng = np.random.default_rng(seed)
     sources = load_sources(photos, originals, rng)
@@ -202,7 +207,7 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
             family.append(g.family)
         bar.update(len(groups))
     bar.close()
-    rs = RankingSet(np.concatenate(X), group_pairs(len(photo)), photo, impl, family)
+    rs = RankingSet(np.concatenate(X), group_pairs(len(photo)), photo, impl, family, [reference or "photo"] * len(photo))
     if cache is not None:
         save_npz_atomic(cache, key=np.array(key), X=rs.X, photo=np.array(photo), impl=np.array(impl),
                         family=np.array(family))
@@ -238,6 +243,44 @@ def add_reference_groups(ranking: RankingSet, rank_val: RankingSet, train_source
     extra_val = build_ranking_set(*val_sources, n_val, seed=val_seed, extractor=extractor, reference=reference,
                                   cache=cache_dir / f"{tag}rank_val_{reference}_{n_val}.npz", progress=progress)
     return RankingSet.concat(ranking, extra), RankingSet.concat(rank_val, extra_val)
+
+
+# Cross-group pairs (with_cross_pairs): whose references are ranked above heavy levels of other groups, and whose heavy
+# levels they are ranked above. Low-key references are left out of the first (a darkened photo is itself
+# under-exposed), mild groups out of the second (their level 5 is still mild).
+CROSS_BETTER = ("photo", "graphic", "mild")
+CROSS_WORSE = ("photo", "graphic", "low_key")
+CROSS_LEVELS = (4, 5)
+
+
+def cross_pairs(ranking: RankingSet, partners: int = 2, *, seed: int = 0, levels: Sequence[int] = CROSS_LEVELS,
+                better: Sequence[str] = CROSS_BETTER, worse: Sequence[str] = CROSS_WORSE) -> np.ndarray:
+    """(better, worse) row pairs across groups: the reference of every group of a kind in ``better`` above the
+    images at ``levels`` of ``partners`` other groups, drawn at random (without replacement) among the kinds in
+    ``worse``. Says that a clean image, whatever its content, is better than a heavily degraded one, which
+    within-group pairs never say. Deterministic for a given ``seed``; ``[0, 2]`` when no pair can be made."""
+    from .synth.ranking import LEVELS
+
+    size = LEVELS + 1
+    kinds = ranking.kinds
+    tops = [g for g, k in enumerate(kinds) if k in better]
+    pool = np.array([g for g, k in enumerate(kinds) if k in worse], dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    out = []
+    for g in tops:
+        others = pool[pool != g]
+        if partners <= 0 or len(others) == 0:
+            continue
+        for h in rng.choice(others, size=min(partners, len(others)), replace=False):
+            out += [(g * size, int(h) * size + lv) for lv in levels]
+    return np.asarray(out, dtype=np.int64).reshape(-1, 2)
+
+
+def with_cross_pairs(ranking: RankingSet, partners: int = 2, *, seed: int = 0) -> RankingSet:
+    """``ranking`` with :func:`cross_pairs` appended to its pairs (``partners`` 0: ``ranking`` itself)."""
+    if partners <= 0:
+        return ranking
+    return replace(ranking, pairs=np.concatenate([ranking.pairs, cross_pairs(ranking, partners, seed=seed)]))
 
 
 @dataclass

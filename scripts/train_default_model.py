@@ -103,6 +103,10 @@ def main(argv=None) -> int:
                              f"{SHIPPED_EXTRA_GROUPS['biqa-default'].get(r, 0)} for biqa-default v6, "
                              f"{SHIPPED_EXTRA_GROUPS['biqa-fast'].get(r, 0)} for biqa-fast v5, 0 for other "
                              "presets; another count makes a candidate: needs --no-ship)")
+    ap.add_argument("--cross-pairs", type=int, default=0, metavar="K",
+                    help="a candidate (with --no-ship): rank the reference of every plain, graphic and mild ranking "
+                         "group above levels 4 and 5 of K other groups (biqa.recipe.with_cross_pairs); 0: none, "
+                         "as the shipped recipes")
     ap.add_argument("--pristine", default=None, metavar="DIR",
                     help="also draw ranking groups from the photos of `biqa data pristine --out DIR` "
                          "(15 enlightenment-data photographs: dark, foggy and smooth scenes)")
@@ -119,9 +123,9 @@ def main(argv=None) -> int:
     shipped_groups = {r: SHIPPED_GROUPS.get(a.feature_preset, {}).get(r, 0) for r in REFERENCE_SEEDS}
     asked = {r: getattr(a, f"{r}_groups") for r in REFERENCE_SEEDS}
     extra_groups = {r: shipped_groups[r] if n is None else n for r, n in asked.items()}
-    if extra_groups != shipped_groups and not a.no_ship:
+    if (extra_groups != shipped_groups or a.cross_pairs) and not a.no_ship:
         flags = ", ".join(f"--{r.replace('_', '-')}-groups" for r in REFERENCE_SEEDS)
-        print(f"these {flags} make a candidate, not the shipped recipe "
+        print(f"these {flags} (or --cross-pairs) make a candidate, not the shipped recipe "
               f"of {a.feature_preset} ({', '.join(f'{r}: {n}' for r, n in shipped_groups.items())}; "
               "docs/default_model.md): add --no-ship", file=sys.stderr)
         return 2
@@ -131,7 +135,7 @@ def main(argv=None) -> int:
     from biqa.models import backbone_names, get_preset
     from biqa.probe import FeatureExtractor, cached_path_features, save_linear_checkpoint
     from biqa.recipe import (add_reference_groups, build_ranking_set, ensure_livec, feature_cache_dir, fit_recipe,
-                             pristine_files, ranking_sources, select_params)
+                             pristine_files, ranking_sources, select_params, with_cross_pairs)
 
     t0 = time.time()
     records, out = Path(a.records), Path(a.out or ROOT / "runs" / a.name)
@@ -159,8 +163,9 @@ def main(argv=None) -> int:
         if n:
             ranking, rank_val = add_reference_groups(ranking, rank_val, (photos, originals), (vphotos, voriginals),
                                                      n, reference=reference, extractor=fx, cache_dir=feats)
-    print(f"features: {len(df)} LIVE Challenge photos, {ranking.n_groups} + {rank_val.n_groups} ranking groups "
-          f"({time.time() - t0:.0f} s)")
+    ranking = with_cross_pairs(ranking, a.cross_pairs)
+    print(f"features: {len(df)} LIVE Challenge photos, {ranking.n_groups} + {rank_val.n_groups} ranking groups, "
+          f"{len(ranking.pairs)} training pairs ({time.time() - t0:.0f} s)")
     params, rep = select_params(X, z, ranking, rank_val, seed=0, kernel=not a.no_kernel)
     head = fit_recipe(X, z, ranking, params)
     print(f"chosen: alpha {params.alpha:g}, ranking weight {params.rank_weight:g}, margin {params.margin:g}, "
@@ -191,11 +196,13 @@ def main(argv=None) -> int:
                                            else f" --feature-preset {a.feature_preset}")
                                         + ("" if a.name == DEFAULT_MODEL else f" --name {a.name}")
                                         + "".join(f" --{r.replace('_', '-')}-groups {n}"
-                                                  for r, n in extra_groups.items() if n != shipped_groups[r]),
+                                                  for r, n in extra_groups.items() if n != shipped_groups[r])
+                                        + (f" --cross-pairs {a.cross_pairs}" if a.cross_pairs else ""),
         "recipe": {"features": a.feature_preset, "alpha": params.alpha, "rank_weight": params.rank_weight, "margin": params.margin,
                    "residual_weight": params.residual_weight, "residual_lam": params.residual_lam,
                    "kernel_gamma": params.kernel_gamma, "kernel_lam": params.kernel_lam,
                    "ranking_groups": ranking.n_groups, "extra_groups": extra_groups,
+                   **({"cross_pairs": a.cross_pairs} if a.cross_pairs else {}),
                    "ranking_photos": [p.stem for p in photos],
                    "ranking_originals": [p.stem for p in originals], "selection": rep},
     }

@@ -111,5 +111,9 @@ def test_kernel_variants_fit_the_kernel_term(protocol):
                            "recipe-lite02-noise-kernel-graphic", "recipe-lite02-noise-kernel-graphic50",
                            "recipe-lite02-noise-kernel-graphic-lowkey", "recipe-blocks-noise-kernel-graphic-lowkey",
                            "recipe-noise-kernel-graphic-lowkey", "recipe-lite02-noise-kernel-graphic-lowkey-mild",
-                           "recipe-blocks-noise-kernel-graphic-lowkey-mild"}
+                           "recipe-blocks-noise-kernel-graphic-lowkey-mild",
+                           "recipe-lite02-noise-kernel-graphic-lowkey-mild-cross"}
     assert set(protocol.EXTRA_GROUPS) <= with_kernel
+    # the cross-pair candidate: v6's groups and features, on request only
+    assert set(protocol.CROSS_PAIRS) == {"recipe-lite02-noise-kernel-graphic-lowkey-mild-cross"}
+    assert all(protocol.EXTRA_GROUPS[v] == protocol.V6 and v in protocol.ON_REQUEST for v in protocol.CROSS_PAIRS)

@@ -43,7 +43,7 @@ def test_another_preset_than_the_names_is_not_shipped_over_the_bundled_model(tdm
 @pytest.mark.parametrize("args", [["--low-key-groups", "50"], ["--graphic-groups", "0"], ["--plain-groups", "100"],
                                   ["--mild-groups", "50"], ["--mild-groups", "0"],
                                   ["--name", FAST_MODEL, "--graphic-groups", "50"],
-                                  ["--name", FAST_MODEL, "--mild-groups", "0"]])
+                                  ["--name", FAST_MODEL, "--mild-groups", "0"], ["--cross-pairs", "2"]])
 def test_other_reference_groups_than_the_shipped_recipes_are_a_candidate(tdm, capsys, tmp_path, args):
     weights = TRAINED_MODELS[FAST_MODEL if FAST_MODEL in args else DEFAULT_MODEL]
     before = weights.stat().st_mtime_ns
