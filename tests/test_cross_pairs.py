@@ -97,3 +97,17 @@ def test_cross_content_refuses_unknown_sets(args, capsys):
     with pytest.raises(SystemExit):
         cc.main(["--model", "biqa-default", *args])
     assert "unknown set" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not load_benchmark("heldout_levels").PHOTOS_DIR.is_dir(), reason="needs ../shared's photos")
+def test_cross_content_quick_run(tmp_path, monkeypatch):
+    """The smoke run end to end: 3 photos at short side 256, the bundled fast model."""
+    import pandas as pd
+
+    cc = load_benchmark("cross_content")
+    monkeypatch.chdir(tmp_path)  # the quick set is built under ./data
+    assert cc.main(["--quick", "--model", "biqa-fast", "--out", str(tmp_path / "cc.csv")]) == 0
+    (row,) = pd.read_csv(tmp_path / "cc.csv").to_dict("records")
+    # 3 references, each against the 2 other photos' 6 families x levels 4 and 5
+    assert (row["set"], row["n_refs"], row["n_pairs"]) == ("shared", 3, 3 * 2 * 6 * 2)
+    assert row["clean_above_heavy"] > 0.75 and row["ref_median"] > row["heavy_median"]
