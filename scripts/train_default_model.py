@@ -104,9 +104,9 @@ def main(argv=None) -> int:
                              f"{SHIPPED_EXTRA_GROUPS['biqa-fast'].get(r, 0)} for biqa-fast v5, 0 for other "
                              "presets; another count makes a candidate: needs --no-ship)")
     ap.add_argument("--cross-pairs", type=int, default=0, metavar="K",
-                    help="a candidate (with --no-ship): rank the reference of every plain, graphic and mild ranking "
-                         "group above levels 4 and 5 of K other groups (biqa.recipe.with_cross_pairs); 0: none, "
-                         "as the shipped recipes")
+                    help="a candidate (with --no-ship): rank the reference of every ordinary (photo-crop), graphic "
+                         "and mild ranking group above levels 4 and 5 of K other groups (biqa.recipe.with_cross_pairs); "
+                         "0: none, as the shipped recipes")
     ap.add_argument("--pristine", default=None, metavar="DIR",
                     help="also draw ranking groups from the photos of `biqa data pristine --out DIR` "
                          "(15 enlightenment-data photographs: dark, foggy and smooth scenes)")
@@ -114,6 +114,8 @@ def main(argv=None) -> int:
                     help="no Gaussian-kernel term beside the linear head (the head of v3's releases before it)")
     ap.add_argument("--no-ship", action="store_true", help="do not overwrite biqa/weights/NAME.safetensors")
     a = ap.parse_args(argv)
+    if a.cross_pairs < 0:
+        ap.error("--cross-pairs is a count of other groups: 0 or more")
     a.feature_preset = a.feature_preset or SHIPPED_PRESETS[a.name]
     if a.feature_preset != SHIPPED_PRESETS[a.name] and not a.no_ship:
         print(f"--feature-preset {a.feature_preset} makes a candidate or an earlier version, not shipped as {a.name} "
