@@ -75,13 +75,13 @@ def main(argv=None) -> int:
     items = pd.DataFrame(items, columns=["set", "photo", "level", "path"])
     print(f"{int((items['level'] == 0).sum())} clean references of {len(sets)} sets, "
           f"{int((items['level'] > 0).sum())} heavy images (levels {HEAVY}) of {', '.join(pool)}")
+    heavy = (items["level"] > 0).to_numpy()
+    refs = {s: ((items["set"] == s) & (items["level"] == 0)).to_numpy() for s in sets}
     rows = []
     for model in a.model:
         res = biqa.load(model).score(items["path"].tolist(), progress=True)
         sc = pd.to_numeric(res["score"], errors="coerce").to_numpy(float)
-        heavy = (items["level"] > 0).to_numpy()
-        for s in sets:
-            ref = ((items["set"] == s) & (items["level"] == 0)).to_numpy()
+        for s, ref in refs.items():
             share, n = clean_above_heavy(sc[ref], items.loc[ref, "photo"], sc[heavy], items.loc[heavy, "photo"])
             rows.append({"model": model, "set": s, "clean_above_heavy": share, "n_refs": int(ref.sum()), "n_pairs": n,
                          "ref_median": float(np.nanmedian(sc[ref])), "heavy_median": float(np.nanmedian(sc[heavy]))})

@@ -186,11 +186,12 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
     if reference is not None:  # absent otherwise, so that the caches made before it stay valid
         spec["reference"] = reference
     key = json.dumps(spec, sort_keys=True)
+    kind = reference or "photo"  # every group's kind (RankingSet.kind)
     if cache is not None and Path(cache).is_file():
         z = np.load(cache, allow_pickle=False)
         if str(z["key"]) == key:
             return RankingSet(z["X"], group_pairs(len(z["photo"])), z["photo"].tolist(), z["impl"].tolist(),
-                              z["family"].tolist(), [reference or "photo"] * len(z["photo"]))
+                              z["family"].tolist(), [kind] * len(z["photo"]))
     extractor = extractor or FeatureExtractor()
     rng = np.random.default_rng(seed)
     sources = load_sources(photos, originals, rng)
@@ -207,7 +208,7 @@ def build_ranking_set(photos: Sequence[Path], originals: Sequence[Path], n_group
             family.append(g.family)
         bar.update(len(groups))
     bar.close()
-    rs = RankingSet(np.concatenate(X), group_pairs(len(photo)), photo, impl, family, [reference or "photo"] * len(photo))
+    rs = RankingSet(np.concatenate(X), group_pairs(len(photo)), photo, impl, family, [kind] * len(photo))
     if cache is not None:
         save_npz_atomic(cache, key=np.array(key), X=rs.X, photo=np.array(photo), impl=np.array(impl),
                         family=np.array(family))
